@@ -1,0 +1,569 @@
+// fastmlp._core: the only file that knows about Python. For every call it checks dtypes,
+// shapes and contiguity with the GIL held (never converting, so no hidden copy can swallow an
+// in-place update), releases the GIL, runs a plain C++ kernel from fastmlp/*.hpp, and maps
+// errors to Python: std::invalid_argument -> ValueError, wrong dtype -> TypeError.
+// User-facing validation and friendly messages live in the Python package, not here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastmlp/activations.hpp"
+#include "fastmlp/dense.hpp"
+#include "fastmlp/mlp.hpp"
+#include "fastmlp/parallel.hpp"
+#include "fastmlp/sgd.hpp"
+#include "fastmlp/softmax_xent.hpp"
+
+namespace py = pybind11;
+using fastmlp::Activation;
+using std::int64_t;
+
+namespace {
+
+// ---------------------------------------------------------------- argument checking
+
+Activation parse_activation(const std::string& name) {
+    if (name == "identity") return Activation::identity;
+    if (name == "relu") return Activation::relu;
+    if (name == "tanh") return Activation::tanh;
+    if (name == "sigmoid") return Activation::sigmoid;
+    throw std::invalid_argument("unknown activation '" + name +
+                                "'; expected one of 'identity', 'relu', 'tanh', 'sigmoid'");
+}
+
+std::string shape_str(const py::array& a) {
+    std::ostringstream s;
+    s << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+    s << (a.ndim() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+template <class T>
+const char* dtype_name() {
+    return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+// The array behind `obj` if it is exactly an ndarray of dtype E, C-contiguous, with ndim
+// dimensions; `shape` entries < 0 are free. Never converts.
+template <class E>
+py::array checked(py::handle obj, const char* name, std::vector<int64_t> shape, bool writable = false) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(name) + " must be a NumPy array");
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<E>()))
+        throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<E>())) +
+                             ", got " + std::string(py::str(a.dtype())));
+    if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
+        throw std::invalid_argument(std::string(name) + " must have " + std::to_string(shape.size()) +
+                                    " dimension(s), got shape " + shape_str(a));
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        if (shape[i] >= 0 && a.shape(static_cast<py::ssize_t>(i)) != shape[i])
+            throw std::invalid_argument(std::string(name) + " has shape " + shape_str(a) +
+                                        ", which does not fit (dimension " + std::to_string(i) + " must be " +
+                                        std::to_string(shape[i]) + ")");
+    if (!(a.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string(name) + " must be C-contiguous");
+    if (writable && !a.writeable()) throw std::invalid_argument(std::string(name) + " is not writeable");
+    return a;
+}
+
+template <class E>
+const E* cptr(const py::array& a) { return static_cast<const E*>(a.data()); }
+template <class E>
+E* mptr(py::array& a) { return static_cast<E*>(a.mutable_data()); }
+
+template <class T>
+py::array_t<T> new_array(std::vector<int64_t> shape) {
+    std::vector<py::ssize_t> s(shape.begin(), shape.end());
+    return py::array_t<T>(s);
+}
+
+// Targets of a batch: int64 labels (N,) checked to lie in [0, K), or T distributions (N, K).
+template <class T>
+struct CheckedTargets {
+    py::array keep;
+    fastmlp::Targets<T> view;
+};
+
+template <class T>
+CheckedTargets<T> check_targets(py::handle y, int64_t N, int64_t K) {
+    CheckedTargets<T> out;
+    if (!py::isinstance<py::array>(y)) throw py::type_error("y must be a NumPy array");
+    auto a = py::reinterpret_borrow<py::array>(y);
+    if (a.ndim() == 1) {
+        out.keep = checked<int64_t>(y, "y (labels)", {N});
+        const int64_t* l = cptr<int64_t>(out.keep);
+        for (int64_t i = 0; i < N; ++i)  // a bad label would index out of bounds: O(N), cheap
+            if (l[i] < 0 || l[i] >= K)
+                throw std::invalid_argument("label " + std::to_string(l[i]) + " at row " + std::to_string(i) +
+                                            " is outside [0, " + std::to_string(K) + ")");
+        out.view.labels = l;
+    } else {
+        out.keep = checked<T>(y, "y (targets)", {N, K});
+        out.view.dist = cptr<T>(out.keep);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- a network's parameters
+
+struct AnyWorkspace {
+    std::string dtype;
+    std::vector<int64_t> sizes;
+    int64_t max_batch;
+    std::unique_ptr<fastmlp::Workspace<float>> f32;
+    std::unique_ptr<fastmlp::Workspace<double>> f64;
+    std::mutex busy;  // one call at a time: the scratch buffers are shared state
+
+    AnyWorkspace(std::vector<int64_t> layer_sizes, int64_t batch, const std::string& dt)
+        : dtype(dt), sizes(layer_sizes), max_batch(batch) {
+        if (layer_sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
+        for (int64_t s : layer_sizes)
+            if (s < 1) throw std::invalid_argument("layer sizes must be >= 1");
+        if (batch < 1) throw std::invalid_argument("max_batch must be >= 1");
+        if (dt == "float32") f32 = std::make_unique<fastmlp::Workspace<float>>(layer_sizes, batch);
+        else if (dt == "float64") f64 = std::make_unique<fastmlp::Workspace<double>>(layer_sizes, batch);
+        else throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dt + "'");
+    }
+    template <class T>
+    fastmlp::Workspace<T>& get();
+};
+template <>
+fastmlp::Workspace<float>& AnyWorkspace::get<float>() { return *f32; }
+template <>
+fastmlp::Workspace<double>& AnyWorkspace::get<double>() { return *f64; }
+
+class WorkspaceLock {
+public:
+    explicit WorkspaceLock(AnyWorkspace& ws) : lock_(ws.busy, std::try_to_lock) {
+        if (!lock_.owns_lock())
+            throw std::runtime_error("this Workspace is in use by another thread; give each thread its own Trainer");
+    }
+private:
+    std::unique_lock<std::mutex> lock_;
+};
+
+template <class T>
+struct CheckedLayers {
+    std::vector<py::array> keep;  // holds the arrays while the GIL is released
+    std::vector<fastmlp::DenseLayer<T>> layers;
+};
+
+template <class T>
+CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, const py::list& biases,
+                              bool writable) {
+    const std::size_t L = ws.sizes.size() - 1;
+    if (weights.size() != L || biases.size() != L)
+        throw std::invalid_argument("expected " + std::to_string(L) + " weight matrices and bias vectors, got " +
+                                    std::to_string(weights.size()) + " and " + std::to_string(biases.size()));
+    CheckedLayers<T> out;
+    for (std::size_t k = 0; k < L; ++k) {
+        const std::string wn = "weights[" + std::to_string(k) + "]", bn = "biases[" + std::to_string(k) + "]";
+        py::array W = checked<T>(weights[k], wn.c_str(), {ws.sizes[k + 1], ws.sizes[k]}, writable);
+        py::array b = checked<T>(biases[k], bn.c_str(), {ws.sizes[k + 1]}, writable);
+        out.layers.push_back({static_cast<T*>(W.mutable_data()), static_cast<T*>(b.mutable_data()),
+                              ws.sizes[k], ws.sizes[k + 1]});
+        out.keep.push_back(W);
+        out.keep.push_back(b);
+    }
+    return out;
+}
+
+// Runs f.template operator()<T>() for the workspace's dtype.
+template <class F>
+auto with_dtype(const AnyWorkspace& ws, F&& f) {
+    if (ws.f32) return f(float{});
+    return f(double{});
+}
+
+// Polls for Ctrl-C between batches, at most every 20 ms, taking the GIL only then.
+class SignalPoll {
+public:
+    bool operator()() {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_ < std::chrono::milliseconds(20)) return false;
+        last_ = now;
+        py::gil_scoped_acquire gil;
+        interrupted_ = PyErr_CheckSignals() != 0;
+        return interrupted_;
+    }
+    // With the GIL held: turns a caught signal into the Python exception it raised.
+    void rethrow() const {
+        if (interrupted_) throw py::error_already_set();
+    }
+private:
+    std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+    bool interrupted_ = false;
+};
+
+// ---------------------------------------------------------------- single kernels (for tests and users)
+
+template <class T>
+void bind_kernels(py::module_& m) {
+    m.def("dense_forward",
+          [](py::array x_, py::array W_, py::array b_, const std::string& activation) {
+              const Activation g = parse_activation(activation);
+              py::array W = checked<T>(W_, "W", {-1, -1});
+              const int64_t OUT = W.shape(0), IN = W.shape(1);
+              py::array x = checked<T>(x_, "x", {-1, IN});
+              py::array b = checked<T>(b_, "b", {OUT});
+              const int64_t B = x.shape(0);
+              auto out = new_array<T>({B, OUT});
+              T* o = out.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g);
+              }
+              return out;
+          },
+          py::arg("x").noconvert(), py::arg("W").noconvert(), py::arg("b").noconvert(),
+          py::arg("activation") = "identity",
+          "g(x @ W.T + b) for x (B, IN), W (OUT, IN), b (OUT,); returns (B, OUT).");
+
+    m.def("activation_forward",
+          [](py::array a_, const std::string& activation) {
+              const Activation g = parse_activation(activation);
+              py::array a = checked<T>(a_, "a", {-1, -1});
+              auto h = new_array<T>({a.shape(0), a.shape(1)});
+              T* o = h.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::activation_forward(o, cptr<T>(a), a.size(), g);
+              }
+              return h;
+          },
+          py::arg("a").noconvert(), py::arg("activation"), "h = g(a), elementwise, for a (B, N).");
+
+    m.def("activation_backward",
+          [](py::array dh_, py::array h_, const std::string& activation) {
+              const Activation g = parse_activation(activation);
+              py::array dh = checked<T>(dh_, "dh", {-1, -1});
+              py::array h = checked<T>(h_, "h", {dh.shape(0), dh.shape(1)});
+              auto da = new_array<T>({dh.shape(0), dh.shape(1)});
+              T* o = da.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::activation_backward(o, cptr<T>(dh), cptr<T>(h), dh.size(), g);
+              }
+              return da;
+          },
+          py::arg("dh").noconvert(), py::arg("h").noconvert(), py::arg("activation"),
+          "da = dh * g'(a), with g' computed from h = g(a); all (B, N).");
+
+    m.def("softmax",
+          [](py::array a_) {
+              py::array a = checked<T>(a_, "logits", {-1, -1});
+              const int64_t B = a.shape(0), K = a.shape(1);
+              auto p = new_array<T>({B, K});
+              T* o = p.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::softmax_xent<T>(o, cptr<T>(a), nullptr, nullptr, B, K,
+                                           fastmlp::SoftmaxOutput::probabilities);
+              }
+              return p;
+          },
+          py::arg("logits").noconvert(), "Row-wise softmax of logits (B, K).");
+
+    m.def("softmax_xent_backward",
+          [](py::array a_, py::handle y_) {
+              py::array a = checked<T>(a_, "logits", {-1, -1});
+              const int64_t B = a.shape(0), K = a.shape(1);
+              CheckedTargets<T> y = check_targets<T>(y_, B, K);
+              auto d = new_array<T>({B, K});
+              T* o = d.mutable_data();
+              fastmlp::LossStats s;
+              {
+                  py::gil_scoped_release nogil;
+                  s = fastmlp::softmax_xent<T>(o, cptr<T>(a), y.view.labels, y.view.dist, B, K,
+                                               fastmlp::SoftmaxOutput::gradient);
+              }
+              return py::make_tuple(B ? s.loss_sum / static_cast<double>(B) : 0.0, d);
+          },
+          py::arg("logits").noconvert(), py::arg("y"),
+          "(mean cross-entropy, dlogits = (softmax(logits) - y) / B) for labels y (B,) int64 or targets (B, K).");
+
+    m.def("dense_backward_input",
+          [](py::array da_, py::array W_, py::object h_prev_, const std::string& activation) {
+              const Activation g = parse_activation(activation);
+              py::array W = checked<T>(W_, "W", {-1, -1});
+              const int64_t OUT = W.shape(0), IN = W.shape(1);
+              py::array da = checked<T>(da_, "da", {-1, OUT});
+              const int64_t B = da.shape(0);
+              py::array h_prev;
+              const T* hp = nullptr;
+              if (!h_prev_.is_none()) {
+                  h_prev = checked<T>(h_prev_, "h_prev", {B, IN});
+                  hp = cptr<T>(h_prev);
+              }
+              auto dh = new_array<T>({B, IN});
+              T* o = dh.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::dense_backward_input(o, cptr<T>(da), cptr<T>(W), hp, B, IN, OUT, g);
+              }
+              return dh;
+          },
+          py::arg("da").noconvert(), py::arg("W").noconvert(), py::arg("h_prev") = py::none(),
+          py::arg("activation") = "identity",
+          "dh = da @ W for da (B, OUT), W (OUT, IN); with h_prev (B, IN), returns dh * g'(h_prev) instead.");
+
+    m.def("dense_backward_params",
+          [](py::array da_, py::array h_) {
+              py::array da = checked<T>(da_, "da", {-1, -1});
+              const int64_t B = da.shape(0), OUT = da.shape(1);
+              py::array h = checked<T>(h_, "h_prev", {B, -1});
+              const int64_t IN = h.shape(1);
+              auto dW = new_array<T>({OUT, IN});
+              auto db = new_array<T>({OUT});
+              T* w = dW.mutable_data();
+              T* bb = db.mutable_data();
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::dense_backward_params(w, bb, cptr<T>(da), cptr<T>(h), B, IN, OUT);
+              }
+              return py::make_tuple(dW, db);
+          },
+          py::arg("da").noconvert(), py::arg("h_prev").noconvert(),
+          "(dW = da.T @ h_prev, db = da.sum(0)) for da (B, OUT), h_prev (B, IN).");
+
+    m.def("sgd_update",
+          [](py::array p_, py::array g_, double lr) {
+              py::array p = checked<T>(p_, "param", std::vector<int64_t>(static_cast<std::size_t>(p_.ndim()), -1), true);
+              std::vector<int64_t> shape(p.shape(), p.shape() + p.ndim());
+              py::array g = checked<T>(g_, "grad", shape);
+              if (p.data() == g.data() && p.size() > 0) throw std::invalid_argument("param and grad must not be the same array");
+              T* w = mptr<T>(p);
+              {
+                  py::gil_scoped_release nogil;
+                  fastmlp::sgd_update(w, cptr<T>(g), p.size(), static_cast<T>(lr));
+              }
+          },
+          py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("lr"),
+          "In place: param -= lr * grad.");
+}
+
+// ---------------------------------------------------------------- whole-network calls
+
+template <class T>
+py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases,
+                           Activation g, py::handle X_, py::handle y_, double lr) {
+    WorkspaceLock lock(ws);
+    auto L = check_layers<T>(ws, weights, biases, true);
+    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t B = X.shape(0);
+    if (B < 1 || B > ws.max_batch)
+        throw std::invalid_argument("batch of " + std::to_string(B) + " rows does not fit a workspace for 1.." +
+                                    std::to_string(ws.max_batch));
+    CheckedTargets<T> y = check_targets<T>(y_, B, ws.sizes.back());
+    fastmlp::LossStats s;
+    {
+        py::gil_scoped_release nogil;
+        s = fastmlp::train_batch(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, B, static_cast<T>(lr));
+    }
+    return py::make_tuple(s.loss_sum, s.n_correct);
+}
+
+template <class T>
+py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
+                           py::handle X_, py::handle y_, py::handle order_, int64_t batch_size, double lr) {
+    WorkspaceLock lock(ws);
+    auto L = check_layers<T>(ws, weights, biases, true);
+    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t N = X.shape(0);
+    if (batch_size < 1 || batch_size > ws.max_batch)
+        throw std::invalid_argument("batch_size " + std::to_string(batch_size) + " does not fit a workspace for 1.." +
+                                    std::to_string(ws.max_batch));
+    CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back());
+    py::array order;
+    const int64_t* ord = nullptr;
+    if (!order_.is_none()) {
+        order = checked<int64_t>(order_, "order", {N});
+        ord = cptr<int64_t>(order);
+        for (int64_t i = 0; i < N; ++i)
+            if (ord[i] < 0 || ord[i] >= N)
+                throw std::invalid_argument("order[" + std::to_string(i) + "] = " + std::to_string(ord[i]) +
+                                            " is outside [0, " + std::to_string(N) + ")");
+    }
+    SignalPoll poll;
+    fastmlp::EpochStats e;
+    {
+        py::gil_scoped_release nogil;
+        e = fastmlp::train_epoch(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, ord, N, batch_size,
+                                 static_cast<T>(lr), poll);
+    }
+    poll.rethrow();
+    return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen);
+}
+
+template <class T>
+py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
+                         py::handle X_, py::handle y_) {
+    WorkspaceLock lock(ws);
+    auto L = check_layers<T>(ws, weights, biases, false);
+    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t B = X.shape(0);
+    if (B < 1 || B > ws.max_batch)
+        throw std::invalid_argument("batch of " + std::to_string(B) + " rows does not fit a workspace for 1.." +
+                                    std::to_string(ws.max_batch));
+    CheckedTargets<T> y = check_targets<T>(y_, B, ws.sizes.back());
+    py::list grads;
+    std::vector<fastmlp::LayerGrads<T>> out;
+    for (std::size_t k = 0; k + 1 < ws.sizes.size(); ++k) {
+        auto dW = new_array<T>({ws.sizes[k + 1], ws.sizes[k]});
+        auto db = new_array<T>({ws.sizes[k + 1]});
+        out.push_back({dW.mutable_data(), db.mutable_data()});
+        grads.append(py::make_tuple(dW, db));
+    }
+    fastmlp::LossStats s;
+    {
+        py::gil_scoped_release nogil;
+        s = fastmlp::forward_backward(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, B, out, T(0));
+    }
+    return py::make_tuple(s.loss_sum, s.n_correct, grads);
+}
+
+template <class T>
+py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
+                        py::handle X_, py::handle y_, bool want_probs) {
+    WorkspaceLock lock(ws);
+    auto L = check_layers<T>(ws, weights, biases, false);
+    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t N = X.shape(0), K = ws.sizes.back();
+    CheckedTargets<T> y;
+    if (!y_.is_none()) y = check_targets<T>(y_, N, K);
+    py::object probs = py::none();
+    T* p = nullptr;
+    if (want_probs) {
+        auto a = new_array<T>({N, K});
+        p = a.mutable_data();
+        probs = a;
+    }
+    fastmlp::LossStats s;
+    {
+        py::gil_scoped_release nogil;
+        s = fastmlp::evaluate(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, N, p);
+    }
+    return py::make_tuple(s.loss_sum, s.n_correct, probs);
+}
+
+std::string simd_level() {
+#if defined(__AVX512F__)
+    return "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+    return "AVX2+FMA";
+#elif defined(__AVX__)
+    return "AVX";
+#elif defined(__SSE2__) || defined(_M_X64)
+    return "SSE2";
+#elif defined(__ARM_NEON)
+    return "NEON";
+#else
+    return "scalar";
+#endif
+}
+
+std::string compiler() {
+#if defined(__clang__)
+    return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+           std::to_string(__GNUC_PATCHLEVEL__);
+#elif defined(_MSC_VER)
+    return "msvc " + std::to_string(_MSC_VER);
+#else
+    return "unknown";
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastmlp's native kernels. Private: use the fastmlp package, which validates input.";
+    m.attr("__version__") = FASTMLP_VERSION;
+
+    bind_kernels<float>(m);
+    bind_kernels<double>(m);
+
+    py::class_<AnyWorkspace>(m, "Workspace",
+                             "Scratch buffers for batches of up to max_batch rows through a network of layer_sizes.")
+        .def(py::init<std::vector<int64_t>, int64_t, const std::string&>(), py::arg("layer_sizes"),
+             py::arg("max_batch"), py::arg("dtype"))
+        .def_readonly("layer_sizes", &AnyWorkspace::sizes)
+        .def_readonly("max_batch", &AnyWorkspace::max_batch)
+        .def_readonly("dtype", &AnyWorkspace::dtype);
+
+    m.def("train_batch",
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
+             py::handle y, double lr) {
+              const Activation g = parse_activation(act);
+              return with_dtype(ws, [&](auto t) { return train_batch_impl<decltype(t)>(ws, W, b, g, X, y, lr); });
+          },
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
+          py::arg("y"), py::arg("lr"),
+          "One SGD step on one batch, in place. Returns (summed loss before the step, correct count).");
+
+    m.def("train_epoch",
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
+             py::handle y, py::handle order, int64_t batch_size, double lr) {
+              const Activation g = parse_activation(act);
+              return with_dtype(ws, [&](auto t) {
+                  return train_epoch_impl<decltype(t)>(ws, W, b, g, X, y, order, batch_size, lr);
+              });
+          },
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
+          py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"),
+          "One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.\n"
+          "Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch.");
+
+    m.def("gradients",
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
+             py::handle y) {
+              const Activation g = parse_activation(act);
+              return with_dtype(ws, [&](auto t) { return gradients_impl<decltype(t)>(ws, W, b, g, X, y); });
+          },
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
+          py::arg("y"), "Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...]).");
+
+    m.def("evaluate",
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
+             py::handle y, bool want_probs) {
+              const Activation g = parse_activation(act);
+              return with_dtype(ws, [&](auto t) { return evaluate_impl<decltype(t)>(ws, W, b, g, X, y, want_probs); });
+          },
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
+          py::arg("y") = py::none(), py::arg("want_probs") = true,
+          "Forward pass in chunks of max_batch rows. Returns (summed loss, correct count, probabilities or None).");
+
+    m.def("set_num_threads",
+          [](int n) {
+              if (n < 1) throw std::invalid_argument("the number of threads must be >= 1, got " + std::to_string(n));
+              fastmlp::set_num_threads(n);
+          },
+          py::arg("n"));
+    m.def("get_num_threads", &fastmlp::get_num_threads);
+    m.def("build_info", []() {
+        py::dict d;
+        d["version"] = FASTMLP_VERSION;
+        d["compiler"] = compiler();
+        d["openmp"] = fastmlp::has_openmp();
+#ifdef _OPENMP
+        d["openmp_version"] = _OPENMP;
+#else
+        d["openmp_version"] = py::none();
+#endif
+        d["simd"] = simd_level();
+        d["max_threads"] = fastmlp::get_num_threads();
+        return d;
+    });
+}

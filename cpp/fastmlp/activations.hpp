@@ -1,0 +1,64 @@
+// Hidden-layer activations g and the Hadamard product with g' (the notes' step 4:
+// da = dh ⊙ g'(a)). g' is computed from the activation's output h, so the forward pass
+// keeps only h. The switch sits outside the loops: no per-element dispatch.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace fastmlp {
+
+enum class Activation : int { identity = 0, relu = 1, tanh = 2, sigmoid = 3 };
+
+// Logistic function without overflow: exp is only ever taken of a non-positive number.
+template <class T>
+inline T stable_sigmoid(T a) {
+    if (a >= T(0)) return T(1) / (T(1) + std::exp(-a));
+    const T e = std::exp(a);
+    return e / (T(1) + e);
+}
+
+// h = g(a), elementwise over n values.
+// a and h are (n,); h may alias a (the dense forward applies g in place on its output row).
+// Overwrites h. Serial: it runs inside a kernel's own parallel task.
+template <class T>
+void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
+    switch (g) {
+        case Activation::identity:
+            if (h != a)
+                for (std::int64_t i = 0; i < n; ++i) h[i] = a[i];
+            break;
+        case Activation::relu:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = a[i] > T(0) ? a[i] : T(0);
+            break;
+        case Activation::tanh:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = std::tanh(a[i]);
+            break;
+        case Activation::sigmoid:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = stable_sigmoid(a[i]);
+            break;
+    }
+}
+
+// da = dh ⊙ g'(a), with g' written in terms of h = g(a): relu 1[h>0], tanh 1-h², sigmoid h(1-h).
+// dh, h, da are (n,); da may alias dh. Overwrites da. Serial, as above.
+template <class T>
+void activation_backward(T* da, const T* dh, const T* h, std::int64_t n, Activation g) {
+    switch (g) {
+        case Activation::identity:
+            if (da != dh)
+                for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i];
+            break;
+        case Activation::relu:
+            for (std::int64_t i = 0; i < n; ++i) da[i] = h[i] > T(0) ? dh[i] : T(0);
+            break;
+        case Activation::tanh:
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * (T(1) - h[i] * h[i]);
+            break;
+        case Activation::sigmoid:
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * (h[i] * (T(1) - h[i]));
+            break;
+    }
+}
+
+}  // namespace fastmlp

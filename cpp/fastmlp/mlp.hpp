@@ -1,0 +1,201 @@
+// A whole network, layer after layer: the forward pass, the backward recurrence
+// (da_L -> dh_{k-1} -> da_{k-1}, dW_k, db_k), the SGD step and the epoch's batch loop.
+// The weights belong to the caller (NumPy arrays); this file owns only scratch memory,
+// allocated once in a Workspace and reused by every batch. No allocation inside a step.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "activations.hpp"
+#include "dense.hpp"
+#include "sgd.hpp"
+#include "softmax_xent.hpp"
+
+namespace fastmlp {
+
+// Views of one layer's parameters: W (n_out, n_in), b (n_out).
+template <class T>
+struct DenseLayer {
+    T* W;
+    T* b;
+    std::int64_t n_in, n_out;
+};
+
+// Where the gradients of one layer go (the Workspace's own buffers during training).
+template <class T>
+struct LayerGrads {
+    T* dW;
+    T* db;
+};
+
+// The targets of a batch: integer labels (B,) or distributions (B, K); exactly one is set.
+template <class T>
+struct Targets {
+    const std::int64_t* labels = nullptr;
+    const T* dist = nullptr;
+};
+
+// Scratch memory for batches of up to max_batch rows through a network of `sizes`
+// (sizes[0] inputs, sizes[L] classes).
+template <class T>
+struct Workspace {
+    std::vector<std::int64_t> sizes;
+    std::int64_t max_batch = 0;
+    std::vector<std::vector<T>> h;          // h[k] (max_batch, sizes[k]) for k = 1..L; h[L] holds the logits
+    std::vector<T> delta, delta_prev;       // da of the current layer and of the one below it
+    std::vector<std::vector<T>> dW, db;     // per-layer gradients for the training step
+    std::vector<T> x_batch;                 // rows gathered by a shuffled order
+    std::vector<T> target_batch;
+    std::vector<std::int64_t> label_batch;
+    std::vector<LayerGrads<T>> grads;       // views of dW, db handed to forward_backward
+
+    Workspace(const Workspace&) = delete;  // grads points into this object's own buffers
+    Workspace& operator=(const Workspace&) = delete;
+
+    Workspace(std::vector<std::int64_t> layer_sizes, std::int64_t batch)
+        : sizes(std::move(layer_sizes)), max_batch(batch) {
+        const std::size_t L = sizes.size() - 1;
+        const std::int64_t widest = *std::max_element(sizes.begin() + 1, sizes.end());
+        h.resize(L + 1);
+        dW.resize(L + 1);
+        db.resize(L + 1);
+        for (std::size_t k = 1; k <= L; ++k) {
+            h[k].resize(static_cast<std::size_t>(batch * sizes[k]));
+            dW[k].resize(static_cast<std::size_t>(sizes[k] * sizes[k - 1]));
+            db[k].resize(static_cast<std::size_t>(sizes[k]));
+        }
+        delta.resize(static_cast<std::size_t>(batch * widest));
+        delta_prev.resize(static_cast<std::size_t>(batch * widest));
+        x_batch.resize(static_cast<std::size_t>(batch * sizes[0]));
+        target_batch.resize(static_cast<std::size_t>(batch * sizes[L]));
+        label_batch.resize(static_cast<std::size_t>(batch));
+        for (std::size_t k = 1; k <= L; ++k) grads.push_back({dW[k].data(), db[k].data()});
+    }
+    std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
+};
+
+// h_k = g(h_{k-1} W_k^T + b_k) for k = 1..L (g = identity on the output layer) into ws.h.
+// X (B, sizes[0]) with B <= ws.max_batch. Returns the logits, (B, K), inside ws.
+template <class T>
+const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
+                      const T* X, std::int64_t B) {
+    const std::int64_t L = ws.n_layers();
+    const T* in = X;
+    for (std::int64_t k = 1; k <= L; ++k) {
+        const DenseLayer<T>& layer = layers[k - 1];
+        dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
+                      k < L ? g : Activation::identity);
+        in = ws.h[k].data();
+    }
+    return in;
+}
+
+// One forward and backward pass over a batch; writes every layer's gradient of the mean loss
+// into grads[k-1]. When lr > 0 it also takes the SGD step, layer by layer from the top:
+// dh_{k-1} = da_k W_k is computed before W_k changes, so the result equals computing all
+// gradients first and updating afterwards.
+template <class T>
+LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
+                           const T* X, const Targets<T>& y, std::int64_t B,
+                           const std::vector<LayerGrads<T>>& grads, T lr) {
+    const std::int64_t L = ws.n_layers();
+    const T* logits = forward_pass(ws, layers, g, X, B);
+    T* da = ws.delta.data();
+    T* da_below = ws.delta_prev.data();
+    const LossStats stats =
+        softmax_xent(da, logits, y.labels, y.dist, B, ws.sizes[L], SoftmaxOutput::gradient);  // da_L
+    for (std::int64_t k = L; k >= 1; --k) {
+        const DenseLayer<T>& layer = layers[k - 1];
+        const T* h_prev = k > 1 ? ws.h[k - 1].data() : X;
+        if (k > 1)  // da_{k-1} = (da_k W_k) ⊙ g'(h_{k-1}); nobody needs dX, so layer 1 skips it
+            dense_backward_input(da_below, da, layer.W, h_prev, B, layer.n_in, layer.n_out, g);
+        dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out);
+        if (lr > T(0)) {
+            sgd_update(layer.W, grads[k - 1].dW, layer.n_out * layer.n_in, lr);
+            sgd_update(layer.b, grads[k - 1].db, layer.n_out, lr);
+        }
+        std::swap(da, da_below);
+    }
+    return stats;
+}
+
+// One SGD step on one batch, gradients kept in the workspace. Returns the pre-update loss stats.
+template <class T>
+LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
+                      const T* X, const Targets<T>& y, std::int64_t B, T lr) {
+    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr);
+}
+
+struct EpochStats {
+    LossStats totals;
+    std::int64_t n_seen = 0;  // rows trained on; less than n_samples only when stopped early
+    bool stopped = false;
+};
+
+// One epoch of minibatch SGD: consecutive batches of `order` (or of the rows in order when
+// order is null), the last partial batch included. `should_stop()` is asked after each batch
+// (the caller decides how cheaply, e.g. by clock); a true answer ends the epoch there, with
+// the weights as left by the last completed batch.
+// X (N, sizes[0]); y labels (N,) or targets (N, K); order (N,) indices into [0, N) or null.
+template <class T, class StopCheck>
+EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
+                       const T* X, const Targets<T>& y, const std::int64_t* order, std::int64_t N,
+                       std::int64_t batch_size, T lr, StopCheck&& should_stop) {
+    const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
+    EpochStats epoch;
+    for (std::int64_t start = 0; start < N; start += batch_size) {
+        const std::int64_t B = std::min(batch_size, N - start);
+        const T* xb = X + start * IN;
+        Targets<T> yb;
+        if (order == nullptr) {
+            yb.labels = y.labels ? y.labels + start : nullptr;
+            yb.dist = y.dist ? y.dist + start * K : nullptr;
+        } else {  // gather the batch's rows; X itself is never copied whole
+            for (std::int64_t r = 0; r < B; ++r) {
+                const std::int64_t src = order[start + r];
+                std::memcpy(ws.x_batch.data() + r * IN, X + src * IN, sizeof(T) * IN);
+                if (y.labels) ws.label_batch[r] = y.labels[src];
+                if (y.dist) std::memcpy(ws.target_batch.data() + r * K, y.dist + src * K, sizeof(T) * K);
+            }
+            xb = ws.x_batch.data();
+            yb.labels = y.labels ? ws.label_batch.data() : nullptr;
+            yb.dist = y.dist ? ws.target_batch.data() : nullptr;
+        }
+        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr);
+        epoch.totals.loss_sum += s.loss_sum;
+        epoch.totals.n_correct += s.n_correct;
+        epoch.n_seen += B;
+        if (start + B < N && should_stop()) {
+            epoch.stopped = true;
+            break;
+        }
+    }
+    return epoch;
+}
+
+// Forward passes over N rows in chunks of ws.max_batch. With probs non-null, writes softmax
+// probabilities (N, K); with targets set, also returns the summed loss and correct count.
+// Rows never interact, so the chunking does not change a single bit of the results.
+template <class T>
+LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g, const T* X,
+                   const Targets<T>& y, std::int64_t N, T* probs) {
+    const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
+    LossStats totals;
+    for (std::int64_t start = 0; start < N; start += ws.max_batch) {
+        const std::int64_t B = std::min(ws.max_batch, N - start);
+        const T* logits = forward_pass(ws, layers, g, X + start * IN, B);
+        T* out = probs ? probs + start * K : ws.delta.data();
+        Targets<T> yb;
+        yb.labels = y.labels ? y.labels + start : nullptr;
+        yb.dist = y.dist ? y.dist + start * K : nullptr;
+        const LossStats s = softmax_xent(out, logits, yb.labels, yb.dist, B, K, SoftmaxOutput::probabilities);
+        totals.loss_sum += s.loss_sum;
+        totals.n_correct += s.n_correct;
+    }
+    return totals;
+}
+
+}  // namespace fastmlp

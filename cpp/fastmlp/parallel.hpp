@@ -1,0 +1,67 @@
+// Thread control for the kernels: one process-wide thread count and a static-schedule
+// parallel loop over independent tasks. Deliberately no reductions across threads: every
+// kernel gives each output element a single owner, so results never depend on the count.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastmlp {
+
+constexpr bool has_openmp() {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+namespace detail {
+// 0 means "not chosen yet": use the OpenMP default (OMP_NUM_THREADS or the core count).
+inline std::atomic<int>& requested_threads() {
+    static std::atomic<int> n{0};
+    return n;
+}
+}  // namespace detail
+
+inline int get_num_threads() {
+#ifdef _OPENMP
+    const int n = detail::requested_threads().load(std::memory_order_relaxed);
+    return n > 0 ? n : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// n >= 1; callers validate. A serial build keeps 1 whatever is asked.
+inline void set_num_threads(int n) { detail::requested_threads().store(n, std::memory_order_relaxed); }
+
+// Below this many multiply-adds a fork/join costs more than it saves (a few microseconds
+// per parallel region on this class of machine), so the loop stays on the calling thread.
+constexpr std::int64_t kMinWorkPerThread = 32 * 1024;
+
+// Calls task(t) for t in [0, n_tasks). `work` is the total multiply-add count, used only to
+// decide how many threads are worth waking. Tasks must write disjoint outputs.
+template <class Task>
+void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
+#ifdef _OPENMP
+    const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinWorkPerThread);
+    const int threads = static_cast<int>(
+        std::min<std::int64_t>({static_cast<std::int64_t>(get_num_threads()), n_tasks, by_work}));
+    if (threads > 1) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
+        return;
+    }
+#else
+    (void)work;
+#endif
+    for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
+}
+
+}  // namespace fastmlp

@@ -1,0 +1,61 @@
+"""fastmlp: train multi-layer perceptrons on the CPU.
+
+The hot loops of backpropagation run in C++ (``fastmlp._core``, OpenMP when built with it);
+this package validates input, owns the parameters as NumPy arrays and records training.
+``fastmlp.reference`` holds the same math in NumPy and in pure Python, as an oracle."""
+
+from __future__ import annotations
+
+import warnings
+
+from . import _core, datasets, reference
+from .network import ModelFileError, Network
+from .trainer import History, Trainer
+from ._validation import check_int
+
+__version__ = "0.1.0"
+
+if _core.__version__ != __version__:
+    raise ImportError(
+        f"fastmlp's compiled extension is version {_core.__version__} but the Python package is "
+        f"{__version__}: the build is stale; reinstall with `pip install .`")
+
+__all__ = [
+    "History",
+    "ModelFileError",
+    "Network",
+    "Trainer",
+    "build_info",
+    "datasets",
+    "get_num_threads",
+    "reference",
+    "set_num_threads",
+]
+
+
+def set_num_threads(n):
+    """Use `n` threads (>= 1) in the native kernels from now on, process-wide.
+
+    Results are bitwise identical for every thread count. In a build without OpenMP the
+    kernels are serial: asking for more than one thread warns and changes nothing.
+    """
+    n = check_int(n, "n", 1)
+    if n > 1 and not _core.build_info()["openmp"]:
+        warnings.warn(
+            f"fastmlp was built without OpenMP, so set_num_threads({n}) has no effect; rebuild "
+            "with a compiler that supports OpenMP (FASTMLP_OPENMP=ON pip install .) for threads",
+            RuntimeWarning, stacklevel=2)
+        return
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the native kernels use (1 in a build without OpenMP)."""
+    return _core.get_num_threads()
+
+
+def build_info():
+    """How the native extension was built: a dict with ``version``, ``compiler``, ``openmp``
+    (bool), ``openmp_version``, ``simd`` (the instruction set it was compiled for) and
+    ``max_threads``."""
+    return dict(_core.build_info())

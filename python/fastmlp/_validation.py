@@ -1,0 +1,163 @@
+"""Input checks shared by Network and Trainer: one place that turns whatever a user passes
+into C-contiguous arrays of the network's dtype, or raises a ValueError/TypeError that names
+the argument, what was expected and what was given. Nothing here touches a network's state."""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+DTYPES = ("float32", "float64")
+
+
+def _shape(a):
+    return tuple(int(s) for s in np.shape(a))
+
+
+def as_numeric_array(value, name):
+    """`value` as an ndarray of a real numeric kind; TypeError for strings, objects, complex."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold numbers; it has dtype object with non-numeric entries") from None
+    if arr.dtype.kind in "USV":
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_dtype(dtype):
+    """The numpy dtype for a network dtype argument (float32 or float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}") from None
+    if dt.name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dt.name!r}")
+    return dt
+
+
+def check_activation(activation):
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+def check_int(value, name, minimum):
+    """A Python int >= minimum from an int-like value (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive_float(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return value
+
+
+def check_layer_sizes(layer_sizes):
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a list of integers such as [64, 128, 10], got {layer_sizes!r}")
+    sizes = list(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs at least an input and an output size, e.g. [64, 10]; got {sizes!r}")
+    out = []
+    for i, s in enumerate(sizes):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"layer_sizes[{i}] must be an integer, got {s!r}")
+        if s < 1:
+            raise ValueError(f"layer_sizes[{i}] must be >= 1, got {s} (layer_sizes={sizes!r})")
+        out.append(int(s))
+    if out[-1] < 2:
+        raise ValueError(f"the output layer needs at least 2 classes for a softmax, got layer_sizes={out!r}")
+    return out
+
+
+def check_X(X, n_features, dtype, name="X"):
+    """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite, non-empty.
+
+    A float32 C-contiguous X passed to a float32 network is returned as is (no copy)."""
+    arr = as_numeric_array(X, name)
+    if arr.ndim != 2:
+        hint = ""
+        if arr.ndim == 1 and arr.size == n_features:
+            hint = f"; for a single sample use {name}.reshape(1, -1)"
+        elif arr.ndim > 2:
+            hint = f"; flatten it with {name}.reshape(len({name}), -1)"
+        raise ValueError(
+            f"Network expects {name} of shape (n_samples, {n_features}), got {name} with shape {_shape(arr)}{hint}")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"Network expects {n_features} input features, got {name} with shape {_shape(arr)}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples (shape {_shape(arr)}); at least 1 is required")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        if np.isnan(out).any():
+            raise ValueError(f"{name} contains NaN")
+        raise ValueError(f"{name} contains infinity or a value too large for {np.dtype(dtype).name}")
+    return out
+
+
+def check_y(y, n_samples, n_classes, dtype, name="y"):
+    """Labels (n_samples,) -> int64, or target distributions (n_samples, n_classes) -> dtype.
+
+    Returns a C-contiguous array: int64 1-D for labels, `dtype` 2-D for distributions."""
+    arr = as_numeric_array(y, name)
+    if arr.ndim == 1:
+        if arr.shape[0] != n_samples:
+            raise ValueError(f"{name} has {arr.shape[0]} labels but X has {n_samples} samples")
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinity; labels must be integers in [0, {n_classes})")
+            frac = arr != np.floor(arr)
+            if frac.any():
+                i = int(np.flatnonzero(frac)[0])
+                raise ValueError(f"labels must be integers in [0, {n_classes}); {name}[{i}] = {arr[i]!r}")
+        if arr.size:
+            lo, hi = arr.min(), arr.max()  # compared in the input's own type: nothing is narrowed first
+            if lo < 0 or hi >= n_classes:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"labels must be integers in [0, {n_classes}) for a network with {n_classes} outputs; "
+                    f"{name} contains {bad.item()!r}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.ndim == 2:
+        if arr.shape[0] != n_samples:
+            raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
+        if arr.shape[1] != n_classes:
+            hint = f"; for integer labels pass a 1-D array ({name}.ravel())" if arr.shape[1] == 1 else ""
+            raise ValueError(
+                f"target distributions need {n_classes} columns (one per output), got {name} with shape "
+                f"{_shape(arr)}{hint}")
+        out = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        if (out < 0).any():
+            raise ValueError(f"target distributions must be >= 0; {name} has negative entries")
+        sums = out.sum(axis=1, dtype=np.float64)
+        bad = np.abs(sums - 1.0) > 1e-3
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"each row of target distributions must sum to 1; row {i} of {name} sums to {sums[i]:.6g}")
+        return out
+    raise ValueError(
+        f"{name} must be labels of shape ({n_samples},) or targets of shape ({n_samples}, {n_classes}), "
+        f"got shape {_shape(arr)}")

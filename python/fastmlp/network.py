@@ -1,0 +1,290 @@
+"""Network: the parameters of a multi-layer perceptron and everything that only reads them
+(prediction, loss, gradients, save/load). Training lives in trainer.py. The arrays are owned
+here, as NumPy arrays; the native kernels work on them in place, without copies."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from . import _core
+from ._validation import (
+    check_activation,
+    check_dtype,
+    check_layer_sizes,
+    check_X,
+    check_y,
+)
+
+#: Rows per native forward chunk for predict/loss: bounds the scratch memory, not the result
+#: (rows are independent, so chunking changes no bit of the output).
+_EVAL_CHUNK = 1024
+
+_FORMAT_NAME = "fastmlp.Network"
+_FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that is not a valid fastmlp network (truncated, foreign or inconsistent)."""
+
+
+class Network:
+    """A fully connected network with a softmax output, trained by backpropagation.
+
+    Parameters
+    ----------
+    layer_sizes : list of int
+        ``[n_features, hidden_1, ..., hidden_m, n_classes]``; at least an input and an
+        output size, every size >= 1 and at least 2 classes.
+    activation : {"relu", "tanh", "sigmoid", "identity"}, default="relu"
+        The activation g of every hidden layer. The output layer is a softmax.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the parameters and of all arithmetic. Inputs are converted to it.
+    seed : int or None, default=None
+        Seed of the weight initialisation: He normal (std ``sqrt(2 / fan_in)``) for relu,
+        Glorot uniform (limit ``sqrt(6 / (fan_in + fan_out))``) otherwise; biases start at 0.
+        The same seed gives bitwise the same network.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``weights[k]`` of shape (layer_sizes[k+1], layer_sizes[k]): ``W[i, j]`` joins unit j
+        of the layer below to unit i. Live arrays: writing into them changes the network.
+    biases : list of ndarray
+        ``biases[k]`` of shape (layer_sizes[k+1],), live as well.
+
+    Notes
+    -----
+    Forward pass: ``a_k = h_{k-1} @ W_k.T + b_k``, ``h_k = g(a_k)`` for hidden layers,
+    ``yhat = softmax(a_L)``. The loss is the batch mean of the cross-entropy
+    ``-sum_i y_i log yhat_i``.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", dtype="float32", seed=None):
+        self._layer_sizes = check_layer_sizes(layer_sizes)
+        self._activation = check_activation(activation)
+        self._dtype = check_dtype(dtype)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        self.weights = []
+        self.biases = []
+        for n_in, n_out in zip(self._layer_sizes[:-1], self._layer_sizes[1:]):
+            if self._activation == "relu":
+                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)
+            else:
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                W = rng.uniform(-limit, limit, size=(n_out, n_in))
+            self.weights.append(np.ascontiguousarray(W, dtype=self._dtype))
+            self.biases.append(np.zeros(n_out, dtype=self._dtype))
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def layer_sizes(self):
+        """list of int: the sizes passed to the constructor (a copy)."""
+        return list(self._layer_sizes)
+
+    @property
+    def activation(self):
+        """str: the hidden layers' activation."""
+        return self._activation
+
+    @property
+    def dtype(self):
+        """numpy.dtype: float32 or float64."""
+        return self._dtype
+
+    @property
+    def n_features(self):
+        return self._layer_sizes[0]
+
+    @property
+    def n_classes(self):
+        return self._layer_sizes[-1]
+
+    @property
+    def n_params(self):
+        """int: the number of weights and biases."""
+        return sum(i * o + o for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
+
+    def __repr__(self):
+        return (f"Network({self._layer_sizes!r}, activation={self._activation!r}, "
+                f"dtype={self._dtype.name!r}, seed={self.seed!r})")
+
+    def copy(self):
+        """A deep copy: same sizes, activation, dtype, seed and parameter values."""
+        new = object.__new__(Network)
+        new.__dict__.update(self.__dict__)
+        new.weights = [W.copy() for W in self.weights]
+        new.biases = [b.copy() for b in self.biases]
+        return new
+
+    # ------------------------------------------------------------------ the parameters, checked
+
+    def _params(self):
+        """The parameter lists, after checking that user edits kept them usable in place."""
+        for kind, arrays, shapes in (
+            ("weights", self.weights, [(o, i) for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:])]),
+            ("biases", self.biases, [(o,) for o in self._layer_sizes[1:]]),
+        ):
+            if not isinstance(arrays, list) or len(arrays) != len(shapes):
+                raise ValueError(f"net.{kind} must be a list of {len(shapes)} arrays; it was replaced by {arrays!r:.80}")
+            for k, (a, shape) in enumerate(zip(arrays, shapes)):
+                if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != self._dtype:
+                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                    raise ValueError(
+                        f"net.{kind}[{k}] must be a {self._dtype.name} array of shape {shape}, got {got}; "
+                        f"assign values with net.{kind}[{k}][...] = new_values")
+                if not a.flags.c_contiguous:
+                    raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
+        return self.weights, self.biases
+
+    def _workspace(self, rows):
+        return _core.Workspace(self._layer_sizes, max(1, min(rows, _EVAL_CHUNK)), self._dtype.name)
+
+    # ------------------------------------------------------------------ inference
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), in the network's dtype; rows sum to 1.
+        """
+        X = check_X(X, self.n_features, self._dtype)
+        W, b = self._params()
+        _, _, probs = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, None, True)
+        return probs
+
+    def predict(self, X):
+        """Predicted class labels, ndarray of shape (n_samples,) and dtype int64."""
+        return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
+
+    def _evaluate(self, X, y):
+        X = check_X(X, self.n_features, self._dtype)
+        y = check_y(y, len(X), self.n_classes, self._dtype)
+        W, b = self._params()
+        loss_sum, n_correct, _ = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, y, False)
+        return loss_sum / len(X), n_correct / len(X)
+
+    def loss(self, X, y):
+        """Mean cross-entropy of the network on (X, y), a float.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) integer labels in [0, n_classes), or of shape
+            (n_samples, n_classes) target distributions (rows summing to 1).
+        """
+        return self._evaluate(X, y)[0]
+
+    def accuracy(self, X, y):
+        """Fraction of samples whose arg-max probability is the label (or the target's arg-max)."""
+        return self._evaluate(X, y)[1]
+
+    def gradients(self, X, y):
+        """Loss and gradients of the mean cross-entropy over the batch (X, y).
+
+        Returns
+        -------
+        loss : float
+        grads : list of (dW, db)
+            One pair per layer, shaped like ``weights[k]`` and ``biases[k]``:
+            ``dW_k = da_k.T @ h_{k-1}``, ``db_k = da_k.sum(0)``, from ``da_L = (yhat - y) / B``,
+            ``dh_{k-1} = da_k @ W_k``, ``da_{k-1} = dh_{k-1} * g'(a_{k-1})``.
+        """
+        X = check_X(X, self.n_features, self._dtype)
+        y = check_y(y, len(X), self.n_classes, self._dtype)
+        W, b = self._params()
+        ws = _core.Workspace(self._layer_sizes, len(X), self._dtype.name)
+        loss_sum, _, grads = _core.gradients(ws, W, b, self._activation, X, y)
+        return loss_sum / len(X), [tuple(g) for g in grads]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Write the network to a ``.npz`` file (arrays and plain values only, no pickle).
+
+        A path without the ``.npz`` suffix gets it appended, as numpy.savez does.
+        """
+        arrays = {
+            "format": np.array(_FORMAT_NAME),
+            "format_version": np.array(_FORMAT_VERSION),
+            "layer_sizes": np.array(self._layer_sizes, dtype=np.int64),
+            "activation": np.array(self._activation),
+            "dtype": np.array(self._dtype.name),
+        }
+        W, b = self._params()
+        for k, (Wk, bk) in enumerate(zip(W, b)):
+            arrays[f"W{k}"] = Wk
+            arrays[f"b{k}"] = bk
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by :meth:`save`.
+
+        Raises
+        ------
+        OSError
+            The file cannot be opened (missing, permissions).
+        ModelFileError (a ValueError)
+            The file is not a valid fastmlp network: truncated, foreign, or inconsistent.
+        """
+        if not os.path.exists(path) and os.path.exists(str(path) + ".npz"):
+            path = str(path) + ".npz"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                data = {name: f[name] for name in f.files}
+        except OSError:
+            raise
+        except (ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+            raise ModelFileError(f"{path} is not a readable .npz model file: {exc}") from None
+        except Exception as exc:  # zlib.error, struct.error...: any decoding failure is a bad file
+            raise ModelFileError(f"{path} is not a readable .npz model file: {type(exc).__name__}: {exc}") from None
+        return cls._from_arrays(data, path)
+
+    @classmethod
+    def _from_arrays(cls, data, path):
+        def field(name, kind):
+            if name not in data:
+                raise ModelFileError(f"{path} is not a fastmlp model: the entry {name!r} is missing")
+            value = data[name]
+            if value.ndim != 0 or value.dtype.kind not in kind:
+                raise ModelFileError(f"{path}: entry {name!r} has an unexpected type")
+            return value.item()
+
+        if field("format", "U") != _FORMAT_NAME:
+            raise ModelFileError(f"{path} is not a fastmlp model file")
+        version = field("format_version", "iu")
+        if version != _FORMAT_VERSION:
+            raise ModelFileError(f"{path} has format version {version}; this fastmlp reads version {_FORMAT_VERSION}")
+        sizes = data.get("layer_sizes")
+        if sizes is None or sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+            raise ModelFileError(f"{path}: layer_sizes is missing or malformed")
+        try:
+            net = cls(sizes.tolist(), activation=field("activation", "U"), dtype=field("dtype", "U"), seed=None)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: invalid network description: {exc}") from None
+        for k in range(len(net._layer_sizes) - 1):
+            for name, target in ((f"W{k}", net.weights[k]), (f"b{k}", net.biases[k])):
+                if name not in data:
+                    raise ModelFileError(f"{path}: the entry {name!r} is missing")
+                a = data[name]
+                if a.shape != target.shape or a.dtype != target.dtype:
+                    raise ModelFileError(
+                        f"{path}: {name} has {a.dtype} shape {a.shape}, expected {target.dtype} shape {target.shape}")
+                if not np.isfinite(a).all():
+                    raise ModelFileError(f"{path}: {name} contains NaN or infinity")
+                target[...] = a
+        return net

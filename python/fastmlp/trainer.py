@@ -1,0 +1,186 @@
+"""Trainer: minibatch SGD on a Network. Each epoch is one native call (batch loop, forward,
+backward and update all in C++, with scratch memory allocated once per fit); Python sees only
+epoch boundaries, where it shuffles, validates, records history and prints progress."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _core
+from ._validation import check_int, check_positive_float, check_X, check_y
+from .network import Network
+
+
+class History:
+    """Per-epoch records of one :meth:`Trainer.fit` call.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training loss of each epoch, each sample's loss taken before the update of its
+        batch (so it trails the end-of-epoch loss slightly, as in Keras).
+    accuracy : list of float
+        Training accuracy of each epoch, measured the same way.
+    val_loss, val_accuracy : list of float
+        Loss and accuracy on ``validation_data`` after each epoch (empty without it).
+    epoch_time : list of float
+        Seconds per epoch, training and validation.
+    """
+
+    def __init__(self):
+        self.loss = []
+        self.accuracy = []
+        self.val_loss = []
+        self.val_accuracy = []
+        self.epoch_time = []
+
+    @property
+    def epochs(self):
+        """int: the number of completed epochs."""
+        return len(self.loss)
+
+    def __repr__(self):
+        last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
+        return f"<History: {self.epochs} epoch(s){last}>"
+
+
+class Trainer:
+    """Trains a :class:`Network` with minibatch stochastic gradient descent.
+
+    Parameters
+    ----------
+    network : Network
+        Trained in place.
+    lr : float, default=0.1
+        Learning rate, finite and > 0: ``W -= lr * dL/dW``, ``b -= lr * dL/db``.
+    batch_size : int, default=32
+        Rows per SGD step; the last batch of an epoch may be smaller.
+    shuffle : bool, default=True
+        Visit the rows in a new random order each epoch, drawn from ``seed``. With
+        ``shuffle=False``, :meth:`fit` is exactly :meth:`step` over consecutive batches.
+    seed : int or None, default=None
+        Seed of the shuffling. The same network seed and trainer seed give bitwise the same
+        trained weights, whatever the thread count.
+    """
+
+    def __init__(self, network, lr=0.1, batch_size=32, shuffle=True, seed=None):
+        if not isinstance(network, Network):
+            raise TypeError(f"Trainer needs a fastmlp.Network, got {type(network).__name__}")
+        self.network = network
+        self.lr = check_positive_float(lr, "lr")
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        self.shuffle = bool(shuffle)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._ws = None
+
+    def __repr__(self):
+        return (f"Trainer({self.network!r}, lr={self.lr!r}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, seed={self.seed!r})")
+
+    def _workspace(self, rows):
+        """Scratch memory for batches of `rows`, reused while the network's shape and dtype hold."""
+        net = self.network
+        ws = self._ws
+        if ws is None or ws.max_batch < rows or ws.layer_sizes != net.layer_sizes or ws.dtype != net.dtype.name:
+            ws = _core.Workspace(net.layer_sizes, rows, net.dtype.name)
+            self._ws = ws
+        return ws
+
+    def step(self, X, y):
+        """One SGD step on one batch; returns the batch's mean loss before the step.
+
+        Parameters
+        ----------
+        X : array-like of shape (batch, n_features)
+        y : array-like of shape (batch,) integer labels, or (batch, n_classes) distributions.
+        """
+        net = self.network
+        lr = check_positive_float(self.lr, "lr")
+        X = check_X(X, net.n_features, net.dtype)
+        y = check_y(y, len(X), net.n_classes, net.dtype)
+        W, b = net._params()
+        loss_sum, _ = _core.train_batch(self._workspace(len(X)), W, b, net.activation, X, y, lr)
+        return loss_sum / len(X)
+
+    def fit(self, X, y, epochs=1, validation_data=None, verbose=False):
+        """Train for `epochs` passes over (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Converted once to the network's dtype (a C-contiguous array of that dtype is used
+            as is, without a copy).
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Integer labels in [0, n_classes) or target distributions.
+        epochs : int, default=1
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch into ``val_loss`` and ``val_accuracy``.
+        verbose : bool or int, default=False
+            Print one line per epoch to stderr.
+
+        Returns
+        -------
+        History
+
+        Notes
+        -----
+        Ctrl-C stops training after the batch in progress, raising ``KeyboardInterrupt``; the
+        network then holds the weights after the last completed batch (all finite, usable),
+        and ``trainer.history`` the epochs completed before the interrupt.
+        """
+        net = self.network
+        epochs = check_int(epochs, "epochs", 1)
+        lr = check_positive_float(self.lr, "lr")
+        batch_size = check_int(self.batch_size, "batch_size", 1)
+        X = check_X(X, net.n_features, net.dtype)
+        y = check_y(y, len(X), net.n_classes, net.dtype)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
+            yv = check_y(validation_data[1], len(Xv), net.n_classes, net.dtype, name="y_val")
+        W, b = net._params()
+
+        n = len(X)
+        ws = self._workspace(min(batch_size, n))
+        eval_ws = net._workspace(len(Xv)) if validation_data is not None else None
+        history = History()
+        self.history = history
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
+            loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order, batch_size, lr)
+            history.loss.append(loss_sum / n_seen)
+            history.accuracy.append(n_correct / n_seen)
+            if eval_ws is not None:
+                vl, vc, _ = _core.evaluate(eval_ws, W, b, net.activation, Xv, yv, False)
+                history.val_loss.append(vl / len(Xv))
+                history.val_accuracy.append(vc / len(Xv))
+            history.epoch_time.append(time.perf_counter() - t0)
+            if verbose:
+                self._print_epoch(history, epoch, epochs)
+        return history
+
+    @staticmethod
+    def _print_epoch(history, epoch, epochs):
+        width = len(str(epochs))
+        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {history.loss[-1]:.4f}",
+                 f"accuracy {history.accuracy[-1]:.4f}"]
+        if history.val_loss:
+            parts += [f"val_loss {history.val_loss[-1]:.4f}", f"val_accuracy {history.val_accuracy[-1]:.4f}"]
+        t = history.epoch_time[-1]
+        parts.append(f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s")
+        if not math.isfinite(history.loss[-1]):
+            parts.append("(loss is not finite: lower lr?)")
+        print("  ".join(parts), file=sys.stderr, flush=True)

@@ -1,0 +1,44 @@
+"""Reference implementations of the fastmlp math: the oracle the tests compare the native kernels against.
+
+The functions here carry the same names and arguments as the native kernels in `fastmlp._core`, written in
+NumPy for clarity rather than speed; `fastmlp.reference.pure` holds the same math again in pure Python.
+Nothing here imports the native extension, so the oracle works before (and without) a build.
+"""
+
+from . import pure
+from ._numpy import (
+    ACTIVATIONS,
+    activation_backward,
+    activation_forward,
+    dense_backward_input,
+    dense_backward_params,
+    dense_forward,
+    forward,
+    gradients,
+    loss,
+    predict_proba,
+    sgd_update,
+    softmax,
+    softmax_xent_backward,
+    train_epoch,
+    train_step,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "activation_forward",
+    "activation_backward",
+    "dense_forward",
+    "softmax",
+    "softmax_xent_backward",
+    "dense_backward_input",
+    "dense_backward_params",
+    "sgd_update",
+    "forward",
+    "predict_proba",
+    "loss",
+    "gradients",
+    "train_step",
+    "train_epoch",
+    "pure",
+]

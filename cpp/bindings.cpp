@@ -208,23 +208,35 @@ private:
 
 // ---------------------------------------------------------------- single kernels (for tests and users)
 
-template <class T>
+// Runs body(T{}) for T the dtype (float32 or float64) of the array `first`.
+template <class Body>
+py::object by_dtype(py::handle first, const char* name, Body&& body) {
+    if (!py::isinstance<py::array>(first)) throw py::type_error(std::string(name) + " must be a NumPy array");
+    const py::dtype dt = py::reinterpret_borrow<py::array>(first).dtype();
+    if (dt.is(py::dtype::of<float>())) return py::object(body(float{}));
+    if (dt.is(py::dtype::of<double>())) return py::object(body(double{}));
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
+}
+
 void bind_kernels(py::module_& m) {
     m.def("dense_forward",
           [](py::array x_, py::array W_, py::array b_, const std::string& activation) {
-              const Activation g = parse_activation(activation);
-              py::array W = checked<T>(W_, "W", {-1, -1});
-              const int64_t OUT = W.shape(0), IN = W.shape(1);
-              py::array x = checked<T>(x_, "x", {-1, IN});
-              py::array b = checked<T>(b_, "b", {OUT});
-              const int64_t B = x.shape(0);
-              auto out = new_array<T>({B, OUT});
-              T* o = out.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g);
-              }
-              return out;
+              return by_dtype(x_, "x", [&](auto t) {
+                  using T = decltype(t);
+                  const Activation g = parse_activation(activation);
+                  py::array W = checked<T>(W_, "W", {-1, -1});
+                  const int64_t OUT = W.shape(0), IN = W.shape(1);
+                  py::array x = checked<T>(x_, "x", {-1, IN});
+                  py::array b = checked<T>(b_, "b", {OUT});
+                  const int64_t B = x.shape(0);
+                  auto out = new_array<T>({B, OUT});
+                  T* o = out.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g);
+                  }
+                  return out;
+              });
           },
           py::arg("x").noconvert(), py::arg("W").noconvert(), py::arg("b").noconvert(),
           py::arg("activation") = "identity",
@@ -232,87 +244,102 @@ void bind_kernels(py::module_& m) {
 
     m.def("activation_forward",
           [](py::array a_, const std::string& activation) {
-              const Activation g = parse_activation(activation);
-              py::array a = checked<T>(a_, "a", {-1, -1});
-              auto h = new_array<T>({a.shape(0), a.shape(1)});
-              T* o = h.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::activation_forward(o, cptr<T>(a), a.size(), g);
-              }
-              return h;
+              return by_dtype(a_, "a", [&](auto t) {
+                  using T = decltype(t);
+                  const Activation g = parse_activation(activation);
+                  py::array a = checked<T>(a_, "a", {-1, -1});
+                  auto h = new_array<T>({a.shape(0), a.shape(1)});
+                  T* o = h.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::activation_forward(o, cptr<T>(a), a.size(), g);
+                  }
+                  return h;
+              });
           },
           py::arg("a").noconvert(), py::arg("activation"), "h = g(a), elementwise, for a (B, N).");
 
     m.def("activation_backward",
           [](py::array dh_, py::array h_, const std::string& activation) {
-              const Activation g = parse_activation(activation);
-              py::array dh = checked<T>(dh_, "dh", {-1, -1});
-              py::array h = checked<T>(h_, "h", {dh.shape(0), dh.shape(1)});
-              auto da = new_array<T>({dh.shape(0), dh.shape(1)});
-              T* o = da.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::activation_backward(o, cptr<T>(dh), cptr<T>(h), dh.size(), g);
-              }
-              return da;
+              return by_dtype(dh_, "dh", [&](auto t) {
+                  using T = decltype(t);
+                  const Activation g = parse_activation(activation);
+                  py::array dh = checked<T>(dh_, "dh", {-1, -1});
+                  py::array h = checked<T>(h_, "h", {dh.shape(0), dh.shape(1)});
+                  auto da = new_array<T>({dh.shape(0), dh.shape(1)});
+                  T* o = da.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::activation_backward(o, cptr<T>(dh), cptr<T>(h), dh.size(), g);
+                  }
+                  return da;
+              });
           },
           py::arg("dh").noconvert(), py::arg("h").noconvert(), py::arg("activation"),
           "da = dh * g'(a), with g' computed from h = g(a); all (B, N).");
 
     m.def("softmax",
           [](py::array a_) {
-              py::array a = checked<T>(a_, "logits", {-1, -1});
-              const int64_t B = a.shape(0), K = a.shape(1);
-              auto p = new_array<T>({B, K});
-              T* o = p.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::softmax_xent<T>(o, cptr<T>(a), nullptr, nullptr, B, K,
-                                           fastmlp::SoftmaxOutput::probabilities);
-              }
-              return p;
+              return by_dtype(a_, "a", [&](auto t) {
+                  using T = decltype(t);
+                  py::array a = checked<T>(a_, "logits", {-1, -1});
+                  const int64_t B = a.shape(0), K = a.shape(1);
+                  auto p = new_array<T>({B, K});
+                  T* o = p.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::softmax_xent<T>(o, cptr<T>(a), nullptr, nullptr, B, K,
+                                               fastmlp::SoftmaxOutput::probabilities);
+                  }
+                  return p;
+              });
           },
           py::arg("logits").noconvert(), "Row-wise softmax of logits (B, K).");
 
     m.def("softmax_xent_backward",
           [](py::array a_, py::handle y_) {
-              py::array a = checked<T>(a_, "logits", {-1, -1});
-              const int64_t B = a.shape(0), K = a.shape(1);
-              CheckedTargets<T> y = check_targets<T>(y_, B, K);
-              auto d = new_array<T>({B, K});
-              T* o = d.mutable_data();
-              fastmlp::LossStats s;
-              {
-                  py::gil_scoped_release nogil;
-                  s = fastmlp::softmax_xent<T>(o, cptr<T>(a), y.view.labels, y.view.dist, B, K,
-                                               fastmlp::SoftmaxOutput::gradient);
-              }
-              return py::make_tuple(B ? s.loss_sum / static_cast<double>(B) : 0.0, d);
+              return by_dtype(a_, "a", [&](auto t) {
+                  using T = decltype(t);
+                  py::array a = checked<T>(a_, "logits", {-1, -1});
+                  const int64_t B = a.shape(0), K = a.shape(1);
+                  CheckedTargets<T> y = check_targets<T>(y_, B, K);
+                  auto d = new_array<T>({B, K});
+                  T* o = d.mutable_data();
+                  fastmlp::LossStats s;
+                  {
+                      py::gil_scoped_release nogil;
+                      s = fastmlp::softmax_xent<T>(o, cptr<T>(a), y.view.labels, y.view.dist, B, K,
+                                                   fastmlp::SoftmaxOutput::gradient);
+                  }
+                  return py::make_tuple(B ? s.loss_sum / static_cast<double>(B) : 0.0, d);
+              });
           },
           py::arg("logits").noconvert(), py::arg("y"),
           "(mean cross-entropy, dlogits = (softmax(logits) - y) / B) for labels y (B,) int64 or targets (B, K).");
 
     m.def("dense_backward_input",
           [](py::array da_, py::array W_, py::object h_prev_, const std::string& activation) {
-              const Activation g = parse_activation(activation);
-              py::array W = checked<T>(W_, "W", {-1, -1});
-              const int64_t OUT = W.shape(0), IN = W.shape(1);
-              py::array da = checked<T>(da_, "da", {-1, OUT});
-              const int64_t B = da.shape(0);
-              py::array h_prev;
-              const T* hp = nullptr;
-              if (!h_prev_.is_none()) {
-                  h_prev = checked<T>(h_prev_, "h_prev", {B, IN});
-                  hp = cptr<T>(h_prev);
-              }
-              auto dh = new_array<T>({B, IN});
-              T* o = dh.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::dense_backward_input(o, cptr<T>(da), cptr<T>(W), hp, B, IN, OUT, g);
-              }
-              return dh;
+              return by_dtype(da_, "da", [&](auto t) {
+                  using T = decltype(t);
+                  const Activation g = parse_activation(activation);
+                  py::array W = checked<T>(W_, "W", {-1, -1});
+                  const int64_t OUT = W.shape(0), IN = W.shape(1);
+                  py::array da = checked<T>(da_, "da", {-1, OUT});
+                  const int64_t B = da.shape(0);
+                  py::array h_prev;
+                  const T* hp = nullptr;
+                  if (!h_prev_.is_none()) {
+                      h_prev = checked<T>(h_prev_, "h_prev", {B, IN});
+                      hp = cptr<T>(h_prev);
+                  }
+                  auto dh = new_array<T>({B, IN});
+                  T* o = dh.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::dense_backward_input(o, cptr<T>(da), cptr<T>(W), hp, B, IN, OUT, g);
+                  }
+                  return dh;
+              });
           },
           py::arg("da").noconvert(), py::arg("W").noconvert(), py::arg("h_prev") = py::none(),
           py::arg("activation") = "identity",
@@ -320,34 +347,41 @@ void bind_kernels(py::module_& m) {
 
     m.def("dense_backward_params",
           [](py::array da_, py::array h_) {
-              py::array da = checked<T>(da_, "da", {-1, -1});
-              const int64_t B = da.shape(0), OUT = da.shape(1);
-              py::array h = checked<T>(h_, "h_prev", {B, -1});
-              const int64_t IN = h.shape(1);
-              auto dW = new_array<T>({OUT, IN});
-              auto db = new_array<T>({OUT});
-              T* w = dW.mutable_data();
-              T* bb = db.mutable_data();
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::dense_backward_params(w, bb, cptr<T>(da), cptr<T>(h), B, IN, OUT);
-              }
-              return py::make_tuple(dW, db);
+              return by_dtype(da_, "da", [&](auto t) {
+                  using T = decltype(t);
+                  py::array da = checked<T>(da_, "da", {-1, -1});
+                  const int64_t B = da.shape(0), OUT = da.shape(1);
+                  py::array h = checked<T>(h_, "h_prev", {B, -1});
+                  const int64_t IN = h.shape(1);
+                  auto dW = new_array<T>({OUT, IN});
+                  auto db = new_array<T>({OUT});
+                  T* w = dW.mutable_data();
+                  T* bb = db.mutable_data();
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::dense_backward_params(w, bb, cptr<T>(da), cptr<T>(h), B, IN, OUT);
+                  }
+                  return py::make_tuple(dW, db);
+              });
           },
           py::arg("da").noconvert(), py::arg("h_prev").noconvert(),
           "(dW = da.T @ h_prev, db = da.sum(0)) for da (B, OUT), h_prev (B, IN).");
 
     m.def("sgd_update",
           [](py::array p_, py::array g_, double lr) {
-              py::array p = checked<T>(p_, "param", std::vector<int64_t>(static_cast<std::size_t>(p_.ndim()), -1), true);
-              std::vector<int64_t> shape(p.shape(), p.shape() + p.ndim());
-              py::array g = checked<T>(g_, "grad", shape);
-              if (p.data() == g.data() && p.size() > 0) throw std::invalid_argument("param and grad must not be the same array");
-              T* w = mptr<T>(p);
-              {
-                  py::gil_scoped_release nogil;
-                  fastmlp::sgd_update(w, cptr<T>(g), p.size(), static_cast<T>(lr));
-              }
+              return by_dtype(p_, "param", [&](auto t) {
+                  using T = decltype(t);
+                  py::array p = checked<T>(p_, "param", std::vector<int64_t>(static_cast<std::size_t>(p_.ndim()), -1), true);
+                  std::vector<int64_t> shape(p.shape(), p.shape() + p.ndim());
+                  py::array g = checked<T>(g_, "grad", shape);
+                  if (p.data() == g.data() && p.size() > 0) throw std::invalid_argument("param and grad must not be the same array");
+                  T* w = mptr<T>(p);
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::sgd_update(w, cptr<T>(g), p.size(), static_cast<T>(lr));
+                  }
+                  return py::none();
+              });
           },
           py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("lr"),
           "In place: param -= lr * grad.");
@@ -492,8 +526,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fastmlp's native kernels. Private: use the fastmlp package, which validates input.";
     m.attr("__version__") = FASTMLP_VERSION;
 
-    bind_kernels<float>(m);
-    bind_kernels<double>(m);
+    bind_kernels(m);
 
     py::class_<AnyWorkspace>(m, "Workspace",
                              "Scratch buffers for batches of up to max_batch rows through a network of layer_sizes.")

@@ -1,0 +1,194 @@
+"""Each native kernel alone against the NumPy oracle (fastmlp.reference), in float32 and
+float64, over edge shapes: batch 1, width 1, widths that are not multiples of the SIMD or
+tile sizes, and widths past 1000. The oracle runs in float64 on the same inputs."""
+
+import numpy as np
+import pytest
+
+from fastmlp import _core
+from fastmlp import reference as ref
+
+DTYPES = [np.float32, np.float64]
+ACTIVATIONS = ["identity", "relu", "tanh", "sigmoid"]
+# (batch, fan-in, fan-out): 1s, SIMD edges (7, 8, 9, 17), tile edges (31, 33, 255, 257), > 1000.
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (2, 8, 2), (3, 9, 5), (4, 16, 4), (5, 17, 9), (7, 33, 31),
+    (16, 64, 33), (17, 255, 10), (33, 257, 65), (8, 1025, 7), (3, 1500, 1100), (64, 100, 1024),
+]
+
+
+def close(got, want, dtype, n_terms=1):
+    """Native result vs float64 oracle: error budget grows with the number of summed terms."""
+    assert got.dtype == dtype and got.shape == want.shape
+    eps = np.finfo(dtype).eps
+    scale = np.abs(want).max(initial=0.0) + 1.0
+    np.testing.assert_allclose(got, want, rtol=8 * eps * np.sqrt(n_terms), atol=8 * eps * np.sqrt(n_terms) * scale)
+
+
+def data(rng, shape, dtype, low=-1.0, high=1.0):
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("B,IN,OUT", SHAPES)
+def test_dense_forward(rng, dtype, activation, B, IN, OUT):
+    x, W, b = data(rng, (B, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    got = _core.dense_forward(x, W, b, activation)
+    want = ref.dense_forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), activation)
+    close(got, want, dtype, IN)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_forward_and_backward(rng, dtype, activation):
+    a = data(rng, (13, 37), dtype, -6, 6)
+    a[0, :4] = [0.0, -0.0, 1e-30, -1e-30]
+    h = _core.activation_forward(a, activation)
+    close(h, ref.activation_forward(a.astype(np.float64), activation), dtype)
+    dh = data(rng, a.shape, dtype)
+    da = _core.activation_backward(dh, h, activation)
+    close(da, ref.activation_backward(dh.astype(np.float64), h.astype(np.float64), activation), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_activations_at_extremes(dtype, activation):
+    big = np.finfo(dtype).max
+    a = np.array([[-big, -1e4, -88.8, -20.0, 0.0, 20.0, 88.8, 1e4, big]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow in the oracle either
+        want = ref.activation_forward(a.astype(np.float64), activation)
+    h = _core.activation_forward(a, activation)
+    assert np.isfinite(h).all()
+    close(h, want, dtype)
+    da = _core.activation_backward(np.ones_like(a), h, activation)
+    assert np.isfinite(da).all() and (da >= 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,IN,OUT", SHAPES)
+def test_dense_backward_input(rng, dtype, B, IN, OUT):
+    da, W = data(rng, (B, OUT), dtype), data(rng, (OUT, IN), dtype)
+    got = _core.dense_backward_input(da, W)
+    close(got, ref.dense_backward_input(da.astype(np.float64), W.astype(np.float64)), dtype, OUT)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("B,IN,OUT", [(1, 1, 1), (5, 17, 9), (33, 257, 65), (3, 1500, 11)])
+def test_dense_backward_input_fused_with_g_prime(rng, dtype, activation, B, IN, OUT):
+    da, W = data(rng, (B, OUT), dtype), data(rng, (OUT, IN), dtype)
+    h_prev = _core.activation_forward(data(rng, (B, IN), dtype, -3, 3), activation)
+    got = _core.dense_backward_input(da, W, h_prev, activation)
+    dh = ref.dense_backward_input(da.astype(np.float64), W.astype(np.float64))
+    close(got, ref.activation_backward(dh, h_prev.astype(np.float64), activation), dtype, OUT)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,IN,OUT", SHAPES)
+def test_dense_backward_params(rng, dtype, B, IN, OUT):
+    da, h_prev = data(rng, (B, OUT), dtype), data(rng, (B, IN), dtype)
+    dW, db = _core.dense_backward_params(da, h_prev)
+    want_dW, want_db = ref.dense_backward_params(da.astype(np.float64), h_prev.astype(np.float64))
+    close(dW, want_dW, dtype, B)
+    close(db, want_db, dtype, B)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,K", [(1, 2), (3, 3), (7, 10), (64, 17), (5, 1001)])
+@pytest.mark.parametrize("target_kind", ["labels", "one_hot", "soft"])
+def test_softmax_xent_backward(rng, dtype, B, K, target_kind):
+    logits = data(rng, (B, K), dtype, -5, 5)
+    labels = rng.integers(0, K, size=B)
+    if target_kind == "labels":
+        y = labels.astype(np.int64)
+    elif target_kind == "one_hot":
+        y = np.eye(K, dtype=dtype)[labels]
+    else:
+        y = rng.uniform(0, 1, size=(B, K))
+        y = (y / y.sum(axis=1, keepdims=True)).astype(dtype)
+    loss, dlogits = _core.softmax_xent_backward(logits, y)
+    y64 = y if target_kind == "labels" else y.astype(np.float64)
+    want_loss, want_d = ref.softmax_xent_backward(logits.astype(np.float64), y64)
+    assert isinstance(loss, float)
+    assert loss == pytest.approx(want_loss, rel=20 * np.finfo(dtype).eps * np.sqrt(K))
+    close(dlogits, want_d, dtype, K)
+    # The gradient rows of (yhat - y)/B sum to zero.
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=10 * np.finfo(dtype).eps * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_xent_is_stable_at_huge_logits(dtype):
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [-1e4, -1e4, -1e4], [3e38, -3e38, 0.0]], dtype=dtype)
+    y = np.array([1, 1, 2, 0], dtype=np.int64)
+    loss, d = _core.softmax_xent_backward(logits, y)
+    assert np.isfinite(d).all()
+    # Row losses: 2e4 (wrong by 2e4), 0, log 3, 0 -> mean.
+    assert loss == pytest.approx((2e4 + 0.0 + np.log(3.0) + 0.0) / 4, rel=1e-6)
+    p = _core.softmax(logits)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_array_equal(p[2], np.full(3, 1 / 3, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax(rng, dtype):
+    logits = data(rng, (9, 13), dtype, -30, 30)
+    close(_core.softmax(logits), ref.softmax(logits.astype(np.float64)), dtype, 13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (16385,), (33, 257)])
+def test_sgd_update(rng, dtype, shape):
+    param, grad = data(rng, shape, dtype), data(rng, shape, dtype)
+    want = param.copy()
+    ref.sgd_update(want, grad, 0.05)  # same precision, same operations: bitwise equal
+    _core.sgd_update(param, grad, 0.05)
+    np.testing.assert_array_equal(param, want)
+
+
+def test_kernels_accept_empty_batches(rng):
+    W, b = data(rng, (4, 3), np.float32), data(rng, 4, np.float32)
+    assert _core.dense_forward(np.empty((0, 3), np.float32), W, b, "relu").shape == (0, 4)
+    dW, db = _core.dense_backward_params(np.empty((0, 4), np.float32), np.empty((0, 3), np.float32))
+    assert (dW == 0).all() and (db == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_are_bitwise_identical_for_any_thread_count(rng, threads, dtype):
+    # Large enough that every kernel splits its work across threads.
+    B, IN, OUT = 96, 1031, 300
+    x, W, b = data(rng, (B, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    da = data(rng, (B, OUT), dtype)
+    h_prev = _core.activation_forward(x, "tanh")
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        p = W.copy()
+        _core.sgd_update(p, W, 0.1)
+        results.append([
+            _core.dense_forward(x, W, b, "relu"),
+            _core.dense_backward_input(da, W, h_prev, "tanh"),
+            *_core.dense_backward_params(da, h_prev),
+            p,
+        ])
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            assert a.tobytes() == c.tobytes()
+
+
+def test_bindings_never_convert(rng):
+    W64 = data(rng, (4, 3), np.float64)
+    with pytest.raises(TypeError):
+        _core.dense_forward(data(rng, (2, 3), np.float32), W64, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.dense_forward(np.asfortranarray(data(rng, (5, 3), np.float32)), W64.astype(np.float32),
+                            np.zeros(4, np.float32))
+    p = np.zeros(3, np.float32)
+    p.flags.writeable = False
+    with pytest.raises(ValueError, match="not writeable"):
+        _core.sgd_update(p, np.ones(3, np.float32), 0.1)
+    with pytest.raises(ValueError, match="outside"):
+        _core.softmax_xent_backward(np.zeros((2, 3), np.float32), np.array([0, 3], np.int64))
+    with pytest.raises(ValueError, match="unknown activation"):
+        _core.activation_forward(np.zeros((1, 1), np.float32), "swish")

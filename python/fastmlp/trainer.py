@@ -153,7 +153,8 @@ class Trainer:
         W, b = net._params()
 
         n = len(X)
-        ws = self._workspace(min(batch_size, n))
+        batch_size = min(batch_size, n)  # a batch larger than the data is the whole data
+        ws = self._workspace(batch_size)
         eval_ws = net._workspace(len(Xv)) if validation_data is not None else None
         history = History()
         self.history = history

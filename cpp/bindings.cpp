@@ -389,21 +389,40 @@ void bind_kernels(py::module_& m) {
 
 // ---------------------------------------------------------------- whole-network calls
 
+void check_fits(const AnyWorkspace& ws, int64_t rows, const char* what) {
+    if (rows < 1 || rows > ws.max_batch)
+        throw std::invalid_argument(std::string(what) + " of " + std::to_string(rows) +
+                                    " rows does not fit a workspace for 1.." + std::to_string(ws.max_batch));
+}
+
+// The arguments of a one-batch call: parameters, X (B, sizes[0]) with B <= max_batch, targets.
+template <class T>
+struct CheckedBatch {
+    CheckedLayers<T> params;
+    py::array X;
+    int64_t B;
+    CheckedTargets<T> y;
+};
+
+template <class T>
+CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, const py::list& biases,
+                            bool writable, py::handle X_, py::handle y_) {
+    CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), checked<T>(X_, "X", {-1, ws.sizes[0]}), 0, {}};
+    c.B = c.X.shape(0);
+    check_fits(ws, c.B, "a batch");
+    c.y = check_targets<T>(y_, c.B, ws.sizes.back());
+    return c;
+}
+
 template <class T>
 py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases,
                            Activation g, py::handle X_, py::handle y_, double lr) {
     WorkspaceLock lock(ws);
-    auto L = check_layers<T>(ws, weights, biases, true);
-    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
-    const int64_t B = X.shape(0);
-    if (B < 1 || B > ws.max_batch)
-        throw std::invalid_argument("batch of " + std::to_string(B) + " rows does not fit a workspace for 1.." +
-                                    std::to_string(ws.max_batch));
-    CheckedTargets<T> y = check_targets<T>(y_, B, ws.sizes.back());
+    CheckedBatch<T> c = check_batch<T>(ws, weights, biases, true, X_, y_);
     fastmlp::LossStats s;
     {
         py::gil_scoped_release nogil;
-        s = fastmlp::train_batch(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, B, static_cast<T>(lr));
+        s = fastmlp::train_batch(ws.get<T>(), c.params.layers, g, cptr<T>(c.X), c.y.view, c.B, static_cast<T>(lr));
     }
     return py::make_tuple(s.loss_sum, s.n_correct);
 }
@@ -415,9 +434,7 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     auto L = check_layers<T>(ws, weights, biases, true);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
     const int64_t N = X.shape(0);
-    if (batch_size < 1 || batch_size > ws.max_batch)
-        throw std::invalid_argument("batch_size " + std::to_string(batch_size) + " does not fit a workspace for 1.." +
-                                    std::to_string(ws.max_batch));
+    check_fits(ws, batch_size, "batch_size");
     CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back());
     py::array order;
     const int64_t* ord = nullptr;
@@ -444,13 +461,7 @@ template <class T>
 py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
                          py::handle X_, py::handle y_) {
     WorkspaceLock lock(ws);
-    auto L = check_layers<T>(ws, weights, biases, false);
-    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
-    const int64_t B = X.shape(0);
-    if (B < 1 || B > ws.max_batch)
-        throw std::invalid_argument("batch of " + std::to_string(B) + " rows does not fit a workspace for 1.." +
-                                    std::to_string(ws.max_batch));
-    CheckedTargets<T> y = check_targets<T>(y_, B, ws.sizes.back());
+    CheckedBatch<T> c = check_batch<T>(ws, weights, biases, false, X_, y_);
     py::list grads;
     std::vector<fastmlp::LayerGrads<T>> out;
     for (std::size_t k = 0; k + 1 < ws.sizes.size(); ++k) {
@@ -462,7 +473,7 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
     fastmlp::LossStats s;
     {
         py::gil_scoped_release nogil;
-        s = fastmlp::forward_backward(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, B, out, T(0));
+        s = fastmlp::forward_backward(ws.get<T>(), c.params.layers, g, cptr<T>(c.X), c.y.view, c.B, out, T(0));
     }
     return py::make_tuple(s.loss_sum, s.n_correct, grads);
 }

@@ -14,6 +14,7 @@ from ._validation import (
     check_activation,
     check_dtype,
     check_layer_sizes,
+    check_seed,
     check_X,
     check_y,
 )
@@ -66,11 +67,7 @@ class Network:
         self._layer_sizes = check_layer_sizes(layer_sizes)
         self._activation = check_activation(activation)
         self._dtype = check_dtype(dtype)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         rng = np.random.default_rng(seed)
         self.weights = []
         self.biases = []

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from . import _core
-from ._validation import check_int, check_positive_float, check_X, check_y
+from ._validation import check_int, check_positive_float, check_seed, check_X, check_y
 from .network import Network
 
 
@@ -76,11 +76,7 @@ class Trainer:
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(seed)
         self._ws = None
 

@@ -171,15 +171,16 @@ CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, c
         const std::string wn = "weights[" + std::to_string(k) + "]", bn = "biases[" + std::to_string(k) + "]";
         py::array W = checked<T>(weights[k], wn.c_str(), {ws.sizes[k + 1], ws.sizes[k]}, writable);
         py::array b = checked<T>(biases[k], bn.c_str(), {ws.sizes[k + 1]}, writable);
-        out.layers.push_back({static_cast<T*>(W.mutable_data()), static_cast<T*>(b.mutable_data()),
-                              ws.sizes[k], ws.sizes[k + 1]});
+        // Read-only calls (writable == false) only ever read through these pointers, and a
+        // read-only array must still be usable for prediction: take data(), not mutable_data().
+        out.layers.push_back({const_cast<T*>(cptr<T>(W)), const_cast<T*>(cptr<T>(b)), ws.sizes[k], ws.sizes[k + 1]});
         out.keep.push_back(W);
         out.keep.push_back(b);
     }
     return out;
 }
 
-// Runs f.template operator()<T>() for the workspace's dtype.
+// Runs f(T{}) for T the workspace's dtype.
 template <class F>
 auto with_dtype(const AnyWorkspace& ws, F&& f) {
     if (ws.f32) return f(float{});

@@ -178,8 +178,6 @@ def test_bad_y(net, trainer, call, make_y, exc, pattern):
     raises_cleanly(net, trainer, lambda: f(net, trainer, good_X(), make_y()), exc, fill(pattern, xname, yname))
 
 
-@pytest.mark.xfail(strict=True, reason="_validation.py:122 casts float64 -> float32 before the finiteness "
-                   "check, so numpy emits 'RuntimeWarning: overflow encountered in cast' before the ValueError")
 def test_overflow_to_float32_raises_without_a_warning(net):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -187,22 +185,16 @@ def test_overflow_to_float32_raises_without_a_warning(net):
             net.predict_proba(with_value(1e39))
 
 
-@pytest.mark.xfail(strict=True, reason="_validation.py:144 formats arr[i] with !r, which NumPy 2 prints "
-                   "as 'np.float64(1.5)'")
 def test_fractional_label_message_shows_the_plain_value(net):
     with pytest.raises(ValueError, match=r"y\[5\] = 1\.5$"):
         net.loss(good_X(), labels(1.5))
 
 
-@pytest.mark.xfail(strict=True, reason="_validation.py:137/155 hard-code 'X' in the length-mismatch "
-                   "message, so a bad y_val is reported against 'X' instead of X_val")
 def test_validation_label_count_message_names_X_val(trainer):
     with pytest.raises(ValueError, match=r"y_val has 3 labels but X_val has 6 samples"):
         trainer.fit(good_X(), good_y(), validation_data=(good_X(), np.array([0, 1, 2])))
 
 
-@pytest.mark.xfail(strict=True, reason="_validation.py:28 converts object arrays with astype(float64), "
-                   "which parses numeric strings, while the same strings as a str array are refused")
 def test_object_array_of_numeric_strings_is_refused(net, trainer):
     X = np.array([["1.5", "2", "3", "4"]] * N, dtype=object)
     raises_cleanly(net, trainer, lambda: net.predict_proba(X), TypeError, "X must hold numbers")
@@ -365,8 +357,6 @@ def read_only_weight(net):
     net.weights[0].setflags(write=False)
 
 
-@pytest.mark.xfail(strict=True, reason="cpp/bindings.cpp:174 calls mutable_data() even for read-only uses, "
-                   "so predict on a read-only weight fails with pybind's bare 'array is not writeable'")
 def test_predict_works_with_read_only_weights(net):
     X = good_X()
     want = net.predict_proba(X)
@@ -374,8 +364,6 @@ def test_predict_works_with_read_only_weights(net):
     assert net.predict_proba(X).tobytes() == want.tobytes()
 
 
-@pytest.mark.xfail(strict=True, reason="Network._params (network.py:127) does not check writeability; the "
-                   "binding's message says 'weights[0] is not writeable', not net.weights[0]")
 @pytest.mark.parametrize("call", ["step", "fit"])
 def test_training_read_only_weights_names_the_parameter(net, trainer, call):
     read_only_weight(net)

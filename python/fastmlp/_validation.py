@@ -24,10 +24,10 @@ def as_numeric_array(value, name):
     except Exception as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
     if arr.dtype.kind == "O":
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must hold numbers; it has dtype object with non-numeric entries") from None
+        # astype(float) would parse numeric strings; strings are refused whatever they spell.
+        if not all(isinstance(v, numbers.Real) for v in arr.flat):
+            raise TypeError(f"{name} must hold numbers; it has dtype object with non-numeric entries")
+        arr = arr.astype(np.float64)
     if arr.dtype.kind in "USV":
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "c":
@@ -119,7 +119,8 @@ def check_X(X, n_features, dtype, name="X"):
         raise ValueError(f"Network expects {n_features} input features, got {name} with shape {_shape(arr)}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples (shape {_shape(arr)}); at least 1 is required")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported below, as an error
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(out).all():
         if np.isnan(out).any():
             raise ValueError(f"{name} contains NaN")
@@ -127,21 +128,21 @@ def check_X(X, n_features, dtype, name="X"):
     return out
 
 
-def check_y(y, n_samples, n_classes, dtype, name="y"):
+def check_y(y, n_samples, n_classes, dtype, name="y", x_name="X"):
     """Labels (n_samples,) -> int64, or target distributions (n_samples, n_classes) -> dtype.
 
     Returns a C-contiguous array: int64 1-D for labels, `dtype` 2-D for distributions."""
     arr = as_numeric_array(y, name)
     if arr.ndim == 1:
         if arr.shape[0] != n_samples:
-            raise ValueError(f"{name} has {arr.shape[0]} labels but X has {n_samples} samples")
+            raise ValueError(f"{name} has {arr.shape[0]} labels but {x_name} has {n_samples} samples")
         if arr.dtype.kind == "f":
             if not np.isfinite(arr).all():
                 raise ValueError(f"{name} contains NaN or infinity; labels must be integers in [0, {n_classes})")
             frac = arr != np.floor(arr)
             if frac.any():
                 i = int(np.flatnonzero(frac)[0])
-                raise ValueError(f"labels must be integers in [0, {n_classes}); {name}[{i}] = {arr[i]!r}")
+                raise ValueError(f"labels must be integers in [0, {n_classes}); {name}[{i}] = {arr[i].item()!r}")
         if arr.size:
             lo, hi = arr.min(), arr.max()  # compared in the input's own type: nothing is narrowed first
             if lo < 0 or hi >= n_classes:
@@ -152,13 +153,14 @@ def check_y(y, n_samples, n_classes, dtype, name="y"):
         return np.ascontiguousarray(arr, dtype=np.int64)
     if arr.ndim == 2:
         if arr.shape[0] != n_samples:
-            raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
+            raise ValueError(f"{name} has {arr.shape[0]} rows but {x_name} has {n_samples} samples")
         if arr.shape[1] != n_classes:
             hint = f"; for integer labels pass a 1-D array ({name}.ravel())" if arr.shape[1] == 1 else ""
             raise ValueError(
                 f"target distributions need {n_classes} columns (one per output), got {name} with shape "
                 f"{_shape(arr)}{hint}")
-        out = np.ascontiguousarray(arr, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=dtype)
         if not np.isfinite(out).all():
             raise ValueError(f"{name} contains NaN or infinity")
         if (out < 0).any():

@@ -5,7 +5,6 @@ here, as NumPy arrays; the native kernels work on them in place, without copies.
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 
@@ -124,8 +123,9 @@ class Network:
 
     # ------------------------------------------------------------------ the parameters, checked
 
-    def _params(self):
-        """The parameter lists, after checking that user edits kept them usable in place."""
+    def _params(self, for_update=False):
+        """The parameter lists, after checking that user edits kept them usable in place
+        (and writeable, when a training step is about to update them)."""
         for kind, arrays, shapes in (
             ("weights", self.weights, [(o, i) for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:])]),
             ("biases", self.biases, [(o,) for o in self._layer_sizes[1:]]),
@@ -140,6 +140,9 @@ class Network:
                         f"assign values with net.{kind}[{k}][...] = new_values")
                 if not a.flags.c_contiguous:
                     raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
+                if for_update and not a.flags.writeable:
+                    raise ValueError(f"net.{kind}[{k}] is read-only, so training cannot update it; "
+                                     f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")
         return self.weights, self.biases
 
     def _workspace(self, rows):
@@ -223,6 +226,10 @@ class Network:
         }
         W, b = self._params()
         for k, (Wk, bk) in enumerate(zip(W, b)):
+            for kind, a in (("weights", Wk), ("biases", bk)):
+                if not np.isfinite(a).all():  # load() refuses such files: fail now, not at load time
+                    raise ValueError(f"cannot save: net.{kind}[{k}] contains NaN or infinity "
+                                     "(training diverged; a smaller lr usually helps)")
             arrays[f"W{k}"] = Wk
             arrays[f"b{k}"] = bk
         np.savez(path, **arrays)
@@ -245,10 +252,12 @@ class Network:
                 data = {name: f[name] for name in f.files}
         except OSError:
             raise
-        except (ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            raise ModelFileError(f"{path} is not a readable .npz model file: {exc}") from None
-        except Exception as exc:  # zlib.error, struct.error...: any decoding failure is a bad file
-            raise ModelFileError(f"{path} is not a readable .npz model file: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # BadZipFile, ValueError, zlib.error, EOFError...: any decoding failure
+            # NumPy's own text can suggest allow_pickle=True, which is the wrong advice for a
+            # damaged or hostile file, so only the exception's type is passed on.
+            raise ModelFileError(
+                f"{path} is not a valid fastmlp model file (not a readable .npz archive of plain "
+                f"arrays: {type(exc).__name__})") from None
         return cls._from_arrays(data, path)
 
     @classmethod
@@ -270,18 +279,26 @@ class Network:
         if sizes is None or sizes.ndim != 1 or sizes.dtype.kind not in "iu":
             raise ModelFileError(f"{path}: layer_sizes is missing or malformed")
         try:
-            net = cls(sizes.tolist(), activation=field("activation", "U"), dtype=field("dtype", "U"), seed=None)
+            sizes = check_layer_sizes(sizes.tolist())
+            activation = check_activation(field("activation", "U"))
+            dtype = check_dtype(field("dtype", "U"))
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: invalid network description: {exc}") from None
-        for k in range(len(net._layer_sizes) - 1):
-            for name, target in ((f"W{k}", net.weights[k]), (f"b{k}", net.biases[k])):
+        # Every stored array is checked against layer_sizes before anything is allocated from
+        # the sizes, so a header claiming huge layers cannot make load() allocate for them.
+        weights, biases = [], []
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for name, shape, out in ((f"W{k}", (n_out, n_in), weights), (f"b{k}", (n_out,), biases)):
                 if name not in data:
                     raise ModelFileError(f"{path}: the entry {name!r} is missing")
                 a = data[name]
-                if a.shape != target.shape or a.dtype != target.dtype:
+                if a.shape != shape or a.dtype != dtype:
                     raise ModelFileError(
-                        f"{path}: {name} has {a.dtype} shape {a.shape}, expected {target.dtype} shape {target.shape}")
+                        f"{path}: {name} has {a.dtype} shape {a.shape}, expected {dtype.name} shape {shape}")
                 if not np.isfinite(a).all():
                     raise ModelFileError(f"{path}: {name} contains NaN or infinity")
-                target[...] = a
+                out.append(np.ascontiguousarray(a))
+        net = object.__new__(cls)
+        net._layer_sizes, net._activation, net._dtype, net.seed = sizes, activation, dtype, None
+        net.weights, net.biases = weights, biases
         return net

@@ -105,7 +105,7 @@ class Trainer:
         lr = check_positive_float(self.lr, "lr")
         X = check_X(X, net.n_features, net.dtype)
         y = check_y(y, len(X), net.n_classes, net.dtype)
-        W, b = net._params()
+        W, b = net._params(for_update=True)
         loss_sum, _ = _core.train_batch(self._workspace(len(X)), W, b, net.activation, X, y, lr)
         return loss_sum / len(X)
 
@@ -145,8 +145,8 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
-            yv = check_y(validation_data[1], len(Xv), net.n_classes, net.dtype, name="y_val")
-        W, b = net._params()
+            yv = check_y(validation_data[1], len(Xv), net.n_classes, net.dtype, name="y_val", x_name="X_val")
+        W, b = net._params(for_update=True)
 
         n = len(X)
         batch_size = min(batch_size, n)  # a batch larger than the data is the whole data

@@ -1,0 +1,408 @@
+"""``python -m fastmlp train``: train an MLP on the bundled digits or a user's .npz/.csv file and
+report its held-out accuracy.
+
+Holds the option parser, the data-file readers and the train-and-report run. It deliberately does no
+feature scaling, no hyper-parameter search and no model format of its own: it drives the public
+``fastmlp.Network`` / ``fastmlp.Trainer`` API and saves with ``Network.save``.
+"""
+
+import argparse
+import gzip
+import os
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+import fastmlp
+from fastmlp import datasets
+
+__all__ = ["configure_parser", "run", "main"]
+
+ACTIVATION_CHOICES = ("relu", "tanh", "sigmoid", "identity")
+DTYPE_CHOICES = ("float32", "float64")
+NPZ_FEATURES_KEY = "X"
+NPZ_LABELS_KEY = "y"
+
+# Epochs measured on the bundled digits (1348 training rows, 449 held out) with [64, 128, 10] relu,
+# lr 0.1, batch 32 over seeds 0..39: after 30 epochs 8 of 40 runs sit below 96% (a constant step
+# still jolts the weights now and then); after 50, 39 of 40 reach it (median 97.2%; seed 26's split
+# plateaus near 95.5% at any length), in about 0.3 s on one core.
+DEFAULT_HIDDEN = [128]
+DEFAULT_ACTIVATION = "relu"
+DEFAULT_DTYPE = "float32"
+DEFAULT_EPOCHS = 50
+DEFAULT_LR = 0.1
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_SEED = 0
+DEFAULT_TEST_FRACTION = 0.25
+
+
+class UserError(Exception):
+    """A problem with the command line or the user's data: reported in one line, without a traceback."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not np.isfinite(value):  # `not >` also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def configure_parser(parser):
+    """Add the ``train`` options to `parser` (an ``argparse.ArgumentParser`` or a subcommand parser)."""
+    parser.description = (
+        "Train a multi-layer perceptron with minibatch SGD and report its accuracy on a held-out, "
+        "seeded part of the data. Without --data it trains on the bundled UCI digits "
+        "(1797 8x8 images, 10 classes)."
+    )
+    parser.epilog = (
+        "Per-epoch progress (loss and accuracy on the training and held-out parts) goes to stderr; "
+        "the final 'held-out accuracy: ...' line goes to stdout. User errors exit with status 2."
+    )
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data", metavar="PATH", default=None,
+        help=(
+            "train on this file instead of the bundled digits: a .npz holding arrays "
+            f"'{NPZ_FEATURES_KEY}' of shape (n_samples, n_features) and '{NPZ_LABELS_KEY}' of shape "
+            "(n_samples,) with integer labels, or a .csv (optionally .csv.gz) of comma-separated "
+            "numbers whose last column is the integer label (a non-numeric first line is taken as a "
+            "header and skipped). Labels may be any integers; they are mapped to 0..K-1 in sorted order"
+        ),
+    )
+    data.add_argument(
+        "--test-fraction", type=_fraction, default=DEFAULT_TEST_FRACTION, metavar="F",
+        help="fraction of the samples held out (seeded by --seed) for validation and the final "
+             "accuracy (default: %(default)s)",
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--hidden", type=_positive_int, nargs="*", default=DEFAULT_HIDDEN, metavar="N",
+        help="hidden layer sizes, zero or more (e.g. --hidden 128 64; a bare --hidden means none, "
+             "i.e. softmax regression; default: %s)" % " ".join(map(str, DEFAULT_HIDDEN)),
+    )
+    model.add_argument("--activation", choices=ACTIVATION_CHOICES, default=DEFAULT_ACTIVATION,
+                       help="activation of the hidden layers (default: %(default)s)")
+    model.add_argument("--dtype", choices=DTYPE_CHOICES, default=DEFAULT_DTYPE,
+                       help="floating-point type of the weights and the arithmetic "
+                            "(default: %(default)s)")
+
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, metavar="N",
+                          help="passes over the training part (default: %(default)s)")
+    training.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, metavar="LR",
+                          help="SGD learning rate (default: %(default)s)")
+    training.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="B",
+                          help="rows per minibatch (default: %(default)s)")
+    training.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED,
+                          help="seed of the weight initialisation, the shuffling and the held-out "
+                               "split (default: %(default)s)")
+    training.add_argument("--no-shuffle", action="store_true",
+                          help="visit the training rows in the same order every epoch")
+    training.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                          help="native threads (fastmlp.set_num_threads); default: the library's choice")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--save", metavar="PATH", default=None,
+                        help="save the trained network here (fastmlp.Network.save; read it back with "
+                             "fastmlp.Network.load)")
+    output.add_argument("--quiet", action="store_true",
+                        help="print only the final held-out accuracy line")
+    return parser
+
+
+# --- reading a user's data -------------------------------------------------------------------------------
+
+
+def _read_npz(path):
+    how_to_write = f"numpy.savez(path, {NPZ_FEATURES_KEY}=features, {NPZ_LABELS_KEY}=labels)"
+    # Sniffed first: for a file that is not a zip, np.load guesses "pickle" and its message says so.
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic == b"\x93NUMPY":
+        raise UserError(
+            f"{path} holds a single .npy array, not a .npz archive; write one with {how_to_write}"
+        )
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a .npz archive (a zip of arrays); write one with {how_to_write}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error...: any damaged archive
+        raise UserError(f"cannot read {path} as a .npz archive: {exc}") from None
+    with archive:
+        missing = [key for key in (NPZ_FEATURES_KEY, NPZ_LABELS_KEY) if key not in archive.files]
+        if missing:
+            found = ", ".join(repr(name) for name in archive.files) or "none"
+            raise UserError(
+                f"{path} lacks the array(s) {', '.join(repr(k) for k in missing)}: expected "
+                f"'{NPZ_FEATURES_KEY}' (n_samples, n_features) and '{NPZ_LABELS_KEY}' (n_samples,) "
+                f"integer labels; found arrays: {found}"
+            )
+        try:
+            X = archive[NPZ_FEATURES_KEY]
+            y = archive[NPZ_LABELS_KEY]
+        except Exception as exc:  # object arrays (they need pickle), or a damaged member of the zip
+            raise UserError(f"cannot read the arrays in {path}: {exc}") from None
+    return X, y
+
+
+def _open_text(path):
+    if path.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, "r", encoding="utf-8")
+
+
+def _is_numeric_row(line):
+    fields = line.strip().split(",")
+    try:
+        [float(field) for field in fields]
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path):
+    try:
+        with _open_text(path) as handle:
+            lines = handle.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read {path} as text: {exc}") from None
+    except (OSError, EOFError) as exc:  # a corrupt .gz raises BadGzipFile, an OSError
+        raise UserError(f"cannot read {path}: {exc}") from None
+    # Blank lines (a trailing newline, say) carry no sample.
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if numbered and not _is_numeric_row(numbered[0][1]):
+        numbered = numbered[1:]  # a header line
+    if not numbered:
+        raise UserError(f"{path} holds no data rows")
+    rows = []
+    width = None
+    for number, line in numbered:
+        fields = line.strip().split(",")
+        try:
+            values = [float(field) for field in fields]
+        except ValueError:
+            raise UserError(
+                f"{path}, line {number}: expected comma-separated numbers, got {line.strip()[:60]!r}"
+            ) from None
+        if width is None:
+            width = len(values)
+        elif len(values) != width:
+            raise UserError(f"{path}, line {number}: expected {width} columns, got {len(values)}")
+        rows.append(values)
+    if width < 2:
+        raise UserError(f"{path} needs at least 2 columns (features, then the label), got {width}")
+    table = np.array(rows, dtype=np.float64)
+    return table[:, :-1], table[:, -1]
+
+
+def _as_integer_labels(y, path):
+    """Return `y` as int64, accepting floats only where they hold whole numbers (as a CSV's do)."""
+    if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise UserError(f"labels in {path} must be integers, got {y[row]} at sample {row}")
+        return y.astype(np.int64)
+    raise UserError(f"labels in {path} must be integers, got an array of dtype {y.dtype}")
+
+
+def load_user_data(path):
+    """Read a user's data file; return ``(X, labels)`` as a float64 2-D array and an int64 1-D array.
+
+    Raises UserError naming the file and what is wrong with it.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a directory, expected a .npz or .csv file")
+    lowered = path.lower()
+    if lowered.endswith(".npz"):
+        X, y = _read_npz(path)
+    elif lowered.endswith((".csv", ".csv.gz")):
+        X, y = _read_csv(path)
+    else:
+        raise UserError(f"cannot tell the format of {path}: expected a name ending in .npz or .csv")
+
+    if X.ndim != 2:
+        hint = ""
+        if X.ndim > 2:
+            hint = "; flatten each sample first, e.g. X.reshape(len(X), -1)"
+        raise UserError(
+            f"'{NPZ_FEATURES_KEY}' in {path} must have shape (n_samples, n_features), got {X.shape}{hint}"
+        )
+    if y.ndim != 1:
+        raise UserError(f"'{NPZ_LABELS_KEY}' in {path} must have shape (n_samples,), got {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise UserError(
+            f"{path} holds {X.shape[0]} feature rows but {y.shape[0]} labels; they must match"
+        )
+    if X.shape[1] < 1:
+        raise UserError(f"{path} holds no feature columns")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_) or np.iscomplexobj(X):
+        raise UserError(f"features in {path} must be real numbers, got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    if not np.all(np.isfinite(X)):
+        row = int(np.argmax(~np.all(np.isfinite(X), axis=1)))
+        raise UserError(f"features in {path} must be finite, got NaN or infinity at sample {row}")
+    return X, _as_integer_labels(y, path)
+
+
+def encode_labels(labels):
+    """Map arbitrary integer labels to 0..K-1 in sorted order; return ``(classes, codes)``.
+
+    Raises UserError when there are fewer than two classes: softmax over one class learns nothing.
+    """
+    classes, codes = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        only = f" (every label is {classes[0]})" if len(classes) == 1 else ""
+        raise UserError(f"need at least 2 classes to train a classifier, found {len(classes)}{only}")
+    return classes, codes.reshape(-1).astype(np.int64)
+
+
+def _describe_classes(classes):
+    if np.array_equal(classes, np.arange(len(classes))):
+        return f"{len(classes)} classes, labels 0..{len(classes) - 1}"
+    shown = ", ".join(str(c) for c in classes[:8]) + (", ..." if len(classes) > 8 else "")
+    return f"{len(classes)} classes, labels [{shown}] mapped to 0..{len(classes) - 1}"
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+def _check_save_path(path):
+    # Checked before training, so a typo in the folder does not cost the whole run.
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot save the model to {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"cannot save the model to {path}: it is a directory")
+
+
+def _plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _train_and_report(args, say):
+    if args.save is not None:
+        _check_save_path(args.save)
+    if args.data is None:
+        X, labels = datasets.load_digits()
+        source = "bundled digits"
+    else:
+        X, labels = load_user_data(args.data)
+        source = args.data
+    classes, y = encode_labels(labels)
+    n_samples, n_features = X.shape
+    say(f"data: {source}: {n_samples} samples, {n_features} features, {_describe_classes(classes)}")
+
+    dtype = np.dtype(args.dtype)
+    with np.errstate(over="ignore"):  # reported below in our own words instead of NumPy's warning
+        X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.all(np.isfinite(X)):
+        raise UserError(
+            f"some feature values are too large for {args.dtype}; scale them or use --dtype float64"
+        )
+    X_train, X_test, y_train, y_test = datasets.train_test_split(
+        X, y, test_fraction=args.test_fraction, seed=args.seed
+    )
+
+    if args.threads is not None:
+        fastmlp.set_num_threads(args.threads)
+
+    layer_sizes = [n_features, *args.hidden, len(classes)]
+    net = fastmlp.Network(layer_sizes, activation=args.activation, dtype=args.dtype, seed=args.seed)
+    trainer = fastmlp.Trainer(
+        net, lr=args.lr, batch_size=args.batch_size, shuffle=not args.no_shuffle, seed=args.seed
+    )
+    say(
+        f"network: {layer_sizes} {args.activation} {args.dtype}; lr {args.lr}, batch {args.batch_size}, "
+        f"{_plural(args.epochs, 'epoch')} on {len(X_train)} samples, {len(X_test)} held out; "
+        f"{fastmlp.get_num_threads()} thread(s)"
+    )
+
+    started = time.perf_counter()
+    trainer.fit(X_train, y_train, epochs=args.epochs, validation_data=(X_test, y_test),
+                verbose=not args.quiet)
+    say(f"trained in {time.perf_counter() - started:.2f} s")
+
+    accuracy = net.accuracy(X_test, y_test)
+    print(f"held-out accuracy: {accuracy:.4f} ({len(X_test)} samples)", flush=True)
+
+    if args.save is not None:
+        try:
+            net.save(args.save)
+        except OSError as exc:
+            raise UserError(f"cannot save the model to {args.save}: {exc.strerror or exc}") from None
+        # numpy.savez, under Network.save, appends .npz to a name without it: report the real file.
+        saved_as = args.save if str(args.save).endswith(".npz") else f"{args.save}.npz"
+        say(f"saved the model to {saved_as}")
+        if not np.array_equal(classes, np.arange(len(classes))):
+            say(f"note: the saved model predicts indices 0..{len(classes) - 1}; index i stands for "
+                f"the i-th label in sorted order ({_describe_classes(classes)})")
+    return 0
+
+
+def run(args):
+    """Run ``train`` with parsed `args`; return the process exit status."""
+
+    def say(message):
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    try:
+        return _train_and_report(args, say)
+    except (UserError, ValueError, OSError) as exc:
+        # ValueError is the library's documented error for bad input (shapes, labels, hyper-parameters);
+        # showing its traceback would point users at our internals instead of their arguments.
+        message = str(exc) or type(exc).__name__
+        print(f"fastmlp: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastmlp: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv=None):
+    """Parse `argv` (default: ``sys.argv[1:]``) as ``train`` options and run; return the exit status."""
+    parser = configure_parser(argparse.ArgumentParser(prog="fastmlp train"))
+    return run(parser.parse_args(argv))

@@ -42,7 +42,6 @@ CASES = (
     BenchCase("784-128-10-relu-b128", (784, 128, 10), "relu", 128, 4096, False),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
-BACKENDS = ("native", "numpy", "pure")
 
 # Random labels never become learnable, so a large step only stirs the weights; 0.01 keeps the
 # losses finite (NaN or denormal arithmetic would change the speed being measured).
@@ -70,7 +69,6 @@ class NativeBackend:
     name = "native"
 
     def __init__(self, net, X, y, batch_size, seed):
-        self.net = net
         self.X, self.y = X, y
         # Built once: the benchmark is of training, not of workspace allocation.
         self.trainer = fastmlp.Trainer(net, lr=LEARNING_RATE, batch_size=batch_size, shuffle=True, seed=seed)
@@ -251,10 +249,38 @@ def _blas_name():
         return None
 
 
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _blas_threads():
+    """How many threads NumPy's BLAS may use, as text: threadpoolctl's count if it is installed
+    (an optional extra), else the environment variables that set it, else "its default"."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    if threadpoolctl is not None:
+        counts = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                  if info.get("user_api") == "blas"]
+        if counts:
+            return str(counts[0])
+    settings = [f"{name}={os.environ[name]}" for name in _BLAS_THREAD_VARIABLES if name in os.environ]
+    return ", ".join(settings) if settings else "its default"
+
+
+def _command_line():
+    """The command that started this process, as a user would type it."""
+    script = os.path.basename(sys.argv[0])
+    if script == "__main__.py":  # run as python -m fastmlp
+        return " ".join(["python -m fastmlp", *sys.argv[1:]])
+    return " ".join(["python", sys.argv[0], *sys.argv[1:]])
+
+
 def describe_environment():
     info = fastmlp.build_info()
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": _command_line(),
         "platform": platform.platform(),
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -264,6 +290,7 @@ def describe_environment():
         "build_info": {key: (value if isinstance(value, (bool, int, float, str, type(None))) else str(value))
                        for key, value in dict(info).items()},
         "threads": fastmlp.get_num_threads(),
+        "numpy_blas_threads": _blas_threads(),
     }
 
 
@@ -306,10 +333,12 @@ def format_report(environment, results, settings):
     lines = [
         f"fastmlp training throughput, samples/s: median (min{en_dash}max) of {settings.repeats} "
         "rounds, backends interleaved in each round",
+        f"command : {environment['command']}  ({environment['date']})",
         f"machine : {environment['platform']}; {environment['cpu_model']}; "
         f"os.cpu_count() = {environment['cpu_count']}",
         f"fastmlp : {build_text}",
-        f"threads : {environment['threads']} native (fastmlp.get_num_threads()); NumPy's BLAS uses its own",
+        f"threads : {environment['threads']} native (fastmlp.get_num_threads()); "
+        f"NumPy's BLAS: {environment['numpy_blas_threads']}",
         f"numpy   : {environment['numpy']}{blas}; Python {environment['python']}",
         f"data    : synthetic standard-normal {DTYPE}, seed {settings.seed}; SGD lr {LEARNING_RATE}, "
         "shuffled every epoch",
@@ -362,14 +391,21 @@ def format_report(environment, results, settings):
 # --- command line ------------------------------------------------------------------------------------
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def configure_parser(parser):
@@ -394,7 +430,8 @@ def configure_parser(parser):
                              "(the numbers are rough)")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="native threads (fastmlp.set_num_threads); default: the library's choice")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the weights (default: 0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="seed of the data, the weights and the shuffling (default: 0)")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write every measured number, the settings and the machine to this file")
     return parser
@@ -427,13 +464,18 @@ def run(args):
 
     environment = describe_environment()
     results = []
-    for case in cases:
-        results.append(run_case(case, settings, say))
+    try:
+        for case in cases:
+            results.append(run_case(case, settings, say))
+    except KeyboardInterrupt:
+        if json_file is not None:
+            json_file.close()
+        print("fastmlp: interrupted", file=sys.stderr)
+        return 130
     print(format_report(environment, results, settings), flush=True)
 
     if json_file is not None:
         document = {
-            "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
             "environment": environment,
             "settings": {
                 "quick": bool(args.quick),

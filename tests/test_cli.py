@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,19 @@ def test_library_value_error_is_a_one_line_error(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.err == "fastmlp: error: lr is too large for this network\n"
     assert captured.out == ""
+
+
+def test_thread_warning_of_a_serial_build_is_one_line(monkeypatch, capsys):
+    from fastmlp import cli
+
+    def serial_build(n):
+        warnings.warn("fastmlp was built without OpenMP", RuntimeWarning, stacklevel=2)
+
+    monkeypatch.setattr(fastmlp, "set_num_threads", serial_build)
+    assert cli.main(["--threads", "2", "--epochs", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "fastmlp: warning: fastmlp was built without OpenMP\n"
+    assert ACCURACY_LINE.search(captured.out)
 
 
 def test_features_that_overflow_float32_are_a_one_line_error(tmp_path, digits_subset):

@@ -11,6 +11,7 @@ import gzip
 import os
 import sys
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -309,13 +310,19 @@ def _describe_classes(classes):
 # --- the run -------------------------------------------------------------------------------------------
 
 
+def _model_file_name(path):
+    """The file Network.save will write: numpy.savez, under it, appends .npz to a name without it."""
+    return path if path.endswith(".npz") else f"{path}.npz"
+
+
 def _check_save_path(path):
     # Checked before training, so a typo in the folder does not cost the whole run.
-    folder = os.path.dirname(os.path.abspath(path))
+    target = _model_file_name(path)
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
-        raise UserError(f"cannot save the model to {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise UserError(f"cannot save the model to {path}: it is a directory")
+        raise UserError(f"cannot save the model to {target}: the folder {folder} does not exist")
+    if os.path.isdir(target):
+        raise UserError(f"cannot save the model to {target}: it is a directory")
 
 
 def _plural(count, noun):
@@ -347,7 +354,12 @@ def _train_and_report(args, say):
     )
 
     if args.threads is not None:
-        fastmlp.set_num_threads(args.threads)
+        # A serial build warns that threads are unavailable; say it in one line like our other messages.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fastmlp.set_num_threads(args.threads)
+        for warning in caught:
+            print(f"fastmlp: warning: {warning.message}", file=sys.stderr, flush=True)
 
     layer_sizes = [n_features, *args.hidden, len(classes)]
     net = fastmlp.Network(layer_sizes, activation=args.activation, dtype=args.dtype, seed=args.seed)
@@ -373,9 +385,7 @@ def _train_and_report(args, say):
             net.save(args.save)
         except OSError as exc:
             raise UserError(f"cannot save the model to {args.save}: {exc.strerror or exc}") from None
-        # numpy.savez, under Network.save, appends .npz to a name without it: report the real file.
-        saved_as = args.save if str(args.save).endswith(".npz") else f"{args.save}.npz"
-        say(f"saved the model to {saved_as}")
+        say(f"saved the model to {_model_file_name(args.save)}")
         if not np.array_equal(classes, np.arange(len(classes))):
             say(f"note: the saved model predicts indices 0..{len(classes) - 1}; index i stands for "
                 f"the i-th label in sorted order ({_describe_classes(classes)})")
@@ -396,6 +406,10 @@ def run(args):
         # showing its traceback would point users at our internals instead of their arguments.
         message = str(exc) or type(exc).__name__
         print(f"fastmlp: error: {message}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("fastmlp: error: not enough memory for this network and data; try smaller --hidden sizes "
+              "or --batch-size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fastmlp: interrupted", file=sys.stderr)

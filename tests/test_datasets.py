@@ -254,3 +254,10 @@ def test_split_rejects_mismatched_lengths():
 def test_split_rejects_scalars():
     with pytest.raises(ValueError, match="scalar"):
         train_test_split(np.float64(1.0), np.zeros(1))
+
+
+@pytest.mark.parametrize("seed,exc", [(-1, ValueError), (1.5, TypeError), ("0", TypeError)])
+def test_split_rejects_bad_seeds_with_a_clear_message(seed, exc):
+    X, y = np.zeros((10, 2)), np.arange(10)
+    with pytest.raises(exc, match="seed"):
+        train_test_split(X, y, seed=seed)

@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._validation import check_seed
+
 __all__ = ["load_digits", "train_test_split"]
 
 _DIGITS_FILE = "digits.csv.gz"
@@ -160,7 +162,9 @@ def train_test_split(X, y, test_fraction=0.25, seed=0):
     ValueError
         If `test_fraction` is not a number strictly between 0 and 1, if `X`
         or `y` has no sample axis, if they hold different numbers of samples,
-        or if there are fewer than 2 samples.
+        or if there are fewer than 2 samples, or if `seed` is negative.
+    TypeError
+        If `seed` is not an int or None.
 
     Examples
     --------
@@ -192,7 +196,7 @@ def train_test_split(X, y, test_fraction=0.25, seed=0):
         )
 
     n_test = min(max(int(round(n * float(test_fraction))), 1), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(check_seed(seed)).permutation(n)
     test_idx, train_idx = order[:n_test], order[n_test:]
     return (
         np.ascontiguousarray(X[train_idx]),

@@ -18,6 +18,7 @@
 
 #include "fastmlp/activations.hpp"
 #include "fastmlp/dense.hpp"
+#include "fastmlp/isa.hpp"
 #include "fastmlp/mlp.hpp"
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/sgd.hpp"
@@ -232,9 +233,11 @@ void bind_kernels(py::module_& m) {
                   const int64_t B = x.shape(0);
                   auto out = new_array<T>({B, OUT});
                   T* o = out.mutable_data();
+                  fastmlp::GemmScratch<T> scratch;
+                  scratch.reserve(B, OUT);
                   {
                       py::gil_scoped_release nogil;
-                      fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g);
+                      fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g, scratch);
                   }
                   return out;
               });
@@ -335,9 +338,11 @@ void bind_kernels(py::module_& m) {
                   }
                   auto dh = new_array<T>({B, IN});
                   T* o = dh.mutable_data();
+                  fastmlp::GemmScratch<T> scratch;
+                  scratch.reserve(B, IN);
                   {
                       py::gil_scoped_release nogil;
-                      fastmlp::dense_backward_input(o, cptr<T>(da), cptr<T>(W), hp, B, IN, OUT, g);
+                      fastmlp::dense_backward_input(o, cptr<T>(da), cptr<T>(W), hp, B, IN, OUT, g, scratch);
                   }
                   return dh;
               });
@@ -358,9 +363,11 @@ void bind_kernels(py::module_& m) {
                   auto db = new_array<T>({OUT});
                   T* w = dW.mutable_data();
                   T* bb = db.mutable_data();
+                  fastmlp::GemmScratch<T> scratch;
+                  scratch.reserve(OUT, IN);
                   {
                       py::gil_scoped_release nogil;
-                      fastmlp::dense_backward_params(w, bb, cptr<T>(da), cptr<T>(h), B, IN, OUT);
+                      fastmlp::dense_backward_params(w, bb, cptr<T>(da), cptr<T>(h), B, IN, OUT, scratch);
                   }
                   return py::make_tuple(dW, db);
               });
@@ -597,6 +604,19 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("n"));
     m.def("get_num_threads", &fastmlp::get_num_threads);
+    m.def("set_isa",
+          [](const std::string& name) {
+              fastmlp::Isa isa;
+              if (name == "generic") isa = fastmlp::Isa::generic;
+              else if (name == "avx2") isa = fastmlp::Isa::avx2;
+              else throw std::invalid_argument("unknown instruction set '" + name + "'; expected 'generic' or 'avx2'");
+              if (!fastmlp::set_active_isa(isa))
+                  throw std::invalid_argument(std::string("this CPU cannot run the '") + name +
+                                              "' kernels; the best it supports is '" +
+                                              fastmlp::isa_name(fastmlp::best_isa()) + "'");
+          },
+          py::arg("name"), "Use the 'generic' or 'avx2' kernels from now on, process-wide.");
+    m.def("get_isa", []() { return std::string(fastmlp::isa_name(fastmlp::active_isa())); });
     m.def("build_info", []() {
         py::dict d;
         d["version"] = FASTMLP_VERSION;
@@ -608,6 +628,8 @@ PYBIND11_MODULE(_core, m) {
         d["openmp_version"] = py::none();
 #endif
         d["simd"] = simd_level();
+        d["isa"] = fastmlp::isa_name(fastmlp::active_isa());
+        d["isa_available"] = fastmlp::isa_name(fastmlp::best_isa());
         d["max_threads"] = fastmlp::get_num_threads();
         return d;
     });

@@ -11,7 +11,6 @@
 
 #include "activations.hpp"
 #include "dense.hpp"
-#include "sgd.hpp"
 #include "softmax_xent.hpp"
 
 namespace fastmlp {
@@ -51,6 +50,7 @@ struct Workspace {
     std::vector<T> target_batch;
     std::vector<std::int64_t> label_batch;
     std::vector<LayerGrads<T>> grads;       // views of dW, db handed to forward_backward
+    GemmScratch<T> gemm;                    // packing space for the largest product of any layer
 
     Workspace(const Workspace&) = delete;  // grads points into this object's own buffers
     Workspace& operator=(const Workspace&) = delete;
@@ -72,7 +72,11 @@ struct Workspace {
         x_batch.resize(static_cast<std::size_t>(batch * sizes[0]));
         target_batch.resize(static_cast<std::size_t>(batch * sizes[L]));
         label_batch.resize(static_cast<std::size_t>(batch));
-        for (std::size_t k = 1; k <= L; ++k) grads.push_back({dW[k].data(), db[k].data()});
+        for (std::size_t k = 1; k <= L; ++k) {
+            grads.push_back({dW[k].data(), db[k].data()});
+            // forward (batch x out), input gradient (batch x in), weight gradient (out x in)
+            gemm.reserve(std::max(batch, sizes[k]), std::max(sizes[k], sizes[k - 1]));
+        }
     }
     std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
 };
@@ -87,7 +91,7 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
     for (std::int64_t k = 1; k <= L; ++k) {
         const DenseLayer<T>& layer = layers[k - 1];
         dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
-                      k < L ? g : Activation::identity);
+                      k < L ? g : Activation::identity, ws.gemm);
         in = ws.h[k].data();
     }
     return in;
@@ -111,12 +115,13 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
         const DenseLayer<T>& layer = layers[k - 1];
         const T* h_prev = k > 1 ? ws.h[k - 1].data() : X;
         if (k > 1)  // da_{k-1} = (da_k W_k) ⊙ g'(h_{k-1}); nobody needs dX, so layer 1 skips it
-            dense_backward_input(da_below, da, layer.W, h_prev, B, layer.n_in, layer.n_out, g);
-        dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out);
-        if (lr > T(0)) {
-            sgd_update(layer.W, grads[k - 1].dW, layer.n_out * layer.n_in, lr);
-            sgd_update(layer.b, grads[k - 1].db, layer.n_out, lr);
-        }
+            dense_backward_input(da_below, da, layer.W, h_prev, B, layer.n_in, layer.n_out, g, ws.gemm);
+        if (lr > T(0))  // dW_k, db_k, and the SGD step on each tile as soon as it is final
+            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
+                                  ws.gemm, layer.W, layer.b, lr);
+        else
+            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
+                                  ws.gemm);
         std::swap(da, da_below);
     }
     return stats;

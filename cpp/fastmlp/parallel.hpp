@@ -45,21 +45,31 @@ inline void set_num_threads(int n) { detail::requested_threads().store(n, std::m
 // per parallel region on this class of machine), so the loop stays on the calling thread.
 constexpr std::int64_t kMinWorkPerThread = 32 * 1024;
 
+// How many threads are worth waking for `n_tasks` independent tasks totalling `work`
+// multiply-adds: never more than the tasks, and 1 when the work is too small to share.
+inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
+#ifdef _OPENMP
+    const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinWorkPerThread);
+    return static_cast<int>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>({static_cast<std::int64_t>(get_num_threads()), n_tasks, by_work})));
+#else
+    (void)n_tasks;
+    (void)work;
+    return 1;
+#endif
+}
+
 // Calls task(t) for t in [0, n_tasks). `work` is the total multiply-add count, used only to
 // decide how many threads are worth waking. Tasks must write disjoint outputs.
 template <class Task>
 void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
 #ifdef _OPENMP
-    const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinWorkPerThread);
-    const int threads = static_cast<int>(
-        std::min<std::int64_t>({static_cast<std::int64_t>(get_num_threads()), n_tasks, by_work}));
+    const int threads = threads_for(n_tasks, work);
     if (threads > 1) {
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
         return;
     }
-#else
-    (void)work;
 #endif
     for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
 }

@@ -1,0 +1,286 @@
+// One GEMM engine for the three products of backpropagation, BLIS-style: for each block of
+// KC values of k, pack B into NR-wide slivers and A into MR-tall slivers (cache-sized,
+// contiguous, zero-padded), then run a register-blocked MR x NR micro-kernel over every tile.
+// Any strides are accepted, so h W^T, da W and da^T h are the same code with other views.
+//
+// Determinism: every element of C is ONE multiply-add chain over k in increasing order. The
+// first k block starts from zero, later blocks reload C and continue the chain, so neither
+// the KC blocking, nor the tile an element falls in, nor the thread count changes a bit.
+// Threads split only M and N (tiles), never k. Epilogues (bias + activation, ⊙ g', the SGD
+// step) run on each tile right after its last k block, while it is in L1.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#ifdef _WIN32
+#include <malloc.h>
+#endif
+
+#include "activations.hpp"
+#include "gemm_avx2.hpp"
+#include "isa.hpp"
+#include "parallel.hpp"
+
+namespace fastmlp {
+
+// Element (i, j) of a strided matrix view is p[i * rs + j * cs].
+template <class T>
+struct View {
+    const T* p;
+    std::int64_t rs, cs;
+};
+
+enum class Epilogue : int {
+    store,            // C = A B
+    bias_activation,  // C = g(A B + bias[n])
+    times_gprime,     // C = (A B) ⊙ g'(h[m, n])
+    sgd_step,         // C = A B, then W[m, n] -= lr * C[m, n]
+};
+
+template <class T>
+struct EpilogueArgs {
+    Epilogue kind = Epilogue::store;
+    const T* bias = nullptr;   // bias_activation
+    Activation g = Activation::identity;
+    const T* h = nullptr;      // times_gprime, row stride ldh
+    std::int64_t ldh = 0;
+    T* W = nullptr;            // sgd_step, row stride ldw
+    std::int64_t ldw = 0;
+    T lr = T(0);
+};
+
+// C (M x N, row stride ldc) = A (M x K) B (K x N), then the epilogue.
+template <class T>
+struct GemmProblem {
+    std::int64_t M, N, K;
+    View<T> A, B;
+    T* C;
+    std::int64_t ldc;
+    EpilogueArgs<T> epilogue;
+};
+
+// 64-byte aligned scratch that only grows. Not copyable: a workspace owns one per dtype.
+template <class T>
+class AlignedBuffer {
+public:
+    AlignedBuffer() = default;
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    ~AlignedBuffer() { release(); }
+    void reserve(std::int64_t n) {
+        if (n <= size_) return;
+        const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(T) + 63) / 64) * 64;
+#ifdef _WIN32
+        void* p = _aligned_malloc(bytes, 64);
+#else
+        void* p = std::aligned_alloc(64, bytes);
+#endif
+        if (p == nullptr) throw std::bad_alloc();
+        release();
+        data_ = static_cast<T*>(p);
+        size_ = n;
+    }
+    T* data() { return data_; }
+private:
+    void release() {
+#ifdef _WIN32
+        _aligned_free(data_);
+#else
+        std::free(data_);
+#endif
+    }
+    T* data_ = nullptr;
+    std::int64_t size_ = 0;
+};
+
+constexpr std::int64_t kGemmKC = 256;  // a B sliver (KC x NR) stays in L1 across a block of A
+constexpr std::int64_t kGemmMC = 96;   // an A block (MC x KC) stays in L2; a multiple of every MR
+constexpr int kMaxMR = 6, kMaxNR = 16;
+// A product is shared between threads only when each gets at least kGemmWorkScale times the
+// generic minimum (parallel.hpp): its two barriers per block of k cost more than a loop's one.
+constexpr std::int64_t kGemmWorkScale = 8;
+
+// Packing space for products up to M x N (any K); allocate once, before any training step.
+template <class T>
+struct GemmScratch {
+    AlignedBuffer<T> a, b;
+    void reserve(std::int64_t M, std::int64_t N) {
+        a.reserve((M + kMaxMR) * kGemmKC);
+        b.reserve((N + kMaxNR) * kGemmKC);
+    }
+};
+
+// Portable micro-kernel: the same tile contract as the AVX2 ones, in plain C++ the compiler
+// vectorizes for the baseline ISA (separate multiply and add: no FMA is assumed).
+template <class T>
+struct GenericKernel {
+    static constexpr int MR = 4, NR = 8;
+    static void run(std::int64_t kc, const T* a, const T* b, T* c, std::int64_t ldc, bool load_c) {
+        T acc[MR][NR];
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] = load_c ? c[i * ldc + j] : T(0);
+        for (std::int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+            for (int i = 0; i < MR; ++i)
+                for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
+    }
+};
+
+namespace detail {
+
+// dst[k * MR + i] = A(m0 + i, pc + k); rows past M are zero.
+template <class T, int MR>
+void pack_a(T* dst, const View<T>& A, std::int64_t m0, std::int64_t M, std::int64_t pc, std::int64_t kc) {
+    const std::int64_t mr = std::min<std::int64_t>(MR, M - m0);
+    if (mr < MR) std::fill(dst, dst + kc * MR, T(0));
+    if (A.rs == 1) {  // columns of A contiguous (da^T): each k is one short copy
+        for (std::int64_t k = 0; k < kc; ++k) {
+            const T* src = A.p + (pc + k) * A.cs + m0;
+            for (std::int64_t i = 0; i < mr; ++i) dst[k * MR + i] = src[i];
+        }
+    } else {
+        for (std::int64_t i = 0; i < mr; ++i) {
+            const T* src = A.p + (m0 + i) * A.rs + pc * A.cs;
+            for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * A.cs];
+        }
+    }
+}
+
+// dst[k * NR + j] = B(pc + k, n0 + j); columns past N are zero.
+template <class T, int NR>
+void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int64_t pc, std::int64_t kc) {
+    const std::int64_t nr = std::min<std::int64_t>(NR, N - n0);
+    if (nr < NR) std::fill(dst, dst + kc * NR, T(0));
+    if (B.cs == 1) {  // rows of B contiguous (W in da W, h in da^T h)
+        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.p + (pc + k) * B.rs + n0, sizeof(T) * nr);
+    } else {  // B = W^T in the forward product: read each row of W once, contiguously
+        for (std::int64_t j = 0; j < nr; ++j) {
+            const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;
+            for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * B.rs];
+        }
+    }
+}
+
+template <class T>
+void apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0,
+                    std::int64_t mr, std::int64_t nr) {
+    for (std::int64_t i = 0; i < mr; ++i) {
+        T* row = c + i * ldc;
+        switch (e.kind) {
+            case Epilogue::store:
+                break;
+            case Epilogue::bias_activation:
+                for (std::int64_t j = 0; j < nr; ++j) row[j] += e.bias[n0 + j];
+                activation_forward(row, row, nr, e.g);
+                break;
+            case Epilogue::times_gprime:
+                activation_backward(row, row, e.h + (m0 + i) * e.ldh + n0, nr, e.g);
+                break;
+            case Epilogue::sgd_step: {
+                T* w = e.W + (m0 + i) * e.ldw + n0;
+                for (std::int64_t j = 0; j < nr; ++j) w[j] -= e.lr * row[j];
+                break;
+            }
+        }
+    }
+}
+
+// Static share [lo, hi) of n items for thread t of p.
+inline void share(std::int64_t n, int t, int p, std::int64_t& lo, std::int64_t& hi) {
+    lo = n * t / p;
+    hi = n * (t + 1) / p;
+}
+
+template <class T, class Kernel>
+void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
+    constexpr int MR = Kernel::MR, NR = Kernel::NR;
+    const std::int64_t M = p.M, N = p.N, K = p.K;
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // an empty sum: zeros, then the epilogue as usual
+        for (std::int64_t i = 0; i < M; ++i) std::fill(p.C + i * p.ldc, p.C + i * p.ldc + N, T(0));
+        apply_epilogue(p.epilogue, p.C, p.ldc, 0, 0, M, N);
+        return;
+    }
+    const std::int64_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
+    // Row blocks of at most MC rows and of equal size (128 rows: 66 + 62, not 96 + 32), so
+    // that threads splitting the tiles get equal work.
+    const std::int64_t m_blocks = (m_slivers + kGemmMC / MR - 1) / (kGemmMC / MR);
+    // task = (one NR sliver) x (one row block), numbered sliver-major: a thread's tasks walk its
+    // own slivers of B (which it packed itself) against every block of the shared A.
+    const std::int64_t tiles = m_blocks * n_slivers;
+    T* packed_a = s.a.data();
+    T* packed_b = s.b.data();
+
+    auto body = [&](int t, int nt) {
+        std::int64_t lo, hi;
+        for (std::int64_t pc = 0; pc < K; pc += kGemmKC) {
+            const std::int64_t kc = std::min(kGemmKC, K - pc);
+            const bool first = pc == 0, last = pc + kc == K;
+            share(n_slivers, t, nt, lo, hi);
+            for (std::int64_t j = lo; j < hi; ++j) pack_b<T, NR>(packed_b + j * kc * NR, p.B, j * NR, N, pc, kc);
+            share(m_slivers, t, nt, lo, hi);
+            for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+            share(tiles, t, nt, lo, hi);
+            for (std::int64_t task = lo; task < hi; ++task) {
+                const std::int64_t jb = task / m_blocks, ib = task % m_blocks;
+                const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
+                const std::int64_t i_end = m_slivers * (ib + 1) / m_blocks;
+                for (std::int64_t is = m_slivers * ib / m_blocks; is < i_end; ++is) {
+                    const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
+                    T* c = p.C + m0 * p.ldc + n0;
+                    const T* a = packed_a + is * kc * MR;
+                    const T* b = packed_b + jb * kc * NR;
+                    if (mr == MR && nr == NR) {
+                        Kernel::run(kc, a, b, c, p.ldc, !first);
+                    } else {  // edge tile: same arithmetic on a padded copy, valid part written back
+                        alignas(64) T tmp[MR * NR] = {};
+                        if (!first)
+                            for (std::int64_t i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, c + i * p.ldc, sizeof(T) * nr);
+                        Kernel::run(kc, a, b, tmp, NR, !first);
+                        for (std::int64_t i = 0; i < mr; ++i) std::memcpy(c + i * p.ldc, tmp + i * NR, sizeof(T) * nr);
+                    }
+                    if (last) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
+                }
+            }
+#ifdef _OPENMP
+            if (!last) {
+#pragma omp barrier  // the packed buffers are rewritten for the next block of k
+            }
+#endif
+        }
+    };
+
+    const int threads = threads_for(tiles, M * N * K / kGemmWorkScale);
+#ifdef _OPENMP
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        body(omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#endif
+    body(0, 1);
+}
+
+}  // namespace detail
+
+// Runs the product with the micro-kernel of the active instruction set. Never throws; s must
+// have been reserved for at least M x N.
+template <class T>
+void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
+#ifdef FASTMLP_HAVE_AVX2_KERNELS
+    if (active_isa() == Isa::avx2) {
+        if constexpr (sizeof(T) == 4) return detail::gemm_with<T, Avx2KernelF32>(p, s);
+        else return detail::gemm_with<T, Avx2KernelF64>(p, s);
+    }
+#endif
+    detail::gemm_with<T, GenericKernel<T>>(p, s);
+}
+
+}  // namespace fastmlp

@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded data and a guard that restores the native thread count."""
+"""Shared fixtures: seeded data, and guards that restore the native thread count and kernel path."""
 
 import numpy as np
 import pytest
@@ -17,3 +17,15 @@ def threads():
     before = fastmlp.get_num_threads()
     yield fastmlp._core.set_num_threads
     fastmlp._core.set_num_threads(before)
+
+
+# Every kernel path this CPU can run: the tests that take the `isa` fixture run once per path.
+AVAILABLE_ISAS = ["generic"] + (["avx2"] if fastmlp.build_info()["isa_available"] == "avx2" else [])
+
+
+@pytest.fixture(params=AVAILABLE_ISAS)
+def isa(request):
+    before = fastmlp._core.get_isa()
+    fastmlp._core.set_isa(request.param)
+    yield request.param
+    fastmlp._core.set_isa(before)

@@ -43,7 +43,7 @@ def smooth_problem(sizes, activation, batch, targets, seed):
 @pytest.mark.parametrize("sizes", [[7, 13, 5, 4], [3, 1, 2], [6, 3]])
 @pytest.mark.parametrize("batch", [1, 6])
 @pytest.mark.parametrize("targets", [False, True])
-def test_gradients_match_central_differences(activation, sizes, batch, targets):
+def test_gradients_match_central_differences(activation, sizes, batch, targets, isa):
     net, X, y = smooth_problem(sizes, activation, batch, targets, seed=len(sizes) * 10 + batch)
     loss, grads = net.gradients(X, y)
     assert loss == pytest.approx(net.loss(X, y), rel=1e-14)
@@ -66,7 +66,7 @@ def test_gradients_match_central_differences(activation, sizes, batch, targets):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_gradients_match_the_oracle(dtype, activation):
+def test_gradients_match_the_oracle(dtype, activation, isa):
     rng = np.random.default_rng(7)
     net = fastmlp.Network([37, 65, 17, 10], activation=activation, dtype=dtype, seed=3)
     X = rng.normal(size=(33, 37)).astype(dtype)

@@ -4,6 +4,8 @@ bit of the trained weights, and training on the bundled digits generalises."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -37,7 +39,7 @@ def snapshot(net):
 
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
-def test_step_equals_the_reference_sgd_step(dtype, tol, activation):
+def test_step_equals_the_reference_sgd_step(dtype, tol, activation, isa):
     net, X, y = problem(dtype=dtype, activation=activation, n=13)
     W, b = params64(net)
     want_loss = ref.train_step(W, b, activation, X.astype(np.float64), y, 0.3)
@@ -47,7 +49,7 @@ def test_step_equals_the_reference_sgd_step(dtype, tol, activation):
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 16, 50, 64])
-def test_fit_without_shuffle_equals_sequential_oracle_steps(batch_size):
+def test_fit_without_shuffle_equals_sequential_oracle_steps(batch_size, isa):
     net, X, y = problem(n=50)
     W, b = params64(net)
     losses = []
@@ -63,7 +65,7 @@ def test_fit_without_shuffle_equals_sequential_oracle_steps(batch_size):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fit_without_shuffle_is_bitwise_the_sequence_of_steps(dtype):
+def test_fit_without_shuffle_is_bitwise_the_sequence_of_steps(dtype, isa):
     net, X, y = problem(n=45, dtype=dtype)
     twin = net.copy()
     fastmlp.Trainer(net, lr=0.1, batch_size=8, shuffle=False).fit(X, y, epochs=2)
@@ -95,7 +97,7 @@ def test_same_seeds_give_bitwise_the_same_weights():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_thread_count_does_not_change_a_bit(threads, dtype):
+def test_thread_count_does_not_change_a_bit(threads, dtype, isa):
     # Layers wide enough that every kernel splits its work between threads.
     results = []
     for n in (1, 2, 3):
@@ -181,3 +183,14 @@ def test_thread_settings_and_build_info(threads):
             fastmlp.set_num_threads(bad)
     with pytest.raises(TypeError):
         fastmlp.set_num_threads(1.5)
+
+
+@pytest.mark.parametrize("value,expected", [("generic", "generic"), ("auto", None), ("bogus", None)])
+def test_isa_environment_variable(value, expected):
+    code = "import fastmlp, json; print(json.dumps(fastmlp.build_info()))"
+    env = {**os.environ, "FASTMLP_ISA": value}
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True, check=True)
+    info = __import__("json").loads(out.stdout)
+    assert info["isa"] == (expected or info["isa_available"])
+    if value == "bogus":
+        assert "ignoring FASTMLP_ISA='bogus'" in out.stderr

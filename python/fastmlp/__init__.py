@@ -6,6 +6,7 @@ this package validates input, owns the parameters as NumPy arrays and records tr
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from . import _core, datasets, reference
@@ -19,6 +20,22 @@ if _core.__version__ != __version__:
     raise ImportError(
         f"fastmlp's compiled extension is version {_core.__version__} but the Python package is "
         f"{__version__}: the build is stale; reinstall with `pip install .`")
+
+
+
+def _choose_isa_from_environment():
+    """FASTMLP_ISA=generic|avx2 forces a kernel path (auto or unset: the best the CPU runs)."""
+    name = os.environ.get("FASTMLP_ISA", "").strip().lower()
+    if name in ("", "auto"):
+        return
+    try:
+        _core.set_isa(name)
+    except ValueError as exc:
+        warnings.warn(f"ignoring FASTMLP_ISA={name!r}: {exc}; using {_core.get_isa()!r}",
+                      RuntimeWarning, stacklevel=3)
+
+
+_choose_isa_from_environment()
 
 __all__ = [
     "History",
@@ -55,7 +72,9 @@ def get_num_threads():
 
 
 def build_info():
-    """How the native extension was built: a dict with ``version``, ``compiler``, ``openmp``
-    (bool), ``openmp_version``, ``simd`` (the instruction set it was compiled for) and
-    ``max_threads``."""
+    """How the native extension was built and runs: a dict with ``version``, ``compiler``,
+    ``openmp`` (bool), ``openmp_version``, ``simd`` (the instruction set the module is compiled
+    for: baseline), ``isa`` (the micro-kernels in use, chosen at import from the CPU's features
+    or forced with the environment variable ``FASTMLP_ISA=generic|avx2``), ``isa_available``
+    (the best this CPU supports) and ``max_threads``."""
     return dict(_core.build_info())

@@ -199,3 +199,14 @@ def test_bindings_never_convert(rng):
         _core.softmax_xent_backward(np.zeros((2, 3), np.float32), np.array([0, 3], np.int64))
     with pytest.raises(ValueError, match="unknown activation"):
         _core.activation_forward(np.zeros((1, 1), np.float32), "swish")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_float32_activations_are_accurate_to_a_few_ulp_everywhere(activation):
+    # A dense grid over the whole interesting range, and tiny magnitudes where tanh(x) ~ x.
+    grid = np.concatenate([np.linspace(-20, 20, 400_001), np.logspace(-30, 1.3, 20_000), -np.logspace(-30, 1.3, 20_000)])
+    a = grid.astype(np.float32).reshape(1, -1)
+    h = _core.activation_forward(a, activation).astype(np.float64)
+    want = ref.activation_forward(a.astype(np.float64), activation)
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(h - want) / ulp) <= 4

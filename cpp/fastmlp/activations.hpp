@@ -1,10 +1,15 @@
 // Hidden-layer activations g and the Hadamard product with g' (the notes' step 4:
 // da = dh ⊙ g'(a)). g' is computed from the activation's output h, so the forward pass
-// keeps only h. The switch sits outside the loops: no per-element dispatch.
+// keeps only h. The switch sits outside the loops: no per-element dispatch. Float tanh and
+// sigmoid use the 8-lane versions of vecmath_avx2.hpp on the AVX2 path, libm elsewhere.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+
+#include "isa.hpp"
+#include "vecmath_avx2.hpp"
 
 namespace fastmlp {
 
@@ -23,6 +28,15 @@ inline T stable_sigmoid(T a) {
 // Overwrites h. Serial: it runs inside a kernel's own parallel task.
 template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
+#ifdef FASTMLP_HAVE_AVX2_VECMATH
+    if constexpr (std::is_same_v<T, float>) {
+        if ((g == Activation::tanh || g == Activation::sigmoid) && active_isa() == Isa::avx2) {
+            if (g == Activation::tanh) avx2::map<avx2::tanh>(h, a, n);
+            else avx2::map<avx2::sigmoid>(h, a, n);
+            return;
+        }
+    }
+#endif
     switch (g) {
         case Activation::identity:
             if (h != a)

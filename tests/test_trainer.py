@@ -194,3 +194,21 @@ def test_isa_environment_variable(value, expected):
     assert info["isa"] == (expected or info["isa_available"])
     if value == "bogus":
         assert "ignoring FASTMLP_ISA='bogus'" in out.stderr
+
+
+def test_fit_makes_no_copy_of_float32_c_contiguous_data():
+    # NumPy reports its array allocations to tracemalloc: a copy of X (or an X-sized temporary,
+    # e.g. from a finiteness check) would show up as a traced peak of at least X.nbytes.
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 256), dtype=np.float32)
+    y = rng.integers(0, 10, size=20_000)
+    net = fastmlp.Network([256, 32, 10], seed=0)
+    trainer = fastmlp.Trainer(net, lr=0.01, batch_size=64, seed=0)
+    tracemalloc.start()
+    try:
+        trainer.fit(X, y, epochs=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 4

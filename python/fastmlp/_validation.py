@@ -102,6 +102,20 @@ def check_layer_sizes(layer_sizes):
     return out
 
 
+def all_finite(arr):
+    """Whether every value of a float array is finite, without an array-sized temporary.
+
+    A sum is finite when all terms are (the cheap pass, as scikit-learn does it); only when
+    it is not (a NaN, an inf, or finite values overflowing the sum) are blocks of about 1 MiB
+    checked one by one, so validating a large X never doubles the memory it takes."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum(dtype=np.float64)):
+            return True
+    flat = arr.reshape(-1)
+    step = max(1, (1 << 20) // max(1, arr.itemsize))
+    return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
+
+
 def check_X(X, n_features, dtype, name="X"):
     """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite, non-empty.
 
@@ -121,7 +135,7 @@ def check_X(X, n_features, dtype, name="X"):
         raise ValueError(f"{name} has 0 samples (shape {_shape(arr)}); at least 1 is required")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported below, as an error
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
+    if not all_finite(out):
         if np.isnan(out).any():
             raise ValueError(f"{name} contains NaN")
         raise ValueError(f"{name} contains infinity or a value too large for {np.dtype(dtype).name}")
@@ -137,7 +151,7 @@ def check_y(y, n_samples, n_classes, dtype, name="y", x_name="X"):
         if arr.shape[0] != n_samples:
             raise ValueError(f"{name} has {arr.shape[0]} labels but {x_name} has {n_samples} samples")
         if arr.dtype.kind == "f":
-            if not np.isfinite(arr).all():
+            if not all_finite(arr):
                 raise ValueError(f"{name} contains NaN or infinity; labels must be integers in [0, {n_classes})")
             frac = arr != np.floor(arr)
             if frac.any():
@@ -161,7 +175,7 @@ def check_y(y, n_samples, n_classes, dtype, name="y", x_name="X"):
                 f"{_shape(arr)}{hint}")
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.ascontiguousarray(arr, dtype=dtype)
-        if not np.isfinite(out).all():
+        if not all_finite(out):
             raise ValueError(f"{name} contains NaN or infinity")
         if (out < 0).any():
             raise ValueError(f"target distributions must be >= 0; {name} has negative entries")

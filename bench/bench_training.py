@@ -1,8 +1,8 @@
-"""Training-throughput benchmark: native fastmlp vs. the NumPy and pure-Python references.
+"""Training-throughput benchmark: native fastmlp vs. NumPy, PyTorch, scikit-learn and pure Python.
 
 A thin launcher for ``fastmlp.bench`` (the same as ``python -m fastmlp bench``), kept here so the
-benchmark has the conventional home beside its README. It measures nothing itself; see bench/README.md.
-Usage: python bench/bench_training.py [--repeats 7] [--cases NAME ...] [--json results.json]
+benchmark has the conventional home beside its README and bench_gemm.py. It measures nothing itself;
+see bench/README.md. Usage: python bench/bench_training.py [--quick] [--cases NAME ...] [--json out.json]
 """
 
 import sys

@@ -12,6 +12,7 @@
 
 #include "activations.hpp"
 #include "gemm.hpp"
+#include "sgd.hpp"
 
 namespace fastmlp {
 
@@ -45,6 +46,9 @@ void dense_backward_input(T* dh, const T* da, const T* W, const T* h_prev, std::
     gemm(p, scratch);
 }
 
+// Largest weight matrix whose SGD step is fused into the gradient's tile stores (bytes).
+constexpr std::int64_t kFusedStepMaxBytes = 512 * 1024;
+
 // db = column sums of da, summed in row order (B = 0 gives zeros).
 // da (B, OUT), db (OUT). Overwrites db. Serial: B x OUT adds, vectorized over OUT.
 template <class T>
@@ -63,13 +67,18 @@ void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int6
                            std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr,
                            T lr = T(0)) {
     GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1}, dW, IN, {}};
-    if (W != nullptr) {
+    // The SGD step rides on the tile stores while W is small enough for the caches. A large W
+    // is updated afterwards in one streaming pass instead: the tile order walks W down its
+    // columns, a new page every row, which cost more than the second pass over dW does.
+    const bool fuse_step = W != nullptr && OUT * IN * static_cast<std::int64_t>(sizeof(T)) <= kFusedStepMaxBytes;
+    if (fuse_step) {
         p.epilogue.kind = Epilogue::sgd_step;
         p.epilogue.W = W;
         p.epilogue.ldw = IN;
         p.epilogue.lr = lr;
     }
     gemm(p, scratch);
+    if (W != nullptr && !fuse_step) sgd_update(W, dW, OUT * IN, lr);
     bias_gradient(db, da, B, OUT);
     if (b != nullptr)
         for (std::int64_t o = 0; o < OUT; ++o) b[o] -= lr * db[o];

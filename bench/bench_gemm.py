@@ -189,12 +189,13 @@ def main(argv=None):
     def say(message):
         print(message, file=sys.stderr, flush=True)
 
+    command = " ".join(["python bench/bench_gemm.py", *(sys.argv[1:] if argv is None else argv)])
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     rows, isas, thread_counts, numpy_controlled = measure(shapes, args.threads, repeats, min_seconds, say)
     info = fastmlp.build_info()
     print(f"fastmlp GEMM kernels vs numpy.matmul, float32, GFLOP/s = 2*B*IN*OUT / time per call, median of "
           f"{repeats} interleaved rounds ({min_seconds:g} s of calls each)")
-    print(f"command : python bench/bench_gemm.py {' '.join(sys.argv[1:] if argv is None else argv)}  "
-          f"({datetime.datetime.now().astimezone().isoformat(timespec='seconds')})")
+    print(f"command : {command}  ({date})")
     print(f"fastmlp : {', '.join(f'{k} {v}' for k, v in info.items())}")
     if not numpy_controlled:
         print("numpy   : threadpoolctl not installed (pip install fastmlp[bench]): numpy runs at its "
@@ -206,8 +207,9 @@ def main(argv=None):
               f"{r['max_relative_error'][isa]:.1e} (relative to the largest entry)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"build_info": info, "threads": thread_counts, "isas": isas, "repeats": repeats,
-                       "min_seconds": min_seconds, "rows": rows}, handle, indent=2)
+            json.dump({"command": command, "date": date, "build_info": info, "threads": thread_counts,
+                       "isas": isas, "repeats": repeats, "min_seconds": min_seconds, "rows": rows},
+                      handle, indent=2)
             handle.write("\n")
     return 0
 

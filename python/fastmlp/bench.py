@@ -38,7 +38,7 @@ class BenchCase:
     layer_sizes: tuple
     activation: str
     batch_size: int
-    n_samples: int  # rows per epoch: an epoch of the slowest peer (torch) then lasts ~0.5 s
+    n_samples: int  # rows per epoch: several batches even for the slowest peer within 0.5 s
     with_pure: bool  # pure Python on a 784-wide layer needs minutes for a meaningful sample count
     gemm_bound: bool  # big enough that thread scaling is about the kernels, not per-batch overhead
 
@@ -538,6 +538,8 @@ def status():
     return fields
 
 def max_rss_bytes():
+    # Only a fallback: after fork + exec Linux keeps the forked parent's peak in ru_maxrss, so a
+    # large parent (this bench) shows through; VmHWM belongs to this process alone.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 

@@ -13,8 +13,7 @@ from . import _core, datasets, reference
 from .network import ModelFileError, Network
 from .trainer import History, Trainer
 from ._validation import check_int
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 if _core.__version__ != __version__:
     raise ImportError(

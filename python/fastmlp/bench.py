@@ -595,9 +595,9 @@ def measure_fit_memory(native_threads, seed):
             "threads": native_threads, "seed": seed}
     completed = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(args)],
                                capture_output=True, text=True, timeout=600)
-    if completed.returncode != 0:
-        return {"error": completed.stderr.strip().splitlines()[-1:] or ["exit status "
-                                                                         f"{completed.returncode}"]}
+    if completed.returncode != 0:  # the child's last stderr line is its exception
+        last_lines = completed.stderr.strip().splitlines()[-1:]
+        return {"error": last_lines or [f"exit status {completed.returncode}"]}
     probe = json.loads(completed.stdout)
     stages = ("after_import", "after_data", "before_fit", "after_fit")
     data_bytes = probe["X_bytes"] + probe["y_bytes"]

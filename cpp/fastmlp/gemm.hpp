@@ -96,7 +96,7 @@ private:
     std::int64_t size_ = 0;
 };
 
-constexpr std::int64_t kGemmKC = 256;  // a B sliver (KC x NR) stays in L1 across a block of A
+constexpr std::int64_t kGemmKC = 512;  // a B sliver (KC x NR floats = 32 KiB) fills L1 while a block of A streams past
 constexpr std::int64_t kGemmMC = 96;   // an A block (MC x KC) stays in L2; a multiple of every MR
 constexpr int kMaxMR = 6, kMaxNR = 16;
 // A product is shared between threads only when each gets at least kGemmWorkScale times the
@@ -174,8 +174,7 @@ void apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
             case Epilogue::store:
                 break;
             case Epilogue::bias_activation:
-                for (std::int64_t j = 0; j < nr; ++j) row[j] += e.bias[n0 + j];
-                activation_forward(row, row, nr, e.g);
+                bias_activation_forward(row, row, e.bias + n0, nr, e.g);
                 break;
             case Epilogue::times_gprime:
                 activation_backward(row, row, e.h + (m0 + i) * e.ldh + n0, nr, e.g);

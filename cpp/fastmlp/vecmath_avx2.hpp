@@ -11,6 +11,7 @@
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FASTMLP_HAVE_AVX2_VECMATH 1
+#define FASTMLP_AVX2 __attribute__((target("avx2,fma")))
 #include <immintrin.h>
 
 namespace fastmlp {
@@ -79,6 +80,54 @@ __attribute__((target("avx2,fma"))) void map(float* h, const float* a, std::int6
         std::memcpy(buf, a + i, sizeof(float) * (n - i));
         _mm256_store_ps(buf, f(_mm256_load_ps(buf)));
         std::memcpy(h + i, buf, sizeof(float) * (n - i));
+    }
+}
+
+// The Hadamard products with g' of the backward pass, g' written in terms of h = g(a).
+// Blends and products, no branches: relu's mask is as unpredictable as the data.
+__attribute__((target("avx2,fma"))) inline __m256 relu_backward(__m256 dh, __m256 h) {
+    return _mm256_and_ps(dh, _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+__attribute__((target("avx2,fma"))) inline __m256 tanh_backward(__m256 dh, __m256 h) {
+    return _mm256_mul_ps(dh, _mm256_fnmadd_ps(h, h, _mm256_set1_ps(1.0f)));
+}
+__attribute__((target("avx2,fma"))) inline __m256 sigmoid_backward(__m256 dh, __m256 h) {
+    return _mm256_mul_ps(dh, _mm256_mul_ps(h, _mm256_sub_ps(_mm256_set1_ps(1.0f), h)));
+}
+__attribute__((target("avx2,fma"))) inline __m256d relu_backward(__m256d dh, __m256d h) {
+    return _mm256_and_pd(dh, _mm256_cmp_pd(h, _mm256_setzero_pd(), _CMP_GT_OQ));
+}
+__attribute__((target("avx2,fma"))) inline __m256d tanh_backward(__m256d dh, __m256d h) {
+    return _mm256_mul_pd(dh, _mm256_fnmadd_pd(h, h, _mm256_set1_pd(1.0)));
+}
+__attribute__((target("avx2,fma"))) inline __m256d sigmoid_backward(__m256d dh, __m256d h) {
+    return _mm256_mul_pd(dh, _mm256_mul_pd(h, _mm256_sub_pd(_mm256_set1_pd(1.0), h)));
+}
+__attribute__((target("avx2,fma"))) inline __m256 relu(__m256 a) { return _mm256_max_ps(a, _mm256_setzero_ps()); }
+__attribute__((target("avx2,fma"))) inline __m256d relu(__m256d a) { return _mm256_max_pd(a, _mm256_setzero_pd()); }
+
+__attribute__((target("avx2,fma"))) inline __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+__attribute__((target("avx2,fma"))) inline __m256d add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+
+// Loads and stores of one vector of T.
+__attribute__((target("avx2,fma"))) inline __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma"))) inline __m256d load(const double* p) { return _mm256_loadu_pd(p); }
+__attribute__((target("avx2,fma"))) inline void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+__attribute__((target("avx2,fma"))) inline void store(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+
+// out = f(x, y) element-wise over n values of T (out may alias x or y); the tail goes through
+// the same vector code on padded copies. F is a functor: f(V, V) -> V for the vector type V.
+template <class T, class F>
+__attribute__((target("avx2,fma"))) void map2(T* out, const T* x, const T* y, std::int64_t n, F f) {
+    constexpr int L = 32 / sizeof(T);
+    std::int64_t i = 0;
+    for (; i + L <= n; i += L) store(out + i, f(load(x + i), load(y + i)));
+    if (i < n) {
+        alignas(32) T bx[L] = {}, by[L] = {};
+        std::memcpy(bx, x + i, sizeof(T) * (n - i));
+        std::memcpy(by, y + i, sizeof(T) * (n - i));
+        store(bx, f(load(bx), load(by)));
+        std::memcpy(out + i, bx, sizeof(T) * (n - i));
     }
 }
 

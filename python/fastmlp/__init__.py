@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Optional, TypedDict
 
 from . import _core, datasets, reference
 from .network import ModelFileError, Network
 from .trainer import History, Trainer
 from ._validation import check_int
-from ._version import __version__
+from ._version import __version__ as __version__  # the `as` marks a re-export for type checkers
 
 if _core.__version__ != __version__:
     raise ImportError(
@@ -22,7 +23,7 @@ if _core.__version__ != __version__:
 
 
 
-def _choose_isa_from_environment():
+def _choose_isa_from_environment() -> None:
     """FASTMLP_ISA=generic|avx2 forces a kernel path (auto or unset: the best the CPU runs)."""
     name = os.environ.get("FASTMLP_ISA", "").strip().lower()
     if name in ("", "auto"):
@@ -37,6 +38,7 @@ def _choose_isa_from_environment():
 _choose_isa_from_environment()
 
 __all__ = [
+    "BuildInfo",
     "History",
     "ModelFileError",
     "Network",
@@ -49,7 +51,22 @@ __all__ = [
 ]
 
 
-def set_num_threads(n):
+class BuildInfo(TypedDict):
+    """What :func:`build_info` returns (a plain dict at run time; this class only names its keys)."""
+
+    # typing.Optional, not `int | None`: a TypedDict's field types stay inspectable at run time
+    # (typing.get_type_hints), which on Python 3.9 cannot evaluate the `|` form.
+    version: str
+    compiler: str
+    openmp: bool
+    openmp_version: Optional[int]
+    simd: str
+    isa: str
+    isa_available: str
+    max_threads: int
+
+
+def set_num_threads(n: int) -> None:
     """Use `n` threads (>= 1) in the native kernels from now on, process-wide.
 
     Results are bitwise identical for every thread count. In a build without OpenMP the
@@ -65,15 +82,15 @@ def set_num_threads(n):
     _core.set_num_threads(n)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the native kernels use (1 in a build without OpenMP)."""
     return _core.get_num_threads()
 
 
-def build_info():
+def build_info() -> BuildInfo:
     """How the native extension was built and runs: a dict with ``version``, ``compiler``,
     ``openmp`` (bool), ``openmp_version``, ``simd`` (the instruction set the module is compiled
     for: baseline), ``isa`` (the micro-kernels in use, chosen at import from the CPU's features
     or forced with the environment variable ``FASTMLP_ISA=generic|avx2``), ``isa_available``
     (the best this CPU supports) and ``max_threads``."""
-    return dict(_core.build_info())
+    return _core.build_info().copy()  # a new dict per call: callers may edit theirs

@@ -1,0 +1,152 @@
+"""Type stubs for fastmlp._core, the pybind11 module built from cpp/bindings.cpp.
+
+Written by hand to match the bindings: the kernel functions keep the dtype of their first array
+(float32 or float64, never converted), the whole-network calls work in the Workspace's dtype.
+Holds types only; the behaviour and the checks live in the C++ and in the docstrings there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, SupportsFloat, SupportsIndex, TypeVar, overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import BuildInfo
+
+# A kernel runs in the dtype of its first array and returns arrays of that dtype; every other
+# array must match it exactly (the bindings refuse to convert, so no copy can hide an update).
+_Float = TypeVar("_Float", np.float32, np.float64)
+
+# The whole-network calls check the arrays against the Workspace's dtype at run time only.
+_Params = list[NDArray[np.floating[Any]]]
+_Targets = NDArray[np.int64] | NDArray[np.floating[Any]]
+
+__version__: str
+
+# ---------------------------------------------------------------- single kernels
+
+def dense_forward(
+    x: NDArray[_Float], W: NDArray[_Float], b: NDArray[_Float], activation: str = "identity"
+) -> NDArray[_Float]:
+    """g(x @ W.T + b) for x (B, IN), W (OUT, IN), b (OUT,); returns (B, OUT)."""
+
+def activation_forward(a: NDArray[_Float], activation: str) -> NDArray[_Float]:
+    """h = g(a), elementwise, for a (B, N)."""
+
+def activation_backward(dh: NDArray[_Float], h: NDArray[_Float], activation: str) -> NDArray[_Float]:
+    """da = dh * g'(a), with g' computed from h = g(a); all (B, N)."""
+
+def softmax(logits: NDArray[_Float]) -> NDArray[_Float]:
+    """Row-wise softmax of logits (B, K)."""
+
+def softmax_xent_backward(
+    logits: NDArray[_Float], y: NDArray[np.int64] | NDArray[_Float]
+) -> tuple[float, NDArray[_Float]]:
+    """(mean cross-entropy, dlogits = (softmax(logits) - y) / B) for labels y (B,) int64 or targets (B, K)."""
+
+def dense_backward_input(
+    da: NDArray[_Float], W: NDArray[_Float], h_prev: NDArray[_Float] | None = None, activation: str = "identity"
+) -> NDArray[_Float]:
+    """dh = da @ W for da (B, OUT), W (OUT, IN); with h_prev (B, IN), returns dh * g'(h_prev) instead."""
+
+def dense_backward_params(da: NDArray[_Float], h_prev: NDArray[_Float]) -> tuple[NDArray[_Float], NDArray[_Float]]:
+    """(dW = da.T @ h_prev, db = da.sum(0)) for da (B, OUT), h_prev (B, IN)."""
+
+def sgd_update(param: NDArray[_Float], grad: NDArray[_Float], lr: SupportsFloat) -> None:
+    """In place: param -= lr * grad."""
+
+# ---------------------------------------------------------------- a network's scratch memory
+
+class Workspace:
+    """Scratch buffers for batches of up to max_batch rows through a network of layer_sizes."""
+
+    def __init__(self, layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> None: ...
+    @property
+    def layer_sizes(self) -> list[int]: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def dtype(self) -> str:
+        """'float32' or 'float64'."""
+
+# ---------------------------------------------------------------- whole-network calls
+
+def train_batch(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets,
+    lr: SupportsFloat,
+) -> tuple[float, int]:
+    """One SGD step on one batch, in place. Returns (summed loss before the step, correct count)."""
+
+def train_epoch(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets,
+    order: NDArray[np.int64] | None,
+    batch_size: SupportsIndex,
+    lr: SupportsFloat,
+) -> tuple[float, int, int]:
+    """One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.
+    Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch."""
+
+def gradients(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets,
+) -> tuple[float, int, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
+    """Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...])."""
+
+# The third element is None exactly when want_probs is False: the overloads say so to callers
+# that pass a literal, the last one covers a flag only known at run time.
+@overload
+def evaluate(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets | None = None,
+    want_probs: Literal[True] = True,
+) -> tuple[float, int, NDArray[np.floating[Any]]]: ...
+@overload
+def evaluate(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets | None,
+    want_probs: Literal[False],
+) -> tuple[float, int, None]: ...
+@overload
+def evaluate(
+    workspace: Workspace,
+    weights: _Params,
+    biases: _Params,
+    activation: str,
+    X: NDArray[np.floating[Any]],
+    y: _Targets | None = None,
+    want_probs: bool = True,
+) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
+    """Forward pass in chunks of max_batch rows. Returns (summed loss, correct count, probabilities or None)."""
+
+# ---------------------------------------------------------------- process-wide settings
+
+def set_num_threads(n: SupportsIndex) -> None: ...
+def get_num_threads() -> int: ...
+def set_isa(name: str) -> None:
+    """Use the 'generic' or 'avx2' kernels from now on, process-wide."""
+
+def get_isa() -> str: ...
+def build_info() -> BuildInfo: ...

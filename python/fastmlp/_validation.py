@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import numbers
 import operator
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 DTYPES = ("float32", "float64")
 
 
-def _shape(a):
+def _shape(a: NDArray[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in np.shape(a))
 
 
-def as_numeric_array(value, name):
+def as_numeric_array(value: object, name: str) -> NDArray[Any]:
     """`value` as an ndarray of a real numeric kind; TypeError for strings, objects, complex."""
     try:
         arr = np.asarray(value)
@@ -37,10 +40,12 @@ def as_numeric_array(value, name):
     return arr
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: object) -> np.dtype[np.floating[Any]]:
     """The numpy dtype for a network dtype argument (float32 or float64)."""
     try:
-        dt = np.dtype(dtype)
+        # Any object may come in (a user's argument, a model file's entry): np.dtype refuses what
+        # it cannot read with a TypeError, turned into the ValueError below.
+        dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}") from None
     if dt.name not in DTYPES:
@@ -48,13 +53,13 @@ def check_dtype(dtype):
     return dt
 
 
-def check_activation(activation):
+def check_activation(activation: object) -> str:
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     return activation
 
 
-def check_int(value, name, minimum):
+def check_int(value: object, name: str, minimum: int) -> int:
     """A Python int >= minimum from an int-like value (bools refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -64,7 +69,7 @@ def check_int(value, name, minimum):
     return value
 
 
-def check_seed(seed):
+def check_seed(seed: object) -> int | None:
     """None or an int >= 0 (numpy integers too; bools refused)."""
     if seed is None:
         return None
@@ -75,7 +80,7 @@ def check_seed(seed):
     return int(seed)
 
 
-def check_positive_float(value, name):
+def check_positive_float(value: object, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -84,7 +89,7 @@ def check_positive_float(value, name):
     return value
 
 
-def check_layer_sizes(layer_sizes):
+def check_layer_sizes(layer_sizes: Iterable[object]) -> list[int]:
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
         raise TypeError(f"layer_sizes must be a list of integers such as [64, 128, 10], got {layer_sizes!r}")
     sizes = list(layer_sizes)
@@ -102,7 +107,7 @@ def check_layer_sizes(layer_sizes):
     return out
 
 
-def all_finite(arr):
+def all_finite(arr: NDArray[Any]) -> bool:
     """Whether every value of a float array is finite, without an array-sized temporary.
 
     A sum is finite when all terms are (the cheap pass, as scikit-learn does it); only when
@@ -116,7 +121,9 @@ def all_finite(arr):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
-def check_X(X, n_features, dtype, name="X"):
+def check_X(
+    X: object, n_features: int, dtype: np.dtype[np.floating[Any]], name: str = "X"
+) -> NDArray[np.floating[Any]]:
     """X as a C-contiguous (n_samples, n_features) array of `dtype`, finite, non-empty.
 
     A float32 C-contiguous X passed to a float32 network is returned as is (no copy)."""
@@ -142,7 +149,9 @@ def check_X(X, n_features, dtype, name="X"):
     return out
 
 
-def check_y(y, n_samples, n_classes, dtype, name="y", x_name="X"):
+def check_y(
+    y: object, n_samples: int, n_classes: int, dtype: np.dtype[np.floating[Any]], name: str = "y", x_name: str = "X"
+) -> NDArray[np.int64] | NDArray[np.floating[Any]]:
     """Labels (n_samples,) -> int64, or target distributions (n_samples, n_classes) -> dtype.
 
     Returns a C-contiguous array: int64 1-D for labels, `dtype` 2-D for distributions."""

@@ -5,8 +5,11 @@ here, as NumPy arrays; the native kernels work on them in place, without copies.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any, SupportsIndex, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._validation import (
@@ -24,6 +27,9 @@ _EVAL_CHUNK = 1024
 
 _FORMAT_NAME = "fastmlp.Network"
 _FORMAT_VERSION = 1
+
+# load() returns an instance of the class it is called on (typing.Self needs Python 3.11).
+_NetworkT = TypeVar("_NetworkT", bound="Network")
 
 
 class ModelFileError(ValueError):
@@ -62,7 +68,16 @@ class Network:
     ``-sum_i y_i log yhat_i``.
     """
 
-    def __init__(self, layer_sizes, activation="relu", dtype="float32", seed=None):
+    weights: list[NDArray[np.floating[Any]]]
+    biases: list[NDArray[np.floating[Any]]]
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[SupportsIndex],
+        activation: str = "relu",
+        dtype: DTypeLike = "float32",
+        seed: int | None = None,
+    ) -> None:
         self._layer_sizes = check_layer_sizes(layer_sizes)
         self._activation = check_activation(activation)
         self._dtype = check_dtype(dtype)
@@ -82,38 +97,38 @@ class Network:
     # ------------------------------------------------------------------ description
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> list[int]:
         """list of int: the sizes passed to the constructor (a copy)."""
         return list(self._layer_sizes)
 
     @property
-    def activation(self):
+    def activation(self) -> str:
         """str: the hidden layers' activation."""
         return self._activation
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[np.floating[Any]]:
         """numpy.dtype: float32 or float64."""
         return self._dtype
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return self._layer_sizes[0]
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         return self._layer_sizes[-1]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """int: the number of weights and biases."""
         return sum(i * o + o for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Network({self._layer_sizes!r}, activation={self._activation!r}, "
                 f"dtype={self._dtype.name!r}, seed={self.seed!r})")
 
-    def copy(self):
+    def copy(self) -> Network:
         """A deep copy: same sizes, activation, dtype, seed and parameter values."""
         new = object.__new__(Network)
         new.__dict__.update(self.__dict__)
@@ -123,7 +138,9 @@ class Network:
 
     # ------------------------------------------------------------------ the parameters, checked
 
-    def _params(self, for_update=False):
+    def _params(
+        self, for_update: bool = False
+    ) -> tuple[list[NDArray[np.floating[Any]]], list[NDArray[np.floating[Any]]]]:
         """The parameter lists, after checking that user edits kept them usable in place
         (and writeable, when a training step is about to update them)."""
         for kind, arrays, shapes in (
@@ -145,12 +162,12 @@ class Network:
                                      f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")
         return self.weights, self.biases
 
-    def _workspace(self, rows):
+    def _workspace(self, rows: int) -> _core.Workspace:
         return _core.Workspace(self._layer_sizes, max(1, min(rows, _EVAL_CHUNK)), self._dtype.name)
 
     # ------------------------------------------------------------------ inference
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Class probabilities.
 
         Parameters
@@ -166,18 +183,19 @@ class Network:
         _, _, probs = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, None, True)
         return probs
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
         """Predicted class labels, ndarray of shape (n_samples,) and dtype int64."""
-        return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
+        labels: NDArray[np.intp] = np.argmax(self.predict_proba(X), axis=1)
+        return labels.astype(np.int64)
 
-    def _evaluate(self, X, y):
+    def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         X = check_X(X, self.n_features, self._dtype)
         y = check_y(y, len(X), self.n_classes, self._dtype)
         W, b = self._params()
         loss_sum, n_correct, _ = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
-    def loss(self, X, y):
+    def loss(self, X: ArrayLike, y: ArrayLike) -> float:
         """Mean cross-entropy of the network on (X, y), a float.
 
         Parameters
@@ -188,11 +206,13 @@ class Network:
         """
         return self._evaluate(X, y)[0]
 
-    def accuracy(self, X, y):
+    def accuracy(self, X: ArrayLike, y: ArrayLike) -> float:
         """Fraction of samples whose arg-max probability is the label (or the target's arg-max)."""
         return self._evaluate(X, y)[1]
 
-    def gradients(self, X, y):
+    def gradients(
+        self, X: ArrayLike, y: ArrayLike
+    ) -> tuple[float, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
         """Loss and gradients of the mean cross-entropy over the batch (X, y).
 
         Returns
@@ -208,11 +228,11 @@ class Network:
         W, b = self._params()
         ws = _core.Workspace(self._layer_sizes, len(X), self._dtype.name)
         loss_sum, _, grads = _core.gradients(ws, W, b, self._activation, X, y)
-        return loss_sum / len(X), [tuple(g) for g in grads]
+        return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to a ``.npz`` file (arrays and plain values only, no pickle).
 
         A path without the ``.npz`` suffix gets it appended, as numpy.savez does.
@@ -232,10 +252,12 @@ class Network:
                                      "(training diverged; a smaller lr usually helps)")
             arrays[f"W{k}"] = Wk
             arrays[f"b{k}"] = bk
-        np.savez(path, **arrays)
+        # mypy cannot tell that no key here is savez's own keyword allow_pickle (a keyword only
+        # newer NumPy stubs declare, hence unused-ignore for the older ones).
+        np.savez(path, **arrays)  # type: ignore[arg-type, unused-ignore]
 
     @classmethod
-    def load(cls, path):
+    def load(cls: type[_NetworkT], path: str | os.PathLike[str]) -> _NetworkT:
         """Read a network written by :meth:`save`.
 
         Raises
@@ -261,8 +283,10 @@ class Network:
         return cls._from_arrays(data, path)
 
     @classmethod
-    def _from_arrays(cls, data, path):
-        def field(name, kind):
+    def _from_arrays(
+        cls: type[_NetworkT], data: Mapping[str, NDArray[Any]], path: str | os.PathLike[str]
+    ) -> _NetworkT:
+        def field(name: str, kind: str) -> object:
             if name not in data:
                 raise ModelFileError(f"{path} is not a fastmlp model: the entry {name!r} is missing")
             value = data[name]
@@ -275,18 +299,19 @@ class Network:
         version = field("format_version", "iu")
         if version != _FORMAT_VERSION:
             raise ModelFileError(f"{path} has format version {version}; this fastmlp reads version {_FORMAT_VERSION}")
-        sizes = data.get("layer_sizes")
-        if sizes is None or sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+        stored_sizes = data.get("layer_sizes")
+        if stored_sizes is None or stored_sizes.ndim != 1 or stored_sizes.dtype.kind not in "iu":
             raise ModelFileError(f"{path}: layer_sizes is missing or malformed")
         try:
-            sizes = check_layer_sizes(sizes.tolist())
+            sizes = check_layer_sizes(stored_sizes.tolist())
             activation = check_activation(field("activation", "U"))
             dtype = check_dtype(field("dtype", "U"))
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: invalid network description: {exc}") from None
         # Every stored array is checked against layer_sizes before anything is allocated from
         # the sizes, so a header claiming huge layers cannot make load() allocate for them.
-        weights, biases = [], []
+        weights: list[NDArray[np.floating[Any]]] = []
+        biases: list[NDArray[np.floating[Any]]] = []
         for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             for name, shape, out in ((f"W{k}", (n_out, n_in), weights), (f"b{k}", (n_out,), biases)):
                 if name not in data:

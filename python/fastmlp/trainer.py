@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from ._validation import check_int, check_positive_float, check_seed, check_X, check_y
@@ -31,19 +32,19 @@ class History:
         Seconds per epoch, training and validation.
     """
 
-    def __init__(self):
-        self.loss = []
-        self.accuracy = []
-        self.val_loss = []
-        self.val_accuracy = []
-        self.epoch_time = []
+    def __init__(self) -> None:
+        self.loss: list[float] = []
+        self.accuracy: list[float] = []
+        self.val_loss: list[float] = []
+        self.val_accuracy: list[float] = []
+        self.epoch_time: list[float] = []
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """int: the number of completed epochs."""
         return len(self.loss)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
         return f"<History: {self.epochs} epoch(s){last}>"
 
@@ -67,7 +68,17 @@ class Trainer:
         trained weights, whatever the thread count.
     """
 
-    def __init__(self, network, lr=0.1, batch_size=32, shuffle=True, seed=None):
+    history: History
+    """The History of the last :meth:`fit` call (set by fit; absent before the first)."""
+
+    def __init__(
+        self,
+        network: Network,
+        lr: float = 0.1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | None = None,
+    ) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"Trainer needs a fastmlp.Network, got {type(network).__name__}")
         self.network = network
@@ -78,13 +89,13 @@ class Trainer:
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self._ws = None
+        self._ws: _core.Workspace | None = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Trainer({self.network!r}, lr={self.lr!r}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, seed={self.seed!r})")
 
-    def _workspace(self, rows):
+    def _workspace(self, rows: int) -> _core.Workspace:
         """Scratch memory for batches of `rows`, reused while the network's shape and dtype hold."""
         net = self.network
         ws = self._ws
@@ -93,7 +104,7 @@ class Trainer:
             self._ws = ws
         return ws
 
-    def step(self, X, y):
+    def step(self, X: ArrayLike, y: ArrayLike) -> float:
         """One SGD step on one batch; returns the batch's mean loss before the step.
 
         Parameters
@@ -109,7 +120,14 @@ class Trainer:
         loss_sum, _ = _core.train_batch(self._workspace(len(X)), W, b, net.activation, X, y, lr)
         return loss_sum / len(X)
 
-    def fit(self, X, y, epochs=1, validation_data=None, verbose=False):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        epochs: int = 1,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        verbose: bool | int = False,
+    ) -> History:
         """Train for `epochs` passes over (X, y).
 
         Parameters
@@ -170,7 +188,7 @@ class Trainer:
         return history
 
     @staticmethod
-    def _print_epoch(history, epoch, epochs):
+    def _print_epoch(history: History, epoch: int, epochs: int) -> None:
         width = len(str(epochs))
         parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {history.loss[-1]:.4f}",
                  f"accuracy {history.accuracy[-1]:.4f}"]

@@ -19,10 +19,12 @@ namespace fastmlp {
 // out = g(x W^T + b)
 // x (B, IN), W (OUT, IN), b (OUT), out (B, OUT); out must not alias x or W.
 // Overwrites out. Scratch reserved for (B, OUT).
+// With x_rows set, row r of x is x[x_rows[r]] (a shuffled batch read in place).
 template <class T>
 void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN,
-                   std::int64_t OUT, Activation g, GemmScratch<T>& scratch) {
-    GemmProblem<T> p{B, OUT, IN, {x, IN, 1}, {W, 1, IN}, out, OUT, {}};
+                   std::int64_t OUT, Activation g, GemmScratch<T>& scratch,
+                   const std::int64_t* x_rows = nullptr) {
+    GemmProblem<T> p{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, {}};
     p.epilogue.kind = Epilogue::bias_activation;
     p.epilogue.bias = b;
     p.epilogue.g = g;
@@ -62,11 +64,12 @@ void bias_gradient(T* db, const T* da, std::int64_t B, std::int64_t OUT) {
 // step W -= lr dW, b -= lr db, each weight tile updated right after its gradient is final.
 // da (B, OUT), h_prev (B, IN), dW and W (OUT, IN), db and b (OUT).
 // Overwrites dW and db (B = 0 gives zeros). Scratch reserved for (OUT, IN).
+// With h_rows set, row r of h_prev is h_prev[h_rows[r]].
 template <class T>
 void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int64_t B, std::int64_t IN,
                            std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr,
-                           T lr = T(0)) {
-    GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1}, dW, IN, {}};
+                           T lr = T(0), const std::int64_t* h_rows = nullptr) {
+    GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1, h_rows}, dW, IN, {}};
     // The SGD step rides on the tile stores while W is small enough for the caches. A large W
     // is updated afterwards in one streaming pass instead: the tile order walks W down its
     // columns, a new page every row, which cost more than the second pass over dW does.

@@ -26,11 +26,15 @@
 
 namespace fastmlp {
 
-// Element (i, j) of a strided matrix view is p[i * rs + j * cs].
+// Element (i, j) of a strided matrix view is p[r(i) * rs + j * cs], with r(i) = rows[i] when
+// rows is set (a shuffled minibatch read in place from X, never gathered) and i otherwise.
+// Row indirection is supported on the operands whose rows are contiguous (cs == 1).
 template <class T>
 struct View {
     const T* p;
     std::int64_t rs, cs;
+    const std::int64_t* rows = nullptr;
+    const T* row(std::int64_t i) const { return p + (rows ? rows[i] : i) * rs; }
 };
 
 enum class Epilogue : int {
@@ -144,7 +148,7 @@ void pack_a(T* dst, const View<T>& A, std::int64_t m0, std::int64_t M, std::int6
         }
     } else {
         for (std::int64_t i = 0; i < mr; ++i) {
-            const T* src = A.p + (m0 + i) * A.rs + pc * A.cs;
+            const T* src = A.row(m0 + i) + pc * A.cs;
             for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * A.cs];
         }
     }
@@ -156,7 +160,7 @@ void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int6
     const std::int64_t nr = std::min<std::int64_t>(NR, N - n0);
     if (nr < NR) std::fill(dst, dst + kc * NR, T(0));
     if (B.cs == 1) {  // rows of B contiguous (W in da W, h in da^T h)
-        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.p + (pc + k) * B.rs + n0, sizeof(T) * nr);
+        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * nr);
     } else {  // B = W^T in the forward product: read each row of W once, contiguously
         for (std::int64_t j = 0; j < nr; ++j) {
             const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;

@@ -46,7 +46,6 @@ struct Workspace {
     std::vector<std::vector<T>> h;          // h[k] (max_batch, sizes[k]) for k = 1..L; h[L] holds the logits
     std::vector<T> delta, delta_prev;       // da of the current layer and of the one below it
     std::vector<std::vector<T>> dW, db;     // per-layer gradients for the training step
-    std::vector<T> x_batch;                 // rows gathered by a shuffled order
     std::vector<T> target_batch;
     std::vector<std::int64_t> label_batch;
     std::vector<LayerGrads<T>> grads;       // views of dW, db handed to forward_backward
@@ -69,7 +68,6 @@ struct Workspace {
         }
         delta.resize(static_cast<std::size_t>(batch * widest));
         delta_prev.resize(static_cast<std::size_t>(batch * widest));
-        x_batch.resize(static_cast<std::size_t>(batch * sizes[0]));
         target_batch.resize(static_cast<std::size_t>(batch * sizes[L]));
         label_batch.resize(static_cast<std::size_t>(batch));
         for (std::size_t k = 1; k <= L; ++k) {
@@ -82,16 +80,17 @@ struct Workspace {
 };
 
 // h_k = g(h_{k-1} W_k^T + b_k) for k = 1..L (g = identity on the output layer) into ws.h.
-// X (B, sizes[0]) with B <= ws.max_batch. Returns the logits, (B, K), inside ws.
+// X (B, sizes[0]) with B <= ws.max_batch, or with x_rows set, the rows X[x_rows[0..B)]: a
+// shuffled batch is read in place, never gathered. Returns the logits, (B, K), inside ws.
 template <class T>
 const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                      const T* X, std::int64_t B) {
+                      const T* X, std::int64_t B, const std::int64_t* x_rows = nullptr) {
     const std::int64_t L = ws.n_layers();
     const T* in = X;
     for (std::int64_t k = 1; k <= L; ++k) {
         const DenseLayer<T>& layer = layers[k - 1];
         dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
-                      k < L ? g : Activation::identity, ws.gemm);
+                      k < L ? g : Activation::identity, ws.gemm, k == 1 ? x_rows : nullptr);
         in = ws.h[k].data();
     }
     return in;
@@ -104,9 +103,9 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
 template <class T>
 LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
                            const T* X, const Targets<T>& y, std::int64_t B,
-                           const std::vector<LayerGrads<T>>& grads, T lr) {
+                           const std::vector<LayerGrads<T>>& grads, T lr, const std::int64_t* x_rows = nullptr) {
     const std::int64_t L = ws.n_layers();
-    const T* logits = forward_pass(ws, layers, g, X, B);
+    const T* logits = forward_pass(ws, layers, g, X, B, x_rows);
     T* da = ws.delta.data();
     T* da_below = ws.delta_prev.data();
     const LossStats stats =
@@ -114,14 +113,15 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
     for (std::int64_t k = L; k >= 1; --k) {
         const DenseLayer<T>& layer = layers[k - 1];
         const T* h_prev = k > 1 ? ws.h[k - 1].data() : X;
+        const std::int64_t* h_rows = k > 1 ? nullptr : x_rows;
         if (k > 1)  // da_{k-1} = (da_k W_k) ⊙ g'(h_{k-1}); nobody needs dX, so layer 1 skips it
             dense_backward_input(da_below, da, layer.W, h_prev, B, layer.n_in, layer.n_out, g, ws.gemm);
         if (lr > T(0))  // dW_k, db_k, and the SGD step on each tile as soon as it is final
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
-                                  ws.gemm, layer.W, layer.b, lr);
+                                  ws.gemm, layer.W, layer.b, lr, h_rows);
         else
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
-                                  ws.gemm);
+                                  ws.gemm, static_cast<T*>(nullptr), static_cast<T*>(nullptr), T(0), h_rows);
         std::swap(da, da_below);
     }
     return stats;
@@ -130,8 +130,9 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
 // One SGD step on one batch, gradients kept in the workspace. Returns the pre-update loss stats.
 template <class T>
 LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                      const T* X, const Targets<T>& y, std::int64_t B, T lr) {
-    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr);
+                      const T* X, const Targets<T>& y, std::int64_t B, T lr,
+                      const std::int64_t* x_rows = nullptr) {
+    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr, x_rows);
 }
 
 struct EpochStats {
@@ -154,22 +155,23 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
     for (std::int64_t start = 0; start < N; start += batch_size) {
         const std::int64_t B = std::min(batch_size, N - start);
         const T* xb = X + start * IN;
+        const std::int64_t* rows = nullptr;
         Targets<T> yb;
         if (order == nullptr) {
             yb.labels = y.labels ? y.labels + start : nullptr;
             yb.dist = y.dist ? y.dist + start * K : nullptr;
-        } else {  // gather the batch's rows; X itself is never copied whole
+        } else {  // X's rows are read in place through `rows`; only the small targets are gathered
+            xb = X;
+            rows = order + start;
             for (std::int64_t r = 0; r < B; ++r) {
-                const std::int64_t src = order[start + r];
-                std::memcpy(ws.x_batch.data() + r * IN, X + src * IN, sizeof(T) * IN);
+                const std::int64_t src = rows[r];
                 if (y.labels) ws.label_batch[r] = y.labels[src];
                 if (y.dist) std::memcpy(ws.target_batch.data() + r * K, y.dist + src * K, sizeof(T) * K);
             }
-            xb = ws.x_batch.data();
             yb.labels = y.labels ? ws.label_batch.data() : nullptr;
             yb.dist = y.dist ? ws.target_batch.data() : nullptr;
         }
-        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr);
+        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr, rows);
         epoch.totals.loss_sum += s.loss_sum;
         epoch.totals.n_correct += s.n_correct;
         epoch.n_seen += B;

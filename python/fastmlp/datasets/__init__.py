@@ -5,13 +5,17 @@ train/test split. Deliberately downloads nothing, caches nothing and does not
 depend on scikit-learn.
 """
 
+from __future__ import annotations
+
 import gzip
 import io
 import numbers
 import zlib
 from importlib import resources
+from typing import Any, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_seed
 
@@ -24,14 +28,14 @@ _DIGITS_MAX_PIXEL = 16
 _DIGITS_N_CLASSES = 10
 
 
-def _read_digits_bytes():
+def _read_digits_bytes() -> bytes:
     """Return the raw (gzip-compressed) bytes of the bundled digits file."""
     # ``files`` and chained ``joinpath`` work from a source tree, an installed
     # wheel or a zip import, on every Python this package supports (>= 3.9).
     return resources.files(__name__).joinpath("data").joinpath(_DIGITS_FILE).read_bytes()
 
 
-def _parse_digits(raw):
+def _parse_digits(raw: bytes) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Decode and validate the digits file; return ``(X, y)``.
 
     Every way the file can be damaged (bad gzip stream, non-numeric text,
@@ -40,7 +44,7 @@ def _parse_digits(raw):
     as an obscure NumPy or gzip error.
     """
 
-    def corrupt(reason):
+    def corrupt(reason: str) -> RuntimeError:
         return RuntimeError(
             "the bundled dataset file fastmlp/datasets/data/%s is corrupt (%s); "
             "reinstall fastmlp" % (_DIGITS_FILE, reason)
@@ -76,7 +80,7 @@ def _parse_digits(raw):
     return X, y
 
 
-def load_digits():
+def load_digits() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Load the UCI optical-recognition handwritten digits dataset.
 
     The file is read from the package data on every call, so each call
@@ -126,7 +130,23 @@ def load_digits():
     return _parse_digits(_read_digits_bytes())
 
 
-def train_test_split(X, y, test_fraction=0.25, seed=0):
+# Arrays keep their dtype through the split; other array-likes come out as whatever
+# numpy.asarray makes of them.
+_XScalar = TypeVar("_XScalar", bound=np.generic)
+_YScalar = TypeVar("_YScalar", bound=np.generic)
+
+
+@overload
+def train_test_split(
+    X: NDArray[_XScalar], y: NDArray[_YScalar], test_fraction: float = ..., seed: int | None = ...
+) -> tuple[NDArray[_XScalar], NDArray[_XScalar], NDArray[_YScalar], NDArray[_YScalar]]: ...
+@overload
+def train_test_split(
+    X: ArrayLike, y: ArrayLike, test_fraction: float = ..., seed: int | None = ...
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]: ...
+def train_test_split(
+    X: ArrayLike, y: ArrayLike, test_fraction: float = 0.25, seed: int | None = 0
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Split samples into a training and a test part by a seeded shuffle.
 
     The rows are permuted with ``numpy.random.default_rng(seed)``; the first

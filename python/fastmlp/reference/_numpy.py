@@ -5,7 +5,20 @@ the native kernels. Deliberately absent: input normalisation, workspaces, fusion
 labels are checked only where a mistake would otherwise give a silently wrong answer.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    # Any floating dtype: each function computes in the dtype its inputs come in.
+    _FloatArray = NDArray[np.floating[Any]]
+    # Integer labels (n_samples,) or target distributions (n_samples, n_classes).
+    _Targets = NDArray[Union[np.integer[Any], np.floating[Any]]]
+    _Grads = list[tuple[_FloatArray, _FloatArray]]
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,7 +41,7 @@ __all__ = [
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
 
 
-def _check_activation(activation):
+def _check_activation(activation: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"activation must be one of {', '.join(repr(name) for name in ACTIVATIONS)}, "
@@ -36,13 +49,13 @@ def _check_activation(activation):
         )
 
 
-def _sigmoid(a):
+def _sigmoid(a: _FloatArray) -> _FloatArray:
     # exp(-|a|) never overflows; the two branches are the same function rewritten for each sign.
     e = np.exp(-np.abs(a))
     return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def activation_forward(a, activation):
+def activation_forward(a: _FloatArray, activation: str) -> _FloatArray:
     """Apply the activation function elementwise.
 
     Parameters
@@ -59,16 +72,19 @@ def activation_forward(a, activation):
     """
     _check_activation(activation)
     a = np.asarray(a)
+    h: _FloatArray  # NumPy's stubs type ufunc results as Any; this says what they hold
     if activation == "identity":
-        return a.copy()
-    if activation == "relu":
-        return np.maximum(a, 0)
-    if activation == "tanh":
-        return np.tanh(a)
-    return _sigmoid(a)
+        h = a.copy()
+    elif activation == "relu":
+        h = np.maximum(a, 0)
+    elif activation == "tanh":
+        h = np.tanh(a)
+    else:
+        h = _sigmoid(a)
+    return h
 
 
-def activation_backward(dh, h, activation):
+def activation_backward(dh: _FloatArray, h: _FloatArray, activation: str) -> _FloatArray:
     """Multiply an incoming gradient by the activation derivative.
 
     The derivative is taken from the activation output `h`, not from the pre-activation, so the
@@ -91,16 +107,19 @@ def activation_backward(dh, h, activation):
     _check_activation(activation)
     dh = np.asarray(dh)
     h = np.asarray(h)
+    da: _FloatArray  # NumPy's stubs type array arithmetic as Any; this says what it holds
     if activation == "identity":
-        return dh.copy()
-    if activation == "relu":
-        return dh * (h > 0)
-    if activation == "tanh":
-        return dh * (1 - h * h)
-    return dh * (h * (1 - h))
+        da = dh.copy()
+    elif activation == "relu":
+        da = dh * (h > 0)
+    elif activation == "tanh":
+        da = dh * (1 - h * h)
+    else:
+        da = dh * (h * (1 - h))
+    return da
 
 
-def dense_forward(x, W, b, activation="identity"):
+def dense_forward(x: _FloatArray, W: _FloatArray, b: _FloatArray, activation: str = "identity") -> _FloatArray:
     """Compute one dense layer, g(x W^T + b).
 
     Parameters
@@ -123,13 +142,14 @@ def dense_forward(x, W, b, activation="identity"):
     return activation_forward(a, activation)
 
 
-def _log_sum_exp(logits):
+def _log_sum_exp(logits: _FloatArray) -> _FloatArray:
     # Shifting by the row max keeps every exp in (0, 1], so no row can overflow.
     m = logits.max(axis=-1)
-    return m + np.log(np.exp(logits - m[..., None]).sum(axis=-1))
+    lse: _FloatArray = m + np.log(np.exp(logits - m[..., None]).sum(axis=-1))
+    return lse
 
 
-def softmax(logits):
+def softmax(logits: _FloatArray) -> _FloatArray:
     """Compute the row-wise softmax.
 
     Parameters
@@ -144,10 +164,11 @@ def softmax(logits):
     """
     logits = np.asarray(logits)
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    probs: _FloatArray = e / e.sum(axis=-1, keepdims=True)
+    return probs
 
 
-def _check_targets(y, logits):
+def _check_targets(y: _Targets, logits: _FloatArray) -> NDArray[Any]:
     """Return `y` as integer labels of shape (n_samples,) or targets of shape (n_samples, n_classes)."""
     y = np.asarray(y)
     n_samples, n_classes = logits.shape
@@ -172,7 +193,7 @@ def _check_targets(y, logits):
     return y.astype(logits.dtype, copy=False)
 
 
-def _target_matrix(y, logits):
+def _target_matrix(y: NDArray[Any], logits: _FloatArray) -> _FloatArray:
     if y.ndim == 2:
         return y
     Y = np.zeros_like(logits)
@@ -180,7 +201,7 @@ def _target_matrix(y, logits):
     return Y
 
 
-def _mean_xent(logits, y):
+def _mean_xent(logits: _FloatArray, y: NDArray[Any]) -> float:
     # -log softmax(a)_i = lse - a_i exactly, so the loss never takes log of a probability that
     # rounded to 0, and a zero target multiplies a finite number instead of log(0).
     lse = _log_sum_exp(logits)
@@ -191,7 +212,7 @@ def _mean_xent(logits, y):
     return float(np.mean(per_sample))
 
 
-def softmax_xent_backward(logits, y):
+def softmax_xent_backward(logits: _FloatArray, y: _Targets) -> tuple[float, _FloatArray]:
     """Compute the mean softmax cross-entropy and its gradient with respect to the logits.
 
     Parameters
@@ -216,7 +237,7 @@ def softmax_xent_backward(logits, y):
     return loss, dlogits
 
 
-def dense_backward_input(da, W):
+def dense_backward_input(da: _FloatArray, W: _FloatArray) -> _FloatArray:
     """Propagate a pre-activation gradient back to the layer input.
 
     Parameters
@@ -231,10 +252,11 @@ def dense_backward_input(da, W):
     dh : ndarray of shape (n_samples, n_inputs)
         da W.
     """
-    return np.asarray(da) @ np.asarray(W)
+    dh: _FloatArray = np.asarray(da) @ np.asarray(W)
+    return dh
 
 
-def dense_backward_params(da, h_prev):
+def dense_backward_params(da: _FloatArray, h_prev: _FloatArray) -> tuple[_FloatArray, _FloatArray]:
     """Compute the weight and bias gradients of one dense layer.
 
     Parameters
@@ -255,7 +277,7 @@ def dense_backward_params(da, h_prev):
     return da.T @ np.asarray(h_prev), da.sum(axis=0)
 
 
-def sgd_update(param, grad, lr):
+def sgd_update(param: _FloatArray, grad: _FloatArray, lr: float) -> None:
     """Take one plain SGD step in place: param -= lr * grad.
 
     Parameters
@@ -272,7 +294,7 @@ def sgd_update(param, grad, lr):
     param -= lr * np.asarray(grad)
 
 
-def _check_network(weights, biases):
+def _check_network(weights: Sequence[object], biases: Sequence[object]) -> None:
     if len(weights) == 0 or len(weights) != len(biases):
         raise ValueError(
             f"need one bias per weight matrix and at least one layer, "
@@ -280,7 +302,9 @@ def _check_network(weights, biases):
         )
 
 
-def forward(weights, biases, activation, X):
+def forward(
+    weights: Sequence[_FloatArray], biases: Sequence[_FloatArray], activation: str, X: _FloatArray
+) -> list[_FloatArray]:
     """Run the network forward and keep every layer's output.
 
     Parameters
@@ -308,7 +332,9 @@ def forward(weights, biases, activation, X):
     return hs
 
 
-def predict_proba(weights, biases, activation, X):
+def predict_proba(
+    weights: Sequence[_FloatArray], biases: Sequence[_FloatArray], activation: str, X: _FloatArray
+) -> _FloatArray:
     """Compute class probabilities, the softmax of the logits.
 
     Parameters
@@ -326,7 +352,9 @@ def predict_proba(weights, biases, activation, X):
     return softmax(forward(weights, biases, activation, X)[-1])
 
 
-def loss(weights, biases, activation, X, y):
+def loss(
+    weights: Sequence[_FloatArray], biases: Sequence[_FloatArray], activation: str, X: _FloatArray, y: _Targets
+) -> float:
     """Compute the mean cross-entropy of the network on a batch.
 
     Parameters
@@ -347,7 +375,9 @@ def loss(weights, biases, activation, X, y):
     return _mean_xent(logits, _check_targets(y, logits))
 
 
-def gradients(weights, biases, activation, X, y):
+def gradients(
+    weights: Sequence[_FloatArray], biases: Sequence[_FloatArray], activation: str, X: _FloatArray, y: _Targets
+) -> tuple[float, _Grads]:
     """Compute the mean loss and its gradient with respect to every weight and bias (backpropagation).
 
     Parameters
@@ -373,20 +403,28 @@ def gradients(weights, biases, activation, X, y):
     n_layers = len(weights)
     loss = _mean_xent(logits, y)
 
-    grads = [None] * n_layers
+    grads: _Grads = []  # from the last layer back, so reversed at the end
     da = (softmax(logits) - _target_matrix(y, logits)) / n_samples  # da_L = (yhat - y) / B
     for k in range(n_layers, 0, -1):
         W, h_prev = weights[k - 1], hs[k - 1]
         dW = da.T @ h_prev  # dW_k = da_k^T h_{k-1}
         db = da.sum(axis=0)  # db_k = sum_b da_k[b, :]
-        grads[k - 1] = (dW, db)
+        grads.append((dW, db))
         if k > 1:  # nobody needs dX, so the first layer stops here
             dh = da @ W  # dh_{k-1} = da_k W_k
             da = activation_backward(dh, h_prev, activation)  # da_{k-1} = dh_{k-1} * g'(h_{k-1})
+    grads.reverse()
     return loss, grads
 
 
-def train_step(weights, biases, activation, X, y, lr):
+def train_step(
+    weights: Sequence[_FloatArray],
+    biases: Sequence[_FloatArray],
+    activation: str,
+    X: _FloatArray,
+    y: _Targets,
+    lr: float,
+) -> float:
     """Take one SGD step on a batch, updating `weights` and `biases` in place.
 
     Parameters
@@ -412,7 +450,16 @@ def train_step(weights, biases, activation, X, y, lr):
     return loss
 
 
-def train_epoch(weights, biases, activation, X, y, batch_size, lr, order=None):
+def train_epoch(
+    weights: Sequence[_FloatArray],
+    biases: Sequence[_FloatArray],
+    activation: str,
+    X: _FloatArray,
+    y: _Targets,
+    batch_size: int,
+    lr: float,
+    order: ArrayLike | None = None,
+) -> float:
     """Run one epoch of minibatch SGD, updating `weights` and `biases` in place.
 
     Parameters
@@ -438,7 +485,7 @@ def train_epoch(weights, biases, activation, X, y, batch_size, lr, order=None):
     """
     X = np.asarray(X)
     y = np.asarray(y)
-    n_samples = X.shape[0]
+    n_samples: int = X.shape[0]
     if n_samples == 0:
         raise ValueError("X has no rows")
     if batch_size < 1:

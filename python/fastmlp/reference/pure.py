@@ -5,7 +5,24 @@ and the benchmarks have an honest pure-Python baseline. Deliberately no NumPy an
 with the usual zip/sum idioms, double precision throughout, no speed-ups beyond those.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence, Sized
+from typing import TYPE_CHECKING, Any, TypeVar, Union, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+    Vector = Sequence[float]
+    Matrix = Sequence[Sequence[float]]
+    # Per row, an integer label or a target distribution; a row counts as a distribution only when
+    # it is a list or a tuple (anything else must be a label), which is what the loss checks.
+    Targets = Sequence[Union[int, list[float], tuple[float, ...]]]
+
+# Functions taking two arrays of one shape (both vectors or both matrices); mypy checks their
+# bodies once per shape.
+_Shape = TypeVar("_Shape", Sequence[float], Sequence[Sequence[float]])
 
 __all__ = [
     "ACTIVATIONS",
@@ -26,14 +43,14 @@ __all__ = [
 ]
 
 
-def _sigmoid(v):
+def _sigmoid(v: float) -> float:
     # exp(-|v|) never overflows (math.exp raises OverflowError instead of returning inf).
     e = math.exp(-abs(v))
     return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
 
 
 # name -> (g(a), g'(a) written in terms of h = g(a))
-_ACTIVATION_FUNCTIONS = {
+_ACTIVATION_FUNCTIONS: dict[str, tuple[Callable[[float], float], Callable[[float], float]]] = {
     "identity": (lambda v: v, lambda h: 1.0),
     "relu": (lambda v: max(v, 0.0), lambda h: 1.0 if h > 0 else 0.0),
     "tanh": (math.tanh, lambda h: 1.0 - h * h),
@@ -43,7 +60,7 @@ _ACTIVATION_FUNCTIONS = {
 ACTIVATIONS = tuple(_ACTIVATION_FUNCTIONS)
 
 
-def _lookup(activation):
+def _lookup(activation: str) -> tuple[Callable[[float], float], Callable[[float], float]]:
     try:
         return _ACTIVATION_FUNCTIONS[activation]
     except (KeyError, TypeError):
@@ -53,11 +70,15 @@ def _lookup(activation):
         ) from None
 
 
-def _is_matrix(x):
+def _is_matrix(x: Vector | Matrix) -> TypeIs[Matrix]:
     return len(x) > 0 and isinstance(x[0], (list, tuple))
 
 
-def activation_forward(a, activation):
+@overload
+def activation_forward(a: Matrix, activation: str) -> list[list[float]]: ...
+@overload
+def activation_forward(a: Vector, activation: str) -> list[float]: ...
+def activation_forward(a: Vector | Matrix, activation: str) -> list[float] | list[list[float]]:
     """g(a) elementwise; `a` is a vector or a matrix, the result a new one of the same shape."""
     g, _ = _lookup(activation)
     if _is_matrix(a):
@@ -65,7 +86,11 @@ def activation_forward(a, activation):
     return [g(v) for v in a]
 
 
-def activation_backward(dh, h, activation):
+@overload
+def activation_backward(dh: Matrix, h: Matrix, activation: str) -> list[list[float]]: ...
+@overload
+def activation_backward(dh: Vector, h: Vector, activation: str) -> list[float]: ...
+def activation_backward(dh: _Shape, h: _Shape, activation: str) -> list[float] | list[list[float]]:
     """dh * g'(a) elementwise, with g' computed from the activation output h."""
     _, dg = _lookup(activation)
     if _is_matrix(dh):
@@ -73,7 +98,7 @@ def activation_backward(dh, h, activation):
     return [d * dg(v) for d, v in zip(dh, h)]
 
 
-def dense_forward(x, W, b, activation="identity"):
+def dense_forward(x: Matrix, W: Matrix, b: Vector, activation: str = "identity") -> list[list[float]]:
     """g(x W^T + b): x is (B, IN), W is (OUT, IN), b is (OUT,); returns (B, OUT)."""
     g, _ = _lookup(activation)
     return [
@@ -82,7 +107,7 @@ def dense_forward(x, W, b, activation="identity"):
     ]
 
 
-def softmax(logits):
+def softmax(logits: Matrix) -> list[list[float]]:
     """Row-wise exp(a - max) / sum(exp(a - max)) of a (B, K) matrix."""
     probs = []
     for row in logits:
@@ -93,7 +118,7 @@ def softmax(logits):
     return probs
 
 
-def _label(value, n_classes):
+def _label(value: int, n_classes: int) -> int:
     try:
         label = value.__index__()  # ints of any kind, but not floats
     except AttributeError:
@@ -104,7 +129,7 @@ def _label(value, n_classes):
     return label
 
 
-def softmax_xent_backward(logits, y):
+def softmax_xent_backward(logits: Matrix, y: Targets) -> tuple[float, list[list[float]]]:
     """Mean softmax cross-entropy of (B, K) logits and its gradient (softmax - y) / B.
 
     y is B integer labels or B target rows of K floats. The loss is taken as lse - a_i (lse the
@@ -133,13 +158,13 @@ def softmax_xent_backward(logits, y):
     return total / n_samples, dlogits
 
 
-def dense_backward_input(da, W):
+def dense_backward_input(da: Matrix, W: Matrix) -> list[list[float]]:
     """da W: da is (B, OUT), W is (OUT, IN); returns (B, IN)."""
     columns = list(zip(*W))
     return [[sum(d * w for d, w in zip(d_row, col)) for col in columns] for d_row in da]
 
 
-def dense_backward_params(da, h_prev):
+def dense_backward_params(da: Matrix, h_prev: Matrix) -> tuple[list[list[float]], list[float]]:
     """(da^T h_prev, column sums of da): da is (B, OUT), h_prev is (B, IN); returns (OUT, IN), (OUT,)."""
     da_columns = list(zip(*da))
     h_columns = list(zip(*h_prev))
@@ -148,7 +173,13 @@ def dense_backward_params(da, h_prev):
     return dW, db
 
 
-def sgd_update(param, grad, lr):
+@overload
+def sgd_update(param: list[list[float]], grad: Matrix, lr: float) -> None: ...
+@overload
+def sgd_update(param: list[float], grad: Vector, lr: float) -> None: ...
+# grad has param's shape, as the overloads tell callers; the body, recursing into rows, sees its
+# items as rows or numbers alike.
+def sgd_update(param: list[float] | list[list[float]], grad: Sequence[Any], lr: float) -> None:
     """param -= lr * grad in place, for a vector or a matrix (its row lists are mutated, not replaced)."""
     if _is_matrix(param):
         for p_row, g_row in zip(param, grad):
@@ -158,7 +189,7 @@ def sgd_update(param, grad, lr):
         param[j] -= lr * g
 
 
-def _check_network(weights, biases):
+def _check_network(weights: Sized, biases: Sized) -> None:
     if len(weights) == 0 or len(weights) != len(biases):
         raise ValueError(
             f"need one bias per weight matrix and at least one layer, "
@@ -166,7 +197,7 @@ def _check_network(weights, biases):
         )
 
 
-def forward(weights, biases, activation, X):
+def forward(weights: Sequence[Matrix], biases: Sequence[Vector], activation: str, X: Matrix) -> list[Matrix]:
     """[h_0 = X, h_1, ..., h_L = logits]; hidden layers use `activation`, the output layer none."""
     _check_network(weights, biases)
     _lookup(activation)
@@ -177,32 +208,44 @@ def forward(weights, biases, activation, X):
     return hs
 
 
-def predict_proba(weights, biases, activation, X):
+def predict_proba(
+    weights: Sequence[Matrix], biases: Sequence[Vector], activation: str, X: Matrix
+) -> list[list[float]]:
     """Softmax of the network's logits, (B, K)."""
     return softmax(forward(weights, biases, activation, X)[-1])
 
 
-def loss(weights, biases, activation, X, y):
+def loss(weights: Sequence[Matrix], biases: Sequence[Vector], activation: str, X: Matrix, y: Targets) -> float:
     """Mean cross-entropy of the network on the batch (X, y)."""
     return softmax_xent_backward(forward(weights, biases, activation, X)[-1], y)[0]
 
 
-def gradients(weights, biases, activation, X, y):
+def gradients(
+    weights: Sequence[Matrix], biases: Sequence[Vector], activation: str, X: Matrix, y: Targets
+) -> tuple[float, list[tuple[list[list[float]], list[float]]]]:
     """(mean loss, [(dW_1, db_1), ..., (dW_L, db_L)]) by backpropagation."""
     hs = forward(weights, biases, activation, X)
     n_layers = len(weights)
-    grads = [None] * n_layers
+    grads: list[tuple[list[list[float]], list[float]]] = []  # from the last layer back, so reversed at the end
     loss, da = softmax_xent_backward(hs[-1], y)  # da_L = (yhat - y) / B
     for k in range(n_layers, 0, -1):
         W, h_prev = weights[k - 1], hs[k - 1]
-        grads[k - 1] = dense_backward_params(da, h_prev)  # dW_k = da_k^T h_{k-1}, db_k = sum_b da_k
+        grads.append(dense_backward_params(da, h_prev))  # dW_k = da_k^T h_{k-1}, db_k = sum_b da_k
         if k > 1:  # nobody needs dX, so the first layer stops here
             dh = dense_backward_input(da, W)  # dh_{k-1} = da_k W_k
             da = activation_backward(dh, h_prev, activation)  # da_{k-1} = dh_{k-1} * g'(h_{k-1})
+    grads.reverse()
     return loss, grads
 
 
-def train_step(weights, biases, activation, X, y, lr):
+def train_step(
+    weights: Sequence[list[list[float]]],
+    biases: Sequence[list[float]],
+    activation: str,
+    X: Matrix,
+    y: Targets,
+    lr: float,
+) -> float:
     """One SGD step on the batch, in place; returns the batch's mean loss before the update."""
     loss, grads = gradients(weights, biases, activation, X, y)
     for W, b, (dW, db) in zip(weights, biases, grads):
@@ -211,7 +254,16 @@ def train_step(weights, biases, activation, X, y, lr):
     return loss
 
 
-def train_epoch(weights, biases, activation, X, y, batch_size, lr, order=None):
+def train_epoch(
+    weights: Sequence[list[list[float]]],
+    biases: Sequence[list[float]],
+    activation: str,
+    X: Matrix,
+    y: Targets,
+    batch_size: int,
+    lr: float,
+    order: Sequence[int] | None = None,
+) -> float:
     """One epoch of minibatch SGD over the rows in `order` (None: 0, 1, ..., n-1), in place.
 
     Batches are consecutive runs of batch_size rows, the last one possibly shorter. Returns the mean

@@ -4,11 +4,14 @@ Only the top-level parser lives here: each command's options and work are in ``f
 and ``fastmlp.bench`` (bench), so each can also be driven on its own (``fastmlp.bench.main(argv)``).
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 
 
-def _version():
+def _version() -> str:
     import fastmlp
 
     version = getattr(fastmlp, "__version__", None)
@@ -19,7 +22,7 @@ def _version():
     return f"fastmlp {version}"
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     from fastmlp import bench, cli
 
     parser = argparse.ArgumentParser(
@@ -44,14 +47,15 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         # No command is a usage error, like any other: help on stderr and argparse's exit status.
         parser.print_help(sys.stderr)
         return 2
-    return args.run(args)
+    run: Callable[[argparse.Namespace], int] = args.run  # the command's run, set by set_defaults
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ feature scaling, no hyper-parameter search and no model format of its own: it dr
 ``fastmlp.Network`` / ``fastmlp.Trainer`` API and saves with ``Network.save``.
 """
 
+from __future__ import annotations
+
 import argparse
 import gzip
 import os
@@ -13,8 +15,11 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 import fastmlp
 from fastmlp import datasets
@@ -44,9 +49,9 @@ class UserError(Exception):
     """A problem with the command line or the user's data: reported in one line, without a traceback."""
 
 
-def _int_at_least(minimum):
+def _int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number >= minimum."""
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -61,7 +66,7 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -71,7 +76,7 @@ def _positive_float(text):
     return value
 
 
-def _fraction(text):
+def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -81,7 +86,7 @@ def _fraction(text):
     return value
 
 
-def configure_parser(parser):
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``train`` options to `parser` (an ``argparse.ArgumentParser`` or a subcommand parser)."""
     parser.description = (
         "Train a multi-layer perceptron with minibatch SGD and report its accuracy on a held-out, "
@@ -149,7 +154,7 @@ def configure_parser(parser):
 # --- reading a user's data -------------------------------------------------------------------------------
 
 
-def _read_npz(path):
+def _read_npz(path: str) -> tuple[NDArray[Any], NDArray[Any]]:
     how_to_write = f"numpy.savez(path, {NPZ_FEATURES_KEY}=features, {NPZ_LABELS_KEY}=labels)"
     # Sniffed first: for a file that is not a zip, np.load guesses "pickle" and its message says so.
     with open(path, "rb") as handle:
@@ -181,13 +186,13 @@ def _read_npz(path):
     return X, y
 
 
-def _open_text(path):
+def _open_text(path: str) -> IO[str]:
     if path.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, "r", encoding="utf-8")
 
 
-def _is_numeric_row(line):
+def _is_numeric_row(line: str) -> bool:
     fields = line.strip().split(",")
     try:
         [float(field) for field in fields]
@@ -196,7 +201,7 @@ def _is_numeric_row(line):
     return True
 
 
-def _read_csv(path):
+def _read_csv(path: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     try:
         with _open_text(path) as handle:
             lines = handle.read().splitlines()
@@ -211,7 +216,7 @@ def _read_csv(path):
     if not numbered:
         raise UserError(f"{path} holds no data rows")
     rows = []
-    width = None
+    width: int | None = None
     for number, line in numbered:
         fields = line.strip().split(",")
         try:
@@ -225,13 +230,14 @@ def _read_csv(path):
         elif len(values) != width:
             raise UserError(f"{path}, line {number}: expected {width} columns, got {len(values)}")
         rows.append(values)
+    assert width is not None  # numbered is not empty, so the loop has set it
     if width < 2:
         raise UserError(f"{path} needs at least 2 columns (features, then the label), got {width}")
     table = np.array(rows, dtype=np.float64)
     return table[:, :-1], table[:, -1]
 
 
-def _as_integer_labels(y, path):
+def _as_integer_labels(y: NDArray[Any], path: str) -> NDArray[np.int64]:
     """Return `y` as int64, accepting floats only where they hold whole numbers (as a CSV's do)."""
     if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
         return y.astype(np.int64)
@@ -244,7 +250,7 @@ def _as_integer_labels(y, path):
     raise UserError(f"labels in {path} must be integers, got an array of dtype {y.dtype}")
 
 
-def load_user_data(path):
+def load_user_data(path: str) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Read a user's data file; return ``(X, labels)`` as a float64 2-D array and an int64 1-D array.
 
     Raises UserError naming the file and what is wrong with it.
@@ -285,7 +291,7 @@ def load_user_data(path):
     return X, _as_integer_labels(y, path)
 
 
-def encode_labels(labels):
+def encode_labels(labels: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Map arbitrary integer labels to 0..K-1 in sorted order; return ``(classes, codes)``.
 
     Raises UserError when there are fewer than two classes: softmax over one class learns nothing.
@@ -297,7 +303,7 @@ def encode_labels(labels):
     return classes, codes.reshape(-1).astype(np.int64)
 
 
-def _describe_classes(classes):
+def _describe_classes(classes: NDArray[np.int64]) -> str:
     if np.array_equal(classes, np.arange(len(classes))):
         return f"{len(classes)} classes, labels 0..{len(classes) - 1}"
     shown = ", ".join(str(c) for c in classes[:8]) + (", ..." if len(classes) > 8 else "")
@@ -307,12 +313,12 @@ def _describe_classes(classes):
 # --- the run -------------------------------------------------------------------------------------------
 
 
-def _model_file_name(path):
+def _model_file_name(path: str) -> str:
     """The file Network.save will write: numpy.savez, under it, appends .npz to a name without it."""
     return path if path.endswith(".npz") else f"{path}.npz"
 
 
-def _check_save_path(path):
+def _check_save_path(path: str) -> None:
     # Checked before training, so a typo in the folder does not cost the whole run.
     target = _model_file_name(path)
     folder = os.path.dirname(os.path.abspath(target))
@@ -322,13 +328,14 @@ def _check_save_path(path):
         raise UserError(f"cannot save the model to {target}: it is a directory")
 
 
-def _plural(count, noun):
+def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _train_and_report(args, say):
+def _train_and_report(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     if args.save is not None:
         _check_save_path(args.save)
+    X: NDArray[np.floating[Any]]  # float32 digits or float64 user data, converted to --dtype below
     if args.data is None:
         X, labels = datasets.load_digits()
         source = "bundled digits"
@@ -389,10 +396,10 @@ def _train_and_report(args, say):
     return 0
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Run ``train`` with parsed `args`; return the process exit status."""
 
-    def say(message):
+    def say(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
@@ -413,7 +420,7 @@ def run(args):
         return 130
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: ``sys.argv[1:]``) as ``train`` options and run; return the exit status."""
     parser = configure_parser(argparse.ArgumentParser(prog="fastmlp train"))
     return run(parser.parse_args(argv))

@@ -9,6 +9,8 @@ it reports medians and ratios from one run. torch, scikit-learn and threadpoolct
 (``pip install fastmlp[bench]``) and imported only when a run needs them.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import datetime
@@ -21,13 +23,133 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 import fastmlp
 from fastmlp import reference
 from fastmlp.reference import pure
+
+if TYPE_CHECKING:
+    # Types only: the shapes of the plain dicts this module builds (they are JSON-ready, and
+    # written as such by --json), and of the backends' common interface.
+    from typing import Literal, Protocol, TypedDict, Union
+
+    from typing_extensions import NotRequired
+
+    # (n, threads, runs): square size, "native" (the native thread count) or a count, timed runs.
+    CeilingPlan = tuple[tuple[int, Union[Literal["native"], int], int], ...]
+    # n -> a context manager holding NumPy's BLAS at n threads (threadpoolctl).
+    BlasLimits = Callable[[int], AbstractContextManager[object]]
+    Say = Callable[[str], None]
+
+    class Preset(TypedDict):
+        repeats: int
+        min_seconds: float
+        pure_seconds: float
+        max_samples: int
+        pause_seconds: float
+        ceiling_plan: CeilingPlan
+
+    class Backend(Protocol):
+        name: str
+        last_loss: float
+
+        def threads(self, n: int | None) -> AbstractContextManager[object]: ...
+
+        def epoch(self) -> tuple[int, float]: ...
+
+    class Summary(TypedDict):
+        rounds: list[float]
+        median: float
+        min: float
+        max: float
+
+    class SgemmSize(TypedDict):
+        n: int
+        threads: int | None  # None: the BLAS's own default
+        gflops: Summary
+
+    class Ceiling(TypedDict):
+        by_size: list[SgemmSize]
+        gflops: dict[int | None, float]
+
+    class Measurement(TypedDict):
+        backend: str
+        threads: int | None
+        samples_per_second: Summary
+        gflops: float
+        best_thread_count: NotRequired[bool]  # set once every measurement of the case is in
+
+    class NativeScaling(TypedDict):
+        threads: int
+        samples_per_second: float
+        one_thread_samples_per_second: float
+        speedup: float
+
+    class CaseResult(TypedDict):
+        name: str
+        layer_sizes: list[int]
+        activation: str
+        batch_size: int
+        dtype: str
+        flop_per_sample: int
+        rows_per_epoch: dict[str, int]
+        measurements: list[Measurement]
+        samples_per_second: dict[str, Summary]
+        threads: dict[str, int | None]
+        best_peer: str | None
+        ratios: dict[str, float]
+        final_loss: dict[str, float]
+        losses_finite: NotRequired[bool]
+        native_scaling: NotRequired[NativeScaling]
+
+    class MemoryReport(TypedDict, total=False):
+        # Only "error" when the probe failed; otherwise everything but "error", the last four
+        # keys when the platform lets them be measured.
+        error: list[str]
+        layer_sizes: list[int]
+        rows: int
+        batch_size: int
+        threads: int
+        fit_seconds: float
+        data_bytes: int
+        X_bytes: int
+        y_bytes: int
+        parameter_bytes: int
+        n_parameters: int
+        workspace_estimate_bytes: int
+        workspace_formula: str
+        shuffle_order_bytes: int
+        expected_bytes: int
+        rss: dict[str, int | None]
+        ru_maxrss: int
+        peak_rss: int
+        peak_source: str
+        peak_over_baseline: int
+        ratio_to_expected: float
+        fit_peak_increase: int
+
+    class Environment(TypedDict):
+        date: str
+        command: str
+        platform: str
+        cpu_model: str
+        cpu_flags: list[str] | None
+        cpu_count: int | None
+        usable_cores: int
+        python: str
+        numpy_blas: str | None
+        versions: dict[str, str | list[str]]
+        thread_pools: list[dict[str, object]] | None
+        build_info: dict[str, bool | int | float | str | None]
+        peers_skipped: dict[str, str]
 
 __all__ = ["CASES", "configure_parser", "run", "main", "workspace_estimate_bytes"]
 
@@ -35,7 +157,7 @@ __all__ = ["CASES", "configure_parser", "run", "main", "workspace_estimate_bytes
 @dataclass(frozen=True)
 class BenchCase:
     name: str
-    layer_sizes: tuple
+    layer_sizes: tuple[int, ...]
     activation: str
     batch_size: int
     n_samples: int  # rows per epoch: several batches even for the slowest peer within 0.5 s
@@ -43,7 +165,7 @@ class BenchCase:
     gemm_bound: bool  # big enough that thread scaling is about the kernels, not per-batch overhead
 
     @property
-    def flop_per_sample(self):
+    def flop_per_sample(self) -> int:
         """6 x sum(IN * OUT): forward, dh and dW, 2 FLOP per multiply-add (DESIGN.md section 1)."""
         return 6 * sum(n_in * n_out for n_in, n_out in zip(self.layer_sizes, self.layer_sizes[1:]))
 
@@ -82,17 +204,17 @@ class Settings:
     pure_seconds: float  # target length of one pure-Python epoch, reached by choosing its sample count
     max_samples: int  # caps a case's n_samples (quick mode uses small epochs)
     pause_seconds: float  # between measurements, see _measure_round
-    ceiling_plan: tuple  # (n, "native"|1, runs) for the sgemm ceiling
+    ceiling_plan: CeilingPlan  # (n, "native"|1, runs) for the sgemm ceiling
     seed: int
 
 
-FULL = dict(repeats=5, min_seconds=0.5, pure_seconds=1.0, max_samples=1 << 30, pause_seconds=0.05,
+FULL: Preset = dict(repeats=5, min_seconds=0.5, pure_seconds=1.0, max_samples=1 << 30, pause_seconds=0.05,
             ceiling_plan=((2048, "native", 5), (2048, 1, 5), (4096, "native", 3)))
-QUICK = dict(repeats=2, min_seconds=0.02, pure_seconds=0.05, max_samples=256, pause_seconds=0.0,
+QUICK: Preset = dict(repeats=2, min_seconds=0.02, pure_seconds=0.05, max_samples=256, pause_seconds=0.0,
              ceiling_plan=((1024, "native", 3), (1024, 1, 3)))
 
 
-def usable_cores():
+def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
     except (AttributeError, OSError):
@@ -105,7 +227,7 @@ def usable_cores():
 _MODULE_FOR_PEER = {"torch": "torch", "sklearn": "sklearn.neural_network", "threadpoolctl": "threadpoolctl"}
 
 
-def _import_optional(name):
+def _import_optional(name: str) -> tuple[ModuleType | None, str | None]:
     """(module, None) or (None, why not) for "torch", "sklearn" or "threadpoolctl"."""
     try:
         return importlib.import_module(_MODULE_FOR_PEER[name]), None
@@ -115,7 +237,7 @@ def _import_optional(name):
         return None, f"could not be imported: {type(exc).__name__}: {exc}"
 
 
-def blas_thread_limiter():
+def blas_thread_limiter() -> BlasLimits | None:
     """A function n -> context manager that limits NumPy's BLAS to n threads, or None without
     threadpoolctl (then NumPy runs at its BLAS's own default and the report says so)."""
     threadpoolctl, _ = _import_optional("threadpoolctl")
@@ -124,13 +246,16 @@ def blas_thread_limiter():
     return lambda n: threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 
 
-def _blas_threads(blas_limits, n):
+def _blas_threads(blas_limits: BlasLimits | None, n: int | None) -> AbstractContextManager[object]:
     """The BLAS limited to n threads for a with-block; n None (no threadpoolctl) leaves it as it is."""
-    return blas_limits(n) if n is not None else contextlib.nullcontext()
+    if n is None:
+        return contextlib.nullcontext()
+    assert blas_limits is not None  # a thread count comes only with threadpoolctl (_peer_thread_counts)
+    return blas_limits(n)
 
 
 @contextlib.contextmanager
-def _native_threads(n):
+def _native_threads(n: int) -> Iterator[None]:
     before = fastmlp.get_num_threads()
     fastmlp._core.set_num_threads(n)  # run() already warned once if this build has no OpenMP
     try:
@@ -145,16 +270,19 @@ def _native_threads(n):
 class NativeBackend:
     name = "native"
 
-    def __init__(self, net, X, y, batch_size, seed):
+    def __init__(
+        self, net: fastmlp.Network, X: NDArray[np.float32], y: NDArray[np.int64], batch_size: int, seed: int
+    ) -> None:
         self.X, self.y = X, y
         # Built once: the benchmark is of training, not of workspace allocation.
         self.trainer = fastmlp.Trainer(net, lr=LEARNING_RATE, batch_size=batch_size, shuffle=True, seed=seed)
         self.last_loss = float("nan")
 
-    def threads(self, n):
+    def threads(self, n: int | None) -> AbstractContextManager[None]:
+        assert n is not None  # native always runs at a count of its own (run_case)
         return _native_threads(n)
 
-    def epoch(self):
+    def epoch(self) -> tuple[int, float]:
         started = time.perf_counter()
         history = self.trainer.fit(self.X, self.y, epochs=1, verbose=False)
         seconds = time.perf_counter() - started
@@ -167,7 +295,17 @@ class NumpyBackend:
 
     name = "numpy"
 
-    def __init__(self, weights, biases, activation, X, y, batch_size, seed, blas_limits):
+    def __init__(
+        self,
+        weights: list[NDArray[np.floating[Any]]],
+        biases: list[NDArray[np.floating[Any]]],
+        activation: str,
+        X: NDArray[np.float32],
+        y: NDArray[np.int64],
+        batch_size: int,
+        seed: int,
+        blas_limits: BlasLimits | None,
+    ) -> None:
         self.weights = [W.copy() for W in weights]
         self.biases = [b.copy() for b in biases]
         self.activation = activation
@@ -177,10 +315,10 @@ class NumpyBackend:
         self.blas_limits = blas_limits
         self.last_loss = float("nan")
 
-    def threads(self, n):
+    def threads(self, n: int | None) -> AbstractContextManager[object]:
         return _blas_threads(self.blas_limits, n)
 
-    def epoch(self):
+    def epoch(self) -> tuple[int, float]:
         started = time.perf_counter()
         order = self.rng.permutation(len(self.X))
         loss = reference.train_epoch(self.weights, self.biases, self.activation, self.X, self.y,
@@ -197,7 +335,17 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, torch, weights, biases, activation, X, y, batch_size, seed):
+    def __init__(
+        self,
+        torch: ModuleType,
+        weights: list[NDArray[np.floating[Any]]],
+        biases: list[NDArray[np.floating[Any]]],
+        activation: str,
+        X: NDArray[np.float32],
+        y: NDArray[np.int64],
+        batch_size: int,
+        seed: int,
+    ) -> None:
         self.torch = torch
         nn = torch.nn
         activation_layer = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
@@ -221,7 +369,7 @@ class TorchBackend:
         self.last_loss = float("nan")
 
     @contextlib.contextmanager
-    def threads(self, n):
+    def threads(self, n: int | None) -> Iterator[None]:
         before = self.torch.get_num_threads()
         self.torch.set_num_threads(n)
         try:
@@ -229,7 +377,7 @@ class TorchBackend:
         finally:
             self.torch.set_num_threads(before)
 
-    def epoch(self):
+    def epoch(self) -> tuple[int, float]:
         n, batch_size = len(self.X), self.batch_size
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
         started = time.perf_counter()
@@ -251,7 +399,18 @@ class SklearnBackend:
 
     name = "sklearn"
 
-    def __init__(self, neural_network, weights, biases, activation, X, y, batch_size, seed, blas_limits):
+    def __init__(
+        self,
+        neural_network: ModuleType,
+        weights: list[NDArray[np.floating[Any]]],
+        biases: list[NDArray[np.floating[Any]]],
+        activation: str,
+        X: NDArray[np.float32],
+        y: NDArray[np.int64],
+        batch_size: int,
+        seed: int,
+        blas_limits: BlasLimits | None,
+    ) -> None:
         n_classes = weights[-1].shape[0]
         self.model = neural_network.MLPClassifier(
             hidden_layer_sizes=tuple(W.shape[0] for W in weights[:-1]),
@@ -270,7 +429,7 @@ class SklearnBackend:
             intercept[...] = b
         self.last_loss = float("nan")
 
-    def _partial_fit(self, X, y, **kwargs):
+    def _partial_fit(self, X: NDArray[np.float32], y: NDArray[np.int64], **kwargs: object) -> None:
         from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():
@@ -278,10 +437,10 @@ class SklearnBackend:
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.model.partial_fit(X, y, **kwargs)
 
-    def threads(self, n):
+    def threads(self, n: int | None) -> AbstractContextManager[object]:
         return _blas_threads(self.blas_limits, n)
 
-    def epoch(self):
+    def epoch(self) -> tuple[int, float]:
         started = time.perf_counter()
         self._partial_fit(self.X, self.y)
         seconds = time.perf_counter() - started
@@ -292,7 +451,16 @@ class SklearnBackend:
 class PureBackend:
     name = "pure"
 
-    def __init__(self, weights, biases, activation, X, y, batch_size, seed):
+    def __init__(
+        self,
+        weights: list[NDArray[np.floating[Any]]],
+        biases: list[NDArray[np.floating[Any]]],
+        activation: str,
+        X: NDArray[np.float32],
+        y: NDArray[np.int64],
+        batch_size: int,
+        seed: int,
+    ) -> None:
         # Converted once here so the timed epochs measure Python arithmetic, not NumPy-to-list copies.
         self.weights = [W.astype(np.float64).tolist() for W in weights]
         self.biases = [b.astype(np.float64).tolist() for b in biases]
@@ -304,13 +472,13 @@ class PureBackend:
         self.use_rows(len(self.X_all))
         self.last_loss = float("nan")
 
-    def threads(self, n):
+    def threads(self, n: int | None) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
-    def use_rows(self, n_rows):
+    def use_rows(self, n_rows: int) -> None:
         self.X, self.y = self.X_all[:n_rows], self.y_all[:n_rows]
 
-    def epoch(self):
+    def epoch(self) -> tuple[int, float]:
         started = time.perf_counter()
         order = self.rng.permutation(len(self.X)).tolist()
         loss = pure.train_epoch(self.weights, self.biases, self.activation, self.X, self.y,
@@ -319,7 +487,7 @@ class PureBackend:
         self.last_loss = float(loss)
         return len(self.X), seconds
 
-    def calibrate(self, target_seconds):
+    def calibrate(self, target_seconds: float) -> int:
         """Pick the number of rows that makes one epoch last about `target_seconds`; return it.
 
         A whole number of batches, at least one, so every timed epoch has the same batch shapes.
@@ -334,7 +502,7 @@ class PureBackend:
         return n_rows
 
 
-def _measure(backend, min_seconds):
+def _measure(backend: Backend, min_seconds: float) -> float:
     """Run whole epochs until at least `min_seconds` of training time; return samples per second."""
     samples, seconds = 0, 0.0
     while True:
@@ -345,14 +513,14 @@ def _measure(backend, min_seconds):
             return samples / seconds
 
 
-def _synthetic_data(case, n_samples, seed):
+def _synthetic_data(case: BenchCase, n_samples: int, seed: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, case.layer_sizes[0]), dtype=np.float32)
     y = rng.integers(0, case.layer_sizes[-1], size=n_samples, dtype=np.int64)
     return X, y
 
 
-def _summary(values):
+def _summary(values: list[float]) -> Summary:
     return {
         "rounds": values,
         "median": statistics.median(values),
@@ -364,16 +532,16 @@ def _summary(values):
 # --- the sgemm ceiling ---------------------------------------------------------------------------------
 
 
-def measure_sgemm_ceiling(plan, native_threads, blas_limits):
+def measure_sgemm_ceiling(plan: CeilingPlan, native_threads: int, blas_limits: BlasLimits | None) -> Ceiling:
     """GFLOP/s (2 n^3 / t) of float32 ``numpy.matmul`` of square matrices, per (n, threads) of `plan`.
 
     Returns {"by_size": [...], "gflops": {threads: best median over the sizes}}. Without
     threadpoolctl the BLAS runs at its own default and the threads are recorded as None.
     """
     rng = np.random.default_rng(0)
-    by_size = []
-    for n, threads, runs in plan:
-        threads = native_threads if threads == "native" else threads
+    by_size: list[SgemmSize] = []
+    for n, planned_threads, runs in plan:
+        threads: int | None = native_threads if planned_threads == "native" else planned_threads
         if blas_limits is None:
             threads = None  # the BLAS's own default, whatever the plan asked for
         if any(m["n"] == n and m["threads"] == threads for m in by_size):
@@ -389,7 +557,7 @@ def measure_sgemm_ceiling(plan, native_threads, blas_limits):
                 np.matmul(a, b, out=out)
                 rates.append(2.0 * n ** 3 / (time.perf_counter() - started) / 1e9)
         by_size.append({"n": n, "threads": threads, "gflops": _summary(rates)})
-    best = {}
+    best: dict[int | None, float] = {}
     for m in by_size:
         key = m["threads"]
         best[key] = max(best.get(key, 0.0), m["gflops"]["median"])
@@ -399,7 +567,7 @@ def measure_sgemm_ceiling(plan, native_threads, blas_limits):
 # --- one case ------------------------------------------------------------------------------------------
 
 
-def _peer_thread_counts(name, peer_threads, blas_limits):
+def _peer_thread_counts(name: str, peer_threads: list[int], blas_limits: BlasLimits | None) -> list[int | None]:
     if name == "pure":
         return [1]
     if name in ("numpy", "sklearn") and blas_limits is None:
@@ -407,23 +575,35 @@ def _peer_thread_counts(name, peer_threads, blas_limits):
     return list(peer_threads)
 
 
-def _build_backends(case, net, X, y, settings, peers, modules, blas_limits):
+def _build_backends(
+    case: BenchCase,
+    net: fastmlp.Network,
+    X: NDArray[np.float32],
+    y: NDArray[np.int64],
+    settings: Settings,
+    peers: list[str],
+    modules: dict[str, ModuleType | None],
+    blas_limits: BlasLimits | None,
+) -> list[Backend]:
     start_weights = [np.array(W, copy=True) for W in net.weights]
     start_biases = [np.array(b, copy=True) for b in net.biases]
     common = (start_weights, start_biases, case.activation, X, y, case.batch_size, settings.seed)
-    backends = [NativeBackend(net, X, y, case.batch_size, settings.seed)]
+    backends: list[Backend] = [NativeBackend(net, X, y, case.batch_size, settings.seed)]
     if "numpy" in peers:
         backends.append(NumpyBackend(*common, blas_limits))
-    if "torch" in peers and modules.get("torch") is not None:
-        backends.append(TorchBackend(modules["torch"], *common))
-    if "sklearn" in peers and modules.get("sklearn") is not None:
-        backends.append(SklearnBackend(modules["sklearn"], *common, blas_limits))
+    torch, neural_network = modules.get("torch"), modules.get("sklearn")
+    if "torch" in peers and torch is not None:
+        backends.append(TorchBackend(torch, *common))
+    if "sklearn" in peers and neural_network is not None:
+        backends.append(SklearnBackend(neural_network, *common, blas_limits))
     if "pure" in peers and case.with_pure:
         backends.append(PureBackend(*common))
     return backends
 
 
-def _measure_round(configurations, round_index, settings):
+def _measure_round(
+    configurations: list[tuple[Backend, int | None]], round_index: int, settings: Settings
+) -> dict[tuple[str, int | None], float]:
     """One measurement of every (backend, threads) configuration, the first one rotating each round
     so that any drift in machine load is spread evenly; returns {configuration: samples/s}."""
     shift = round_index % len(configurations)
@@ -437,7 +617,17 @@ def _measure_round(configurations, round_index, settings):
     return rates
 
 
-def run_case(case, settings, peers, modules, blas_limits, native_threads, peer_threads, scaling, say):
+def run_case(
+    case: BenchCase,
+    settings: Settings,
+    peers: list[str],
+    modules: dict[str, ModuleType | None],
+    blas_limits: BlasLimits | None,
+    native_threads: int,
+    peer_threads: list[int],
+    scaling: bool,
+    say: Say,
+) -> CaseResult:
     """Benchmark one case with every backend it supports; return a JSON-ready dict of results."""
     n_samples = min(case.n_samples, settings.max_samples)
     X, y = _synthetic_data(case, n_samples, settings.seed)
@@ -446,10 +636,10 @@ def run_case(case, settings, peers, modules, blas_limits, native_threads, peer_t
     backends = _build_backends(case, net, X, y, settings, peers, modules, blas_limits)
 
     rows = {backend.name: n_samples for backend in backends}
-    configurations = []
+    configurations: list[tuple[Backend, int | None]] = []
     for backend in backends:
         if backend.name == "native":
-            counts = [native_threads]
+            counts: list[int | None] = [native_threads]
             if (scaling or case.gemm_bound) and native_threads > 1:
                 counts.append(1)
         else:
@@ -460,24 +650,25 @@ def run_case(case, settings, peers, modules, blas_limits, native_threads, peer_t
     for backend in backends:
         first_threads = next(threads for b, threads in configurations if b is backend)
         with backend.threads(first_threads):
-            if backend.name == "pure":
+            if isinstance(backend, PureBackend):
                 rows["pure"] = backend.calibrate(settings.pure_seconds)  # also its warm-up
             else:
                 backend.epoch()  # first-touch page faults, lazy initialisation, thread start-up
 
-    rates = {(backend.name, threads): [] for backend, threads in configurations}
+    rates: dict[tuple[str, int | None], list[float]] = {
+        (backend.name, threads): [] for backend, threads in configurations}
     for round_index in range(settings.repeats):
         for key, rate in _measure_round(configurations, round_index, settings).items():
             rates[key].append(rate)
         say(f"  {case.name}: round {round_index + 1}/{settings.repeats}")
 
-    measurements = []
+    measurements: list[Measurement] = []
     for (name, threads), values in rates.items():
         measurements.append({"backend": name, "threads": threads, "samples_per_second": _summary(values),
                              "gflops": statistics.median(values) * case.flop_per_sample / 1e9})
 
     # Each backend at its best thread count (native: the requested one, not the scaling probe).
-    best = {}
+    best: dict[str, Measurement] = {}
     for m in measurements:
         if m["backend"] == "native" and m["threads"] != native_threads:
             continue
@@ -495,7 +686,7 @@ def run_case(case, settings, peers, modules, blas_limits, native_threads, peer_t
     if best_peer is not None:
         ratios["native/best_peer"] = ratios[f"native/{best_peer}"]
 
-    result = {
+    result: CaseResult = {
         "name": case.name,
         "layer_sizes": list(case.layer_sizes),
         "activation": case.activation,
@@ -577,7 +768,7 @@ WORKSPACE_FORMULA = ("itemsize * (B * (n_0 + sum_k n_k + 2 max_k n_k + K) + P + 
                      "k = 1..L, n_0 input width, K classes, P parameters")
 
 
-def workspace_estimate_bytes(layer_sizes, batch, itemsize=4):
+def workspace_estimate_bytes(layer_sizes: Sequence[int], batch: int, itemsize: int = 4) -> int:
     """The native trainer's scratch memory for one fit, from the buffers its Workspace documents:
     gathered batch rows and targets, every layer's activations, two deltas at the widest layer,
     one gradient per parameter, and the GEMM's packed panels (see WORKSPACE_FORMULA)."""
@@ -588,7 +779,7 @@ def workspace_estimate_bytes(layer_sizes, batch, itemsize=4):
     return itemsize * (per_batch + n_params + packing) + 8 * batch  # + int64 labels of a batch
 
 
-def measure_fit_memory(native_threads, seed):
+def measure_fit_memory(native_threads: int, seed: int) -> MemoryReport:
     """Peak RSS of a one-epoch native fit on MNIST-sized float32 data, in a fresh subprocess,
     against data + parameters + workspace. Returns a JSON-ready dict (with "error" if it failed)."""
     args = {"rows": MEMORY_ROWS, "layers": list(MEMORY_LAYERS), "batch": MEMORY_BATCH,
@@ -603,7 +794,7 @@ def measure_fit_memory(native_threads, seed):
     data_bytes = probe["X_bytes"] + probe["y_bytes"]
     workspace = workspace_estimate_bytes(MEMORY_LAYERS, MEMORY_BATCH)
     expected = data_bytes + probe["parameter_bytes"] + workspace
-    result = {
+    result: MemoryReport = {
         "layer_sizes": list(MEMORY_LAYERS), "rows": MEMORY_ROWS, "batch_size": MEMORY_BATCH,
         "threads": native_threads, "fit_seconds": probe["fit_seconds"],
         "data_bytes": data_bytes, "X_bytes": probe["X_bytes"], "y_bytes": probe["y_bytes"],
@@ -631,7 +822,7 @@ def measure_fit_memory(native_threads, seed):
 # --- describing the machine -------------------------------------------------------------------------
 
 
-def _cpu_model():
+def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
@@ -645,7 +836,7 @@ def _cpu_model():
 _REPORTED_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16")
 
 
-def _cpu_flags():
+def _cpu_flags() -> list[str] | None:
     """The SIMD flags /proc/cpuinfo lists (of those that matter to sgemm kernels), or None off Linux."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
@@ -658,17 +849,18 @@ def _cpu_flags():
     return None
 
 
-def _blas_name():
+def _blas_name() -> str | None:
     """NumPy's BLAS as NumPy reports it, or None when this NumPy cannot say."""
     try:
-        config = np.show_config(mode="dicts")  # NumPy >= 1.25
+        # NumPy >= 1.25; the stubs of NumPy < 2.1 (the last for Python 3.9) lack the mode argument.
+        config = np.show_config(mode="dicts")  # type: ignore[call-arg, func-returns-value, unused-ignore]
         blas = config["Build Dependencies"]["blas"]
         return f"{blas['name']} {blas.get('version', '')}".strip()
     except Exception:  # older NumPy, or a build without that entry: the name is only informative
         return None
 
 
-def _thread_pools():
+def _thread_pools() -> list[dict[str, object]] | None:
     """threadpoolctl's view of the loaded BLAS/OpenMP libraries (name, version, kernel, threads)."""
     threadpoolctl, _ = _import_optional("threadpoolctl")
     if threadpoolctl is None:
@@ -677,7 +869,7 @@ def _thread_pools():
     return [{key: info[key] for key in keys if key in info} for info in threadpoolctl.threadpool_info()]
 
 
-def _command_line():
+def _command_line() -> str:
     """The command that started this process, as a user would type it."""
     script = os.path.basename(sys.argv[0])
     if script == "__main__.py":  # run as python -m fastmlp
@@ -685,11 +877,11 @@ def _command_line():
     return " ".join(["python", sys.argv[0], *sys.argv[1:]])
 
 
-def describe_environment(modules, skipped):
+def describe_environment(modules: dict[str, ModuleType | None], skipped: dict[str, str]) -> Environment:
     info = fastmlp.build_info()
-    versions = {"numpy": np.__version__}
-    if modules.get("torch") is not None:
-        torch = modules["torch"]
+    versions: dict[str, str | list[str]] = {"numpy": np.__version__}
+    torch = modules.get("torch")
+    if torch is not None:
         versions["torch"] = torch.__version__
         versions["torch_parallel_info"] = torch.__config__.parallel_info().strip().splitlines()[:3]
     if modules.get("sklearn") is not None:
@@ -720,7 +912,7 @@ def describe_environment(modules, skipped):
 # --- the report --------------------------------------------------------------------------------------
 
 
-def _symbols():
+def _symbols() -> tuple[str, str, str]:
     """(en dash, em dash, times) in the output's encoding, with ASCII stand-ins where it lacks them."""
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
     try:
@@ -730,7 +922,7 @@ def _symbols():
     return "\u2013", "\u2014", "\u00d7"
 
 
-def _format_rate(value):
+def _format_rate(value: float) -> str:
     if value >= 1e6:
         return f"{value / 1e6:.2f}M"
     if value >= 1e4:
@@ -742,7 +934,7 @@ def _format_rate(value):
     return f"{value:.1f}"
 
 
-def _format_ratio(value, times):
+def _format_ratio(value: float, times: str) -> str:
     if value >= 100:
         return f"{value:.0f}{times}"
     if value >= 10:
@@ -750,23 +942,23 @@ def _format_ratio(value, times):
     return f"{value:.2f}{times}"
 
 
-def _format_gflops(value):
+def _format_gflops(value: float) -> str:
     return f"{value:.1f}" if value >= 1 else f"{value:.3f}"
 
 
-def _format_percent(value):
+def _format_percent(value: float) -> str:
     return f"{value:.0f}%" if value >= 10 else f"{value:.1f}%" if value >= 0.1 else f"{value:.2f}%"
 
 
-def _format_bytes(value):
+def _format_bytes(value: float) -> str:
     return f"{value / 1e6:.1f} MB"
 
 
-def _thread_label(threads):
+def _thread_label(threads: int | None) -> str:
     return "dflt" if threads is None else str(threads)
 
 
-def _aligned(table, left_columns=(0,)):
+def _aligned(table: list[list[str]], left_columns: tuple[int, ...] = (0,)) -> list[str]:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = []
     for index, row in enumerate(table):
@@ -778,14 +970,22 @@ def _aligned(table, left_columns=(0,)):
     return lines
 
 
-def _ceiling_text(ceiling):
+def _ceiling_text(ceiling: Ceiling) -> str:
     parts = []
     for m in ceiling["by_size"]:
         parts.append(f"n={m['n']} {_thread_label(m['threads'])} thr {m['gflops']['median']:.1f}")
     return "; ".join(parts)
 
 
-def format_report(environment, results, settings, ceiling, native_threads, peer_threads, memory=None):
+def format_report(
+    environment: Environment,
+    results: list[CaseResult],
+    settings: Settings,
+    ceiling: Ceiling,
+    native_threads: int,
+    peer_threads: list[int],
+    memory: MemoryReport | None = None,
+) -> str:
     en_dash, em_dash, times = _symbols()
     build = environment["build_info"]
     build_text = ", ".join(f"{key} {value}" for key, value in build.items())
@@ -798,14 +998,14 @@ def format_report(environment, results, settings, ceiling, native_threads, peer_
     for name, why in environment["peers_skipped"].items():
         peer_text.append(f"{name} {why}")
     ceiling_threads = native_threads if None not in ceiling["gflops"] else None
-    reference_ceiling = ceiling["gflops"].get(ceiling_threads)
+    reference_ceiling = ceiling["gflops"][ceiling_threads]  # the plan always times this count
     flags = environment["cpu_flags"]
     ran = {m["backend"] for result in results for m in result["measurements"]}
-    how = {"numpy": "numpy (threadpoolctl)", "torch": "torch (torch.set_num_threads)",
-           "sklearn": "scikit-learn (threadpoolctl)"}
+    how: dict[str, str | None] = {"numpy": "numpy (threadpoolctl)", "torch": "torch (torch.set_num_threads)",
+                                  "sklearn": "scikit-learn (threadpoolctl)"}
     if "threadpoolctl" in environment["peers_skipped"]:
         how["numpy"] = how["sklearn"] = None  # measured once, at the BLAS's own default ("dflt")
-    tuned = [how[name] for name in ("numpy", "torch", "sklearn") if name in ran and how[name]]
+    tuned = [text for name in ("numpy", "torch", "sklearn") if name in ran and (text := how[name])]
     peer_threads_text = (f"; {', '.join(tuned)} at {' and '.join(map(str, peer_threads))} threads, "
                          "each at its best median (* below)") if tuned else ""
     lines = [
@@ -880,10 +1080,10 @@ def format_report(environment, results, settings, ceiling, native_threads, peer_
         ceiling_ratio = (reference_ceiling / one_thread_ceiling
                          if one_thread_ceiling and ceiling_threads not in (None, 1) else None)
         for r in scaling:
-            s = r["native_scaling"]
-            lines.append(f"  {r['name']}: 1 thread {_format_rate(s['one_thread_samples_per_second'])}, "
-                         f"{s['threads']} threads {_format_rate(s['samples_per_second'])} samples/s = "
-                         f"{_format_ratio(s['speedup'], times)}")
+            sc = r["native_scaling"]
+            lines.append(f"  {r['name']}: 1 thread {_format_rate(sc['one_thread_samples_per_second'])}, "
+                         f"{sc['threads']} threads {_format_rate(sc['samples_per_second'])} samples/s = "
+                         f"{_format_ratio(sc['speedup'], times)}")
         if ceiling_ratio is not None:
             lines.append(f"  (numpy sgemm in this run: {native_threads} threads / 1 thread = "
                          f"{_format_ratio(ceiling_ratio, times)}, what the host granted to a second thread)")
@@ -908,7 +1108,7 @@ def format_report(environment, results, settings, ceiling, native_threads, peer_
     return "\n".join(lines)
 
 
-def _format_memory(memory, times):
+def _format_memory(memory: MemoryReport, times: str) -> list[str]:
     title = (f"peak RSS, native fit: {memory.get('layer_sizes', list(MEMORY_LAYERS))} relu, batch "
              f"{MEMORY_BATCH}, {MEMORY_ROWS:,} x {MEMORY_LAYERS[0]} float32, one epoch, fresh process")
     if "error" in memory:
@@ -923,10 +1123,13 @@ def _format_memory(memory, times):
     ]
     rss = memory["rss"]
     if rss["after_import"] is not None:
+        after_data, before_fit, after_fit = rss["after_data"], rss["before_fit"], rss["after_fit"]
+        # With /proc every stage has its RSS, without it none has.
+        assert after_data is not None and before_fit is not None and after_fit is not None
         lines.append(
             f"  RSS after import {_format_bytes(rss['after_import'])}, after data "
-            f"{_format_bytes(rss['after_data'])}, before fit {_format_bytes(rss['before_fit'])}, "
-            f"after fit {_format_bytes(rss['after_fit'])}; peak {_format_bytes(memory['peak_rss'])} "
+            f"{_format_bytes(after_data)}, before fit {_format_bytes(before_fit)}, "
+            f"after fit {_format_bytes(after_fit)}; peak {_format_bytes(memory['peak_rss'])} "
             f"({memory['peak_source']})")
         lines.append(
             f"  peak - RSS after import = {_format_bytes(memory['peak_over_baseline'])} = "
@@ -946,8 +1149,8 @@ def _format_memory(memory, times):
 # --- command line ------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum):
-    def parse(text):
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -963,7 +1166,7 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
-def configure_parser(parser):
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``bench`` options to `parser` (an ``argparse.ArgumentParser`` or a subcommand parser)."""
     parser.description = (
         "Measure training throughput (samples per second of one-epoch minibatch SGD, float32) of "
@@ -1008,9 +1211,10 @@ def configure_parser(parser):
     return parser
 
 
-def _load_peers(peers, say):
+def _load_peers(peers: list[str], say: Say) -> tuple[dict[str, ModuleType | None], dict[str, str]]:
     """{name: module} for the optional peers asked for, and {name: why skipped} for the others."""
-    modules, skipped = {}, {}
+    modules: dict[str, ModuleType | None] = {}
+    skipped: dict[str, str] = {}
     for name in ("torch", "sklearn"):
         if name in peers:
             say(f"  importing {name}")
@@ -1024,7 +1228,7 @@ def _load_peers(peers, say):
     return modules, skipped
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Run ``bench`` with parsed `args`; return the process exit status."""
     preset = QUICK if args.quick else FULL
     settings = Settings(
@@ -1047,7 +1251,7 @@ def run(args):
         cases = [case for case in CASES if not (args.quick and case.gemm_bound)]
     with_memory = args.memory or (args.cases is None and not args.quick)
 
-    def say(message):  # progress on stderr keeps stdout to the tables
+    def say(message: str) -> None:  # progress on stderr keeps stdout to the tables
         print(message, file=sys.stderr, flush=True)
 
     json_file = None
@@ -1109,7 +1313,7 @@ def run(args):
     return 0
 
 
-def main(argv=None, prog="fastmlp bench"):
+def main(argv: Sequence[str] | None = None, prog: str = "fastmlp bench") -> int:
     """Parse `argv` (default: ``sys.argv[1:]``) as ``bench`` options and run; return the exit status."""
     parser = configure_parser(argparse.ArgumentParser(prog=prog))
     return run(parser.parse_args(argv))

@@ -14,11 +14,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeAlias
+
     # Any floating dtype: each function computes in the dtype its inputs come in.
-    _FloatArray = NDArray[np.floating[Any]]
+    _FloatArray: TypeAlias = NDArray[np.floating[Any]]
     # Integer labels (n_samples,) or target distributions (n_samples, n_classes).
-    _Targets = NDArray[Union[np.integer[Any], np.floating[Any]]]
-    _Grads = list[tuple[_FloatArray, _FloatArray]]
+    _Targets: TypeAlias = NDArray[Union[np.integer[Any], np.floating[Any]]]
+    _Grads: TypeAlias = list[tuple[_FloatArray, _FloatArray]]
 
 __all__ = [
     "ACTIVATIONS",

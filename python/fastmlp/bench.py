@@ -194,7 +194,7 @@ MEMORY_ROWS = 60000
 MEMORY_LAYERS = (784, 128, 10)
 MEMORY_BATCH = 128
 # Depth of the native GEMM's packed panels (kGemmKC in cpp/fastmlp/gemm.hpp), for the estimate only.
-GEMM_PANEL_DEPTH = 256
+GEMM_PANEL_DEPTH = 512
 
 
 @dataclass(frozen=True)
@@ -763,18 +763,18 @@ report["n_parameters"] = sum(W.size for W in net.weights) + sum(b.size for b in 
 print(json.dumps(report))
 """
 
-WORKSPACE_FORMULA = ("itemsize * (B * (n_0 + sum_k n_k + 2 max_k n_k + K) + P + "
+WORKSPACE_FORMULA = ("itemsize * (B * (sum_k n_k + 2 max_k n_k + K) + P + "
                      f"{GEMM_PANEL_DEPTH} * (max(B, max_k n_k) + max_k n_k)) + 8 B; "
-                     "k = 1..L, n_0 input width, K classes, P parameters")
+                     "k = 1..L, K classes, P parameters (a shuffled batch is read from X in place)")
 
 
 def workspace_estimate_bytes(layer_sizes: Sequence[int], batch: int, itemsize: int = 4) -> int:
     """The native trainer's scratch memory for one fit, from the buffers its Workspace documents:
-    gathered batch rows and targets, every layer's activations, two deltas at the widest layer,
-    one gradient per parameter, and the GEMM's packed panels (see WORKSPACE_FORMULA)."""
+    gathered batch targets, every layer's activations, two deltas at the widest layer, one
+    gradient per parameter, and the GEMM's packed panels (see WORKSPACE_FORMULA)."""
     widths = layer_sizes[1:]
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(layer_sizes, widths))
-    per_batch = batch * (layer_sizes[0] + sum(widths) + 2 * max(widths) + layer_sizes[-1])
+    per_batch = batch * (sum(widths) + 2 * max(widths) + layer_sizes[-1])
     packing = GEMM_PANEL_DEPTH * (max(batch, max(widths)) + max(layer_sizes))
     return itemsize * (per_batch + n_params + packing) + 8 * batch  # + int64 labels of a batch
 

@@ -212,3 +212,14 @@ def test_fit_makes_no_copy_of_float32_c_contiguous_data():
     finally:
         tracemalloc.stop()
     assert peak < X.nbytes / 4
+
+
+def test_a_stale_extension_is_refused_at_import():
+    # An extension built from another version than the Python files must not load silently.
+    code = ("import sys, types\n"
+            "fake = types.ModuleType('fastmlp._core'); fake.__version__ = '0.0.0'\n"
+            "sys.modules['fastmlp._core'] = fake\n"
+            "import fastmlp\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "stale" in out.stderr and "0.0.0" in out.stderr

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 import fastmlp
 from fastmlp import reference
+from fastmlp.cli import _non_negative_int, _positive_int  # the same argparse types as `train`
 from fastmlp.reference import pure
 
 if TYPE_CHECKING:
@@ -1147,23 +1148,6 @@ def _format_memory(memory: MemoryReport, times: str) -> list[str]:
 
 
 # --- command line ------------------------------------------------------------------------------------
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -437,7 +437,8 @@ py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::
 
 template <class T>
 py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
-                           py::handle X_, py::handle y_, py::handle order_, int64_t batch_size, double lr) {
+                           py::handle X_, py::handle y_, py::handle order_, int64_t batch_size, double lr,
+                           bool stop_on_nonfinite) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, true);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
@@ -459,7 +460,7 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     {
         py::gil_scoped_release nogil;
         e = fastmlp::train_epoch(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, ord, N, batch_size,
-                                 static_cast<T>(lr), poll);
+                                 static_cast<T>(lr), poll, stop_on_nonfinite);
     }
     poll.rethrow();
     return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen);
@@ -567,16 +568,18 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("train_epoch",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
-             py::handle y, py::handle order, int64_t batch_size, double lr) {
+             py::handle y, py::handle order, int64_t batch_size, double lr, bool stop_on_nonfinite) {
               const Activation g = parse_activation(act);
               return with_dtype(ws, [&](auto t) {
-                  return train_epoch_impl<decltype(t)>(ws, W, b, g, X, y, order, batch_size, lr);
+                  return train_epoch_impl<decltype(t)>(ws, W, b, g, X, y, order, batch_size, lr, stop_on_nonfinite);
               });
           },
           py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
-          py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"),
+          py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"), py::arg("stop_on_nonfinite") = false,
           "One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.\n"
-          "Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch.");
+          "Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch;\n"
+          "with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before its update\n"
+          "(then rows seen < len(X) and no exception).");
 
     m.def("gradients",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,

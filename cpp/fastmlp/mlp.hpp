@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -99,17 +100,20 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
 // One forward and backward pass over a batch; writes every layer's gradient of the mean loss
 // into grads[k-1]. When lr > 0 it also takes the SGD step, layer by layer from the top:
 // dh_{k-1} = da_k W_k is computed before W_k changes, so the result equals computing all
-// gradients first and updating afterwards.
+// gradients first and updating afterwards. With skip_if_nonfinite, a batch whose loss is NaN or
+// infinite stops right after the forward pass: no gradient, no update.
 template <class T>
 LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
                            const T* X, const Targets<T>& y, std::int64_t B,
-                           const std::vector<LayerGrads<T>>& grads, T lr, const std::int64_t* x_rows = nullptr) {
+                           const std::vector<LayerGrads<T>>& grads, T lr, const std::int64_t* x_rows = nullptr,
+                           bool skip_if_nonfinite = false) {
     const std::int64_t L = ws.n_layers();
     const T* logits = forward_pass(ws, layers, g, X, B, x_rows);
     T* da = ws.delta.data();
     T* da_below = ws.delta_prev.data();
     const LossStats stats =
         softmax_xent(da, logits, y.labels, y.dist, B, ws.sizes[L], SoftmaxOutput::gradient);  // da_L
+    if (skip_if_nonfinite && !std::isfinite(stats.loss_sum)) return stats;
     for (std::int64_t k = L; k >= 1; --k) {
         const DenseLayer<T>& layer = layers[k - 1];
         const T* h_prev = k > 1 ? ws.h[k - 1].data() : X;
@@ -131,25 +135,27 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
 template <class T>
 LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
                       const T* X, const Targets<T>& y, std::int64_t B, T lr,
-                      const std::int64_t* x_rows = nullptr) {
-    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr, x_rows);
+                      const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false) {
+    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr, x_rows, skip_if_nonfinite);
 }
 
 struct EpochStats {
     LossStats totals;
     std::int64_t n_seen = 0;  // rows trained on; less than n_samples only when stopped early
-    bool stopped = false;
+    bool stopped = false;     // should_stop() said so
+    bool nonfinite = false;   // a batch's loss was NaN or infinite (with stop_on_nonfinite)
 };
 
 // One epoch of minibatch SGD: consecutive batches of `order` (or of the rows in order when
 // order is null), the last partial batch included. `should_stop()` is asked after each batch
 // (the caller decides how cheaply, e.g. by clock); a true answer ends the epoch there, with
-// the weights as left by the last completed batch.
+// the weights as left by the last completed batch. With stop_on_nonfinite, the first batch
+// whose loss is NaN or infinite ends the epoch before its update; it is not counted in n_seen.
 // X (N, sizes[0]); y labels (N,) or targets (N, K); order (N,) indices into [0, N) or null.
 template <class T, class StopCheck>
 EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
                        const T* X, const Targets<T>& y, const std::int64_t* order, std::int64_t N,
-                       std::int64_t batch_size, T lr, StopCheck&& should_stop) {
+                       std::int64_t batch_size, T lr, StopCheck&& should_stop, bool stop_on_nonfinite = false) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     EpochStats epoch;
     for (std::int64_t start = 0; start < N; start += batch_size) {
@@ -171,7 +177,11 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
             yb.labels = y.labels ? ws.label_batch.data() : nullptr;
             yb.dist = y.dist ? ws.target_batch.data() : nullptr;
         }
-        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr, rows);
+        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr, rows, stop_on_nonfinite);
+        if (stop_on_nonfinite && !std::isfinite(s.loss_sum)) {
+            epoch.nonfinite = true;
+            break;
+        }
         epoch.totals.loss_sum += s.loss_sum;
         epoch.totals.n_correct += s.n_correct;
         epoch.n_seen += B;

@@ -4,7 +4,9 @@ here, as NumPy arrays; the native kernels work on them in place, without copies.
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsIndex, TypeVar
 
@@ -30,6 +32,74 @@ _FORMAT_VERSION = 1
 
 # load() returns an instance of the class it is called on (typing.Self needs Python 3.11).
 _NetworkT = TypeVar("_NetworkT", bound="Network")
+
+
+# Guards the lazy creation of a network's lock in Network._locked (see there).
+_LOCK_CREATION = threading.Lock()
+
+
+class _FairRLock:
+    """A reentrant lock granted in arrival order.
+
+    ``threading.RLock`` lets a releasing thread take the lock straight back, before a woken
+    waiter runs; a fit that releases the network's lock between epochs then starves a predict
+    from another thread for dozens of epochs. Here a release hands the lock to the longest
+    waiting thread, so a waiter gets it at the next release.
+
+    Waiting releases the GIL and, in the main thread, can be interrupted by Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()  # guards the fields below; held only briefly
+        self._owner: int | None = None
+        self._count = 0
+        # One (thread id, gate) per waiting thread, oldest first; a gate is a Lock held
+        # locked until the lock is handed over to its thread.
+        self._waiters: collections.deque[tuple[int, threading.Lock]] = collections.deque()
+
+    def acquire(self) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._count += 1
+                return True
+            if self._owner is None and not self._waiters:
+                self._owner, self._count = me, 1
+                return True
+            gate = threading.Lock()
+            gate.acquire()
+            entry = (me, gate)
+            self._waiters.append(entry)
+        try:
+            gate.acquire()  # until a release makes this thread the owner
+        except BaseException:  # KeyboardInterrupt while waiting: leave the queue cleanly
+            with self._mutex:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                    raise
+            self.release()  # the lock was handed over meanwhile: pass it on
+            raise
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("cannot release a network lock held by another thread")
+            self._count -= 1
+            if self._count:
+                return
+            if self._waiters:
+                self._owner, gate = self._waiters.popleft()
+                self._count = 1
+                gate.release()
+            else:
+                self._owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class ModelFileError(ValueError):
@@ -66,10 +136,28 @@ class Network:
     Forward pass: ``a_k = h_{k-1} @ W_k.T + b_k``, ``h_k = g(a_k)`` for hidden layers,
     ``yhat = softmax(a_L)``. The loss is the batch mean of the cross-entropy
     ``-sum_i y_i log yhat_i``.
+
+    Threads: a Network may be shared between threads. Every method that reads or writes the
+    parameters (:meth:`predict_proba`, :meth:`predict`, :meth:`loss`, :meth:`accuracy`,
+    :meth:`gradients`, :meth:`copy`, :meth:`save`, pickling, and :class:`Trainer`'s ``step``
+    and each epoch of ``fit``) holds a per-network lock, so concurrent calls are *serialized*:
+    they wait for each other, never see half-updated weights and never race on them. The
+    native work itself runs without the GIL, so other Python threads, and threads using other
+    networks, keep running in parallel. Writing into ``weights``/``biases`` directly from one
+    thread while another thread uses the network is not covered by the lock and is unsafe.
+
+    Processes: a Network pickles (the lock is left out and recreated), so it can be sent to
+    ``multiprocessing`` workers. Use the ``spawn`` or ``forkserver`` start method once the
+    parent has trained or predicted with more than one native thread: the OpenMP runtime
+    (libgomp) is not fork-safe, and a ``fork`` child can hang in its first parallel call.
     """
 
     weights: list[NDArray[np.floating[Any]]]
     biases: list[NDArray[np.floating[Any]]]
+    # Serializes the native calls that read or write the parameters (see the class Notes).
+    # Reentrant so that a locked method may call another locked method of the same network;
+    # fair so that a thread between two epochs of a fit cannot starve the other threads.
+    _lock: _FairRLock
 
     def __init__(
         self,
@@ -78,6 +166,7 @@ class Network:
         dtype: DTypeLike = "float32",
         seed: int | None = None,
     ) -> None:
+        self._init_lock()
         self._layer_sizes = check_layer_sizes(layer_sizes)
         self._activation = check_activation(activation)
         self._dtype = check_dtype(dtype)
@@ -129,12 +218,55 @@ class Network:
                 f"dtype={self._dtype.name!r}, seed={self.seed!r})")
 
     def copy(self) -> Network:
-        """A deep copy: same sizes, activation, dtype, seed and parameter values."""
+        """A deep copy: same sizes, activation, dtype, seed and parameter values.
+
+        Taken under the network's lock, so a copy made while another thread trains holds the
+        weights between two epochs (or steps), never a mix of two.
+        """
         new = object.__new__(Network)
-        new.__dict__.update(self.__dict__)
-        new.weights = [W.copy() for W in self.weights]
-        new.biases = [b.copy() for b in self.biases]
+        with self._locked():
+            new.__dict__.update(self.__dict__)
+            new.weights = [W.copy() for W in self.weights]
+            new.biases = [b.copy() for b in self.biases]
+        new._init_lock()  # its own lock: the copy is trained and used independently
         return new
+
+    # ------------------------------------------------------------------ threads and pickling
+
+    def _init_lock(self) -> None:
+        """Give this network its own lock. Every way of building a Network must call it:
+        ``__init__``, :meth:`copy`, ``__setstate__`` and the load path."""
+        self._lock = _FairRLock()
+
+    def _locked(self) -> _FairRLock:
+        """The network's lock, held around every native call on its parameters.
+
+        A network built without ``_init_lock`` (say by a new ``object.__new__`` path) still
+        gets one, created under a module-wide lock so that two threads cannot each create
+        their own and then run unserialized.
+        """
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.get("_lock")
+                if lock is None:
+                    self._init_lock()
+                    lock = self._lock
+        return lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support: everything but the lock (locks cannot be pickled, and a lock's
+        state means nothing in another process). The parameters are copied under the lock so
+        that pickling during another thread's training stores one consistent state."""
+        with self._locked():
+            state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+            state["weights"] = [W.copy() for W in self.weights]
+            state["biases"] = [b.copy() for b in self.biases]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_lock()
 
     # ------------------------------------------------------------------ the parameters, checked
 
@@ -179,8 +311,10 @@ class Network:
         ndarray of shape (n_samples, n_classes), in the network's dtype; rows sum to 1.
         """
         X = check_X(X, self.n_features, self._dtype)
-        W, b = self._params()
-        _, _, probs = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, None, True)
+        ws = self._workspace(len(X))
+        with self._locked():
+            W, b = self._params()
+            _, _, probs = _core.evaluate(ws, W, b, self._activation, X, None, True)
         return probs
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:
@@ -191,8 +325,10 @@ class Network:
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         X = check_X(X, self.n_features, self._dtype)
         y = check_y(y, len(X), self.n_classes, self._dtype)
-        W, b = self._params()
-        loss_sum, n_correct, _ = _core.evaluate(self._workspace(len(X)), W, b, self._activation, X, y, False)
+        ws = self._workspace(len(X))
+        with self._locked():
+            W, b = self._params()
+            loss_sum, n_correct, _ = _core.evaluate(ws, W, b, self._activation, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> float:
@@ -225,9 +361,10 @@ class Network:
         """
         X = check_X(X, self.n_features, self._dtype)
         y = check_y(y, len(X), self.n_classes, self._dtype)
-        W, b = self._params()
         ws = _core.Workspace(self._layer_sizes, len(X), self._dtype.name)
-        loss_sum, _, grads = _core.gradients(ws, W, b, self._activation, X, y)
+        with self._locked():
+            W, b = self._params()
+            loss_sum, _, grads = _core.gradients(ws, W, b, self._activation, X, y)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ persistence
@@ -244,7 +381,9 @@ class Network:
             "activation": np.array(self._activation),
             "dtype": np.array(self._dtype.name),
         }
-        W, b = self._params()
+        with self._locked():  # one consistent state even while another thread trains
+            W, b = self._params()
+            W, b = [a.copy() for a in W], [a.copy() for a in b]
         for k, (Wk, bk) in enumerate(zip(W, b)):
             for kind, a in (("weights", Wk), ("biases", bk)):
                 if not np.isfinite(a).all():  # load() refuses such files: fail now, not at load time
@@ -324,6 +463,7 @@ class Network:
                     raise ModelFileError(f"{path}: {name} contains NaN or infinity")
                 out.append(np.ascontiguousarray(a))
         net = object.__new__(cls)
+        net._init_lock()
         net._layer_sizes, net._activation, net._dtype, net.seed = sizes, activation, dtype, None
         net.weights, net.biases = weights, biases
         return net

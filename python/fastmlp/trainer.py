@@ -66,6 +66,24 @@ class Trainer:
     seed : int or None, default=None
         Seed of the shuffling. The same network seed and trainer seed give bitwise the same
         trained weights, whatever the thread count.
+
+    Notes
+    -----
+    Threads: training runs without the GIL, so Python threads training *different* networks
+    run in parallel, and give bitwise the weights they would give one after another. Training
+    calls on the *same* network, from any number of Trainers and threads, are serialized by the
+    network's lock: :meth:`step` is one atomic update, and :meth:`fit` holds the lock for one
+    epoch (its native pass and its validation) at a time, so a ``predict`` from another thread
+    waits at most one epoch and sees the weights between two epochs, never a mix. Two threads
+    fitting one network therefore interleave whole epochs, in an order that is not defined.
+    Sharing one Trainer between threads is serialized the same way, but its shuffling order
+    and ``history`` are then shared too; give each thread its own Trainer. (The scratch
+    :class:`fastmlp._core.Workspace` of a Trainer raises ``RuntimeError`` if two native calls
+    ever use it at once, e.g. after ``trainer.network`` is reassigned during a ``fit``.)
+
+    Processes: after training with more than one native thread, start ``multiprocessing``
+    workers with the ``spawn`` or ``forkserver`` method, not ``fork``: the OpenMP runtime
+    (libgomp) is not fork-safe and a forked child can hang in its first parallel call.
     """
 
     history: History
@@ -116,8 +134,10 @@ class Trainer:
         lr = check_positive_float(self.lr, "lr")
         X = check_X(X, net.n_features, net.dtype)
         y = check_y(y, len(X), net.n_classes, net.dtype)
-        W, b = net._params(for_update=True)
-        loss_sum, _ = _core.train_batch(self._workspace(len(X)), W, b, net.activation, X, y, lr)
+        ws = self._workspace(len(X))
+        with net._locked():  # one atomic update: no other thread reads or writes mid-step
+            W, b = net._params(for_update=True)
+            loss_sum, _ = _core.train_batch(ws, W, b, net.activation, X, y, lr)
         return loss_sum / len(X)
 
     def fit(
@@ -175,11 +195,17 @@ class Trainer:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
-            loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order, batch_size, lr)
+            # The lock is held per epoch, not per fit: a predict from another thread can run
+            # between two epochs (and sees the weights of a whole epoch, validation included,
+            # never a mix), and two fits on one network interleave whole epochs.
+            with net._locked():
+                loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order,
+                                                                batch_size, lr)
+                if eval_ws is not None:
+                    vl, vc, _ = _core.evaluate(eval_ws, W, b, net.activation, Xv, yv, False)
             history.loss.append(loss_sum / n_seen)
             history.accuracy.append(n_correct / n_seen)
             if eval_ws is not None:
-                vl, vc, _ = _core.evaluate(eval_ws, W, b, net.activation, Xv, yv, False)
                 history.val_loss.append(vl / len(Xv))
                 history.val_accuracy.append(vc / len(Xv))
             history.epoch_time.append(time.perf_counter() - t0)

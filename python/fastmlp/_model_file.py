@@ -16,7 +16,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 from numpy.typing import NDArray
 
-#: A member's declared uncompressed size may be at most this many times the whole file's size.
+#: The members' declared uncompressed sizes may add up to at most this many times the file's size.
 #: Network.save stores members uncompressed (expansion 1); 64 still admits files written with
 #: numpy.savez_compressed, yet caps what a zip bomb can make us inflate to 64 x its own size.
 MAX_EXPANSION = 64
@@ -49,8 +49,9 @@ def read_npz_arrays(path: str | os.PathLike[str], max_members: int = 64) -> dict
         The file cannot be opened (missing, a directory, no permission).
     fastmlp.ModelFileError (a ValueError)
         Anything else: not a zip archive, truncated or corrupted (CRC), more than
-        `max_members` members, a member that is not a ``.npy`` array or is named twice, a member
-        whose declared size exceeds ``MAX_EXPANSION`` times the file's size, an encrypted or
+        `max_members` members, a member that is not a ``.npy`` array or is named twice, members
+        whose declared uncompressed sizes add up to more than ``MAX_EXPANSION`` (64) times the
+        file's size (checked before anything is decompressed), an encrypted or
         unusually compressed member, a malformed header, a dtype that can hold objects or is
         not bool/int/float/unicode, a negative shape, or a shape whose byte count differs from
         the bytes the member holds. No array is allocated before its size has been checked.
@@ -79,40 +80,41 @@ def read_npz_arrays(path: str | os.PathLike[str], max_members: int = 64) -> dict
 def _read_all(
     fh: io.BufferedReader, file_size: int, path: str, max_members: int, error: type[ValueError]
 ) -> dict[str, NDArray[Any]]:
+    bad = f"{path} is not a valid fastmlp model file"  # how every message starts
     with zipfile.ZipFile(fh) as zf:
         infos = zf.infolist()
         if len(infos) > max_members:
-            raise error(f"{path}: the archive has {len(infos)} members; a model file has at most {max_members}")
+            raise error(f"{bad}: the archive has {len(infos)} members; a model file has at most {max_members}")
         budget = file_size * MAX_EXPANSION
         declared = 0
         seen: set[str] = set()
         for info in infos:  # every check that needs no decompression, for all members first
             name = info.filename
             if not name.endswith(".npy") or len(name) == len(".npy"):
-                raise error(f"{path}: member {name!r} is not a .npy array")
+                raise error(f"{bad}: member {name!r} is not a .npy array")
             if name in seen:
-                raise error(f"{path}: member {name!r} appears twice")
+                raise error(f"{bad}: member {name!r} appears twice")
             seen.add(name)
             if info.flag_bits & 0x1:
-                raise error(f"{path}: member {name!r} is encrypted")
+                raise error(f"{bad}: member {name!r} is encrypted")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise error(f"{path}: member {name!r} uses compression method {info.compress_type}; "
+                raise error(f"{bad}: member {name!r} uses compression method {info.compress_type}; "
                             "only stored and deflated members are read")
             if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
-                raise error(f"{path}: member {name!r} is stored uncompressed but declares "
+                raise error(f"{bad}: member {name!r} is stored uncompressed but declares "
                             f"{info.file_size} bytes in {info.compress_size}")
             if info.compress_size > file_size:
-                raise error(f"{path}: member {name!r} declares {info.compress_size} compressed "
+                raise error(f"{bad}: member {name!r} declares {info.compress_size} compressed "
                             f"bytes in a file of {file_size}")
             declared += info.file_size
             if declared > budget:
-                raise error(f"{path}: member {name!r} declares {info.file_size} bytes; all members "
+                raise error(f"{bad}: member {name!r} declares {info.file_size} bytes; all members "
                             f"together may hold at most {MAX_EXPANSION} x the file's {file_size} bytes")
         return {info.filename[:-len(".npy")]: _read_member(zf, info, path, error) for info in infos}
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, error: type[ValueError]) -> NDArray[Any]:
-    where = f"{path}: member {info.filename!r}"
+    where = f"{path} is not a valid fastmlp model file: member {info.filename!r}"
     with zf.open(info) as member:
         # The header, read by hand first so that its length field is checked before the
         # header is read (NumPy's reader would read whatever length the field claims).

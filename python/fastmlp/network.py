@@ -266,6 +266,12 @@ class Network:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        # Unpickling gives new dtype objects, equal to NumPy's own but not the same objects,
+        # and the native calls accept only NumPy's own float32/float64 dtype objects (they
+        # compare by identity). Views with the canonical dtype fix that without a copy.
+        self._dtype = check_dtype(self._dtype.name)
+        self.weights = [np.asarray(W, dtype=self._dtype) for W in self.weights]
+        self.biases = [np.asarray(b, dtype=self._dtype) for b in self.biases]
         self._init_lock()
 
     # ------------------------------------------------------------------ the parameters, checked

@@ -38,6 +38,18 @@ _NetworkT = TypeVar("_NetworkT", bound="Network")
 _LOCK_CREATION = threading.Lock()
 
 
+class _Waiter:
+    """A thread queued for a _FairRLock: its gate is held locked until the lock is handed to it."""
+
+    __slots__ = ("thread", "gate", "handed_over")
+
+    def __init__(self, thread: int) -> None:
+        self.thread = thread
+        self.gate = threading.Lock()
+        self.gate.acquire()
+        self.handed_over = False
+
+
 class _FairRLock:
     """A reentrant lock granted in arrival order.
 
@@ -53,31 +65,35 @@ class _FairRLock:
         self._mutex = threading.Lock()  # guards the fields below; held only briefly
         self._owner: int | None = None
         self._count = 0
-        # One (thread id, gate) per waiting thread, oldest first; a gate is a Lock held
-        # locked until the lock is handed over to its thread.
-        self._waiters: collections.deque[tuple[int, threading.Lock]] = collections.deque()
+        self._waiters: collections.deque[_Waiter] = collections.deque()  # oldest first
 
     def acquire(self) -> bool:
         me = threading.get_ident()
-        with self._mutex:
-            if self._owner == me:
-                self._count += 1
-                return True
-            if self._owner is None and not self._waiters:
-                self._owner, self._count = me, 1
-                return True
-            gate = threading.Lock()
-            gate.acquire()
-            entry = (me, gate)
-            self._waiters.append(entry)
+        waiter = _Waiter(me)
+        acquired = False
         try:
-            gate.acquire()  # until a release makes this thread the owner
-        except BaseException:  # KeyboardInterrupt while waiting: leave the queue cleanly
             with self._mutex:
-                if entry in self._waiters:
-                    self._waiters.remove(entry)
+                if self._owner == me:
+                    self._count += 1
+                    acquired = True
+                    return True
+                if self._owner is None and not self._waiters:
+                    self._owner, self._count = me, 1
+                    acquired = True
+                    return True
+                self._waiters.append(waiter)
+            waiter.gate.acquire()  # until a release hands the lock to this thread
+        except BaseException:
+            # Ctrl-C (or another asynchronous exception) before the caller could hold the
+            # lock: leave the queue, or give back what this call took, so that the lock is
+            # never left held by, or handed to, a thread that is not going to release it.
+            with self._mutex:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
                     raise
-            self.release()  # the lock was handed over meanwhile: pass it on
+                took_it = acquired or waiter.handed_over
+            if took_it:
+                self.release()
             raise
         return True
 
@@ -89,9 +105,10 @@ class _FairRLock:
             if self._count:
                 return
             if self._waiters:
-                self._owner, gate = self._waiters.popleft()
-                self._count = 1
-                gate.release()
+                waiter = self._waiters.popleft()
+                self._owner, self._count = waiter.thread, 1
+                waiter.handed_over = True
+                waiter.gate.release()
             else:
                 self._owner = None
 

@@ -172,6 +172,10 @@ class Trainer:
         Ctrl-C stops training after the batch in progress, raising ``KeyboardInterrupt``; the
         network then holds the weights after the last completed batch (all finite, usable),
         and ``trainer.history`` the epochs completed before the interrupt.
+
+        The network's lock is held one epoch at a time (its native pass and validation), so
+        other threads may predict or train on the same network between two epochs; see the
+        class Notes.
         """
         net = self.network
         epochs = check_int(epochs, "epochs", 1)

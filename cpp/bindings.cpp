@@ -54,6 +54,12 @@ const char* dtype_name() {
     return sizeof(T) == 4 ? "float32" : "float64";
 }
 
+// Equivalence, not identity: an unpickled array carries an equal dtype object that is not
+// NumPy's cached one. Equivalence still refuses another byte order.
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+    return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 // The array behind `obj` if it is exactly an ndarray of dtype E, C-contiguous, with ndim
 // dimensions; `shape` entries < 0 are free. Never converts.
 template <class E>
@@ -61,7 +67,7 @@ py::array checked(py::handle obj, const char* name, std::vector<int64_t> shape, 
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(std::string(name) + " must be a NumPy array");
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<E>()))
+    if (!same_dtype(a.dtype(), py::dtype::of<E>()))
         throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<E>())) +
                              ", got " + std::string(py::str(a.dtype())));
     if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
@@ -215,8 +221,8 @@ template <class Body>
 py::object by_dtype(py::handle first, const char* name, Body&& body) {
     if (!py::isinstance<py::array>(first)) throw py::type_error(std::string(name) + " must be a NumPy array");
     const py::dtype dt = py::reinterpret_borrow<py::array>(first).dtype();
-    if (dt.is(py::dtype::of<float>())) return py::object(body(float{}));
-    if (dt.is(py::dtype::of<double>())) return py::object(body(double{}));
+    if (same_dtype(dt, py::dtype::of<float>())) return py::object(body(float{}));
+    if (same_dtype(dt, py::dtype::of<double>())) return py::object(body(double{}));
     throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
 }
 

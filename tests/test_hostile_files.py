@@ -17,7 +17,6 @@ import fastmlp
 from fastmlp._model_file import MAX_EXPANSION, read_npz_arrays
 
 # Network.load still calls np.load until the other half of this change wires the reader in.
-UNTIL_WIRED = pytest.mark.xfail(strict=True, reason="until Network.load uses _model_file.read_npz_arrays")
 
 
 # ---------------------------------------------------------------- crafting files
@@ -161,7 +160,6 @@ def test_random_byte_flips(good, tmp_path):
     assert outcomes["refused"] > 500  # most bytes of the file do matter
 
 
-@UNTIL_WIRED  # today a flipped offset makes np.load seek before the file's start: a bare OSError
 def test_random_byte_flips_through_load(good, tmp_path):
     path, raw, _ = good
     original = fastmlp.Network.load(path)
@@ -204,7 +202,6 @@ def test_np_load_does_allocate_what_a_header_claims(good, tmp_path):
     assert peak > 8 * 10**7
 
 
-@UNTIL_WIRED
 def test_header_claiming_a_huge_shape_through_load(good, tmp_path):
     _, _, members = good
     path = write_zip(tmp_path / "claim.npz", members + [("huge.npy", npy("<f8", (10**7,), b"\0" * 64))])
@@ -324,7 +321,6 @@ def test_zip_bomb_is_refused_before_decompression(bomb):
     assert peak < OVERHEAD + 4 * bomb.stat().st_size
 
 
-@UNTIL_WIRED
 def test_zip_bomb_is_refused_through_load(bomb):
     peak, exc = peak_bytes(fastmlp.Network.load, bomb)
     assert isinstance(exc, fastmlp.ModelFileError)
@@ -354,7 +350,6 @@ def test_too_many_members(good, tmp_path):
         read_npz_arrays(many_members(good, tmp_path))
 
 
-@UNTIL_WIRED
 def test_too_many_members_through_load(good, tmp_path):
     with pytest.raises(fastmlp.ModelFileError):
         fastmlp.Network.load(many_members(good, tmp_path))

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
+from ._model_file import read_npz_arrays
 from ._validation import (
     check_activation,
     check_dtype,
@@ -431,17 +432,9 @@ class Network:
         """
         if not os.path.exists(path) and os.path.exists(str(path) + ".npz"):
             path = str(path) + ".npz"
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {name: f[name] for name in f.files}
-        except OSError:
-            raise
-        except Exception as exc:  # BadZipFile, ValueError, zlib.error, EOFError...: any decoding failure
-            # NumPy's own text can suggest allow_pickle=True, which is the wrong advice for a
-            # damaged or hostile file, so only the exception's type is passed on.
-            raise ModelFileError(
-                f"{path} is not a valid fastmlp model file (not a readable .npz archive of plain "
-                f"arrays: {type(exc).__name__})") from None
+        # Not np.load: it allocates whatever a member's header claims and inflates whatever a
+        # member declares. read_npz_arrays checks every size against the file before reading.
+        data = read_npz_arrays(path)  # OSError when it cannot be opened, else ModelFileError
         return cls._from_arrays(data, path)
 
     @classmethod

@@ -12,7 +12,7 @@ from typing import Optional, TypedDict
 
 from . import _core, datasets, reference
 from .network import ModelFileError, Network
-from .trainer import History, Trainer
+from .trainer import History, Trainer, TrainingDivergedError
 from ._validation import check_int
 from ._version import __version__ as __version__  # the `as` marks a re-export for type checkers
 
@@ -43,6 +43,7 @@ __all__ = [
     "ModelFileError",
     "Network",
     "Trainer",
+    "TrainingDivergedError",
     "build_info",
     "datasets",
     "get_num_threads",

@@ -93,9 +93,12 @@ def train_epoch(
     order: NDArray[np.int64] | None,
     batch_size: SupportsIndex,
     lr: SupportsFloat,
+    stop_on_nonfinite: bool = False,
 ) -> tuple[float, int, int]:
     """One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.
-    Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch."""
+    Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch;
+    with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before its update
+    (then rows seen < len(X) and no exception)."""
 
 def gradients(
     workspace: Workspace,

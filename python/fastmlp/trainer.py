@@ -7,13 +7,24 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
+from typing import Optional
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._validation import check_int, check_positive_float, check_seed, check_X, check_y
 from .network import Network
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss or weights; raised by :meth:`Trainer.fit` with
+    ``on_nonfinite="raise"`` after rolling the weights back to their last finite state."""
+
+
+def _all_finite(arrays: list[NDArray[np.floating]]) -> bool:
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 class History:
@@ -147,6 +158,7 @@ class Trainer:
         epochs: int = 1,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         verbose: bool | int = False,
+        on_nonfinite: str = "raise",
     ) -> History:
         """Train for `epochs` passes over (X, y).
 
@@ -162,6 +174,13 @@ class Trainer:
             Evaluated after every epoch into ``val_loss`` and ``val_accuracy``.
         verbose : bool or int, default=False
             Print one line per epoch to stderr.
+        on_nonfinite : {"raise", "warn"}, default="raise"
+            What a NaN or infinite loss or weight does. ``"raise"``: training stops at the first
+            batch whose loss is not finite (before its update) or whose update made a weight
+            not finite, the weights are rolled back to their state before that batch (bitwise:
+            the epoch is replayed from a copy taken at its start), and
+            :class:`TrainingDivergedError` names the epoch and the batch. ``"warn"``: a
+            ``RuntimeWarning`` once per fit, and training goes on.
 
         Returns
         -------
@@ -178,6 +197,8 @@ class Trainer:
         class Notes.
         """
         net = self.network
+        if on_nonfinite not in ("raise", "warn"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
         epochs = check_int(epochs, "epochs", 1)
         lr = check_positive_float(self.lr, "lr")
         batch_size = check_int(self.batch_size, "batch_size", 1)
@@ -196,6 +217,7 @@ class Trainer:
         eval_ws = net._workspace(len(Xv)) if validation_data is not None else None
         history = History()
         self.history = history
+        warned = False
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
@@ -203,8 +225,18 @@ class Trainer:
             # between two epochs (and sees the weights of a whole epoch, validation included,
             # never a mix), and two fits on one network interleave whole epochs.
             with net._locked():
+                if on_nonfinite == "raise":
+                    start = [a.copy() for a in W + b]  # what a divergence rolls back to, by replay
                 loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order,
-                                                                batch_size, lr)
+                                                                batch_size, lr, on_nonfinite == "raise")
+                if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):
+                    self._roll_back_and_raise(start, ws, X, y, order, batch_size, lr, n_seen, epoch)
+                if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and _all_finite(W + b)) \
+                        and not warned:
+                    warned = True
+                    warnings.warn(f"training diverged in epoch {epoch}: the loss or the weights are NaN or "
+                                  "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
+                                  RuntimeWarning, stacklevel=2)
                 if eval_ws is not None:
                     vl, vc, _ = _core.evaluate(eval_ws, W, b, net.activation, Xv, yv, False)
             history.loss.append(loss_sum / n_seen)
@@ -216,6 +248,52 @@ class Trainer:
             if verbose:
                 self._print_epoch(history, epoch, epochs)
         return history
+
+    def _roll_back_and_raise(self, start: list[NDArray[np.floating]], ws: _core.Workspace, X: NDArray[np.floating],
+                             y: NDArray[np.generic], order: Optional[NDArray[np.int64]], batch_size: int, lr: float,
+                             n_seen: int, epoch: int) -> None:
+        """Restore the weights after the last finite batch of this epoch, then raise.
+
+        The native loop stopped before the update of the batch at row n_seen if its loss was
+        not finite. The weights it left are the state after n_seen // batch_size batches; if
+        they are themselves not finite, an earlier update overflowed, and the last finite state
+        is found by replaying batch prefixes from the epoch's start (bitwise the same steps:
+        training is deterministic), bisecting on the number of batches."""
+        net = self.network
+        W, b = net.weights, net.biases
+        params = W + b
+        n_batches = -(-len(X) // batch_size)
+        rows = order if order is not None else np.arange(len(X))
+
+        def replay(k: int) -> None:  # the state after the first k batches of this epoch
+            for a, saved in zip(params, start):
+                a[...] = saved
+            m = min(k * batch_size, len(X))
+            if m:
+                _core.train_epoch(ws, W, b, net.activation, np.ascontiguousarray(X[rows[:m]]),
+                                  np.ascontiguousarray(y[rows[:m]]), None, batch_size, lr)
+
+        done = n_seen // batch_size
+        if not _all_finite(params):
+            if not _all_finite(start):
+                raise TrainingDivergedError(
+                    f"the weights were already NaN or infinite when epoch {epoch} began; "
+                    "re-initialise the network (or load a saved one)")
+            lo, hi = 0, done  # after lo batches the weights are finite, after hi they are not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                replay(mid)
+                if _all_finite(params):
+                    lo = mid
+                else:
+                    hi = mid
+            replay(lo)
+            done = lo
+        raise TrainingDivergedError(
+            f"training diverged in epoch {epoch}, batch {done + 1} of {n_batches}: its loss or its update was "
+            f"NaN or infinite. The weights are rolled back to their state before that batch and "
+            f"trainer.history holds the completed epochs. A smaller lr (now {lr:g}) or scaled inputs "
+            f"usually help; fit(..., on_nonfinite='warn') trains on regardless.")
 
     @staticmethod
     def _print_epoch(history: History, epoch: int, epochs: int) -> None:

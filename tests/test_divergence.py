@@ -1,0 +1,117 @@
+"""Divergence: the first NaN/inf loss or update stops fit with an error naming the epoch and
+the batch, and the weights are rolled back, bitwise, to their state before that batch;
+on_nonfinite="warn" warns once and trains on."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import fastmlp
+
+
+def data(scale=100.0, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, 8)) * scale).astype(np.float32), rng.integers(0, 3, size=n)
+
+
+def snapshot(net):
+    return [a.tobytes() for a in net.weights + net.biases]
+
+
+def diverged_batch(exc_info):
+    epoch, batch = re.search(r"epoch (\d+), batch (\d+) of", str(exc_info.value)).groups()
+    return int(epoch), int(batch)
+
+
+def state_after_steps(X, y, lr, batch_size, n_steps):
+    """A twin network after the first n_steps SGD steps over consecutive batches."""
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    trainer = fastmlp.Trainer(net, lr=lr, batch_size=batch_size, shuffle=False)
+    for i in range(n_steps):
+        trainer.step(X[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size])
+    return snapshot(net)
+
+
+@pytest.mark.parametrize("lr", [1e30, 1e38])  # a NaN loss after a huge step / an update that overflows to inf
+def test_divergence_raises_and_rolls_back_to_the_last_finite_state(lr):
+    X, y = data()
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    trainer = fastmlp.Trainer(net, lr=lr, batch_size=10, shuffle=False)
+    with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch \d+ of 6") as info:
+        trainer.fit(X, y, epochs=3)
+    epoch, batch = diverged_batch(info)
+    assert all(np.isfinite(a).all() for a in net.weights + net.biases)
+    assert snapshot(net) == state_after_steps(X, y, lr, 10, batch - 1)
+    assert trainer.history.epochs == 0
+    assert isinstance(info.value, FloatingPointError)
+
+
+def test_an_update_that_overflows_on_the_last_batch_is_rolled_back():
+    X, y = data(n=10)
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    before = snapshot(net)
+    trainer = fastmlp.Trainer(net, lr=1e38, batch_size=10, shuffle=False)  # one batch per epoch
+    with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch 1 of 1"):
+        trainer.fit(X, y, epochs=2)
+    assert snapshot(net) == before
+
+
+def test_divergence_in_a_later_epoch_keeps_the_completed_ones_and_replays_the_shuffled_order():
+    X, y = data(scale=1.0, n=64)
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    trainer = fastmlp.Trainer(net, lr=0.05, batch_size=8, seed=3)
+    trainer.fit(X, y, epochs=2)
+    trainer.lr = 1e38
+    with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch \d+ of 8"):
+        trainer.fit(X * 1e3, y, epochs=2)
+    assert all(np.isfinite(a).all() for a in net.weights + net.biases)
+
+
+def test_warn_keeps_training_and_warns_once():
+    X, y = data()
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = fastmlp.Trainer(net, lr=1e30, batch_size=10).fit(X, y, epochs=3, on_nonfinite="warn")
+    diverged = [w for w in caught if issubclass(w.category, RuntimeWarning) and "diverged" in str(w.message)]
+    assert len(diverged) == 1
+    assert history.epochs == 3 and not np.isfinite(history.loss[-1])
+
+
+def test_finite_training_is_untouched_by_the_check():
+    X, y = data(scale=1.0)
+    a, b = fastmlp.Network([8, 16, 3], seed=0), fastmlp.Network([8, 16, 3], seed=0)
+    fastmlp.Trainer(a, lr=0.1, batch_size=7, seed=1).fit(X, y, epochs=3)
+    fastmlp.Trainer(b, lr=0.1, batch_size=7, seed=1).fit(X, y, epochs=3, on_nonfinite="warn")
+    assert snapshot(a) == snapshot(b)
+
+
+def test_on_nonfinite_must_be_known():
+    X, y = data()
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        fastmlp.Trainer(fastmlp.Network([8, 16, 3], seed=0)).fit(X, y, on_nonfinite="ignore")
+
+
+def test_the_rollback_replays_the_shuffled_epoch_bitwise(monkeypatch):
+    # Pretend the weights stop being finite from the 4th step of an epoch on: the roll-back must
+    # find that by replaying prefixes of the shuffled epoch, and land bitwise on the state after
+    # 3 steps, which a twin computes with Trainer.step over the same permutation.
+    X, y = data(scale=1.0, n=50)
+    batch, seed = 6, 11
+    order = np.random.default_rng(seed).permutation(50)
+    twin = fastmlp.Network([8, 16, 3], seed=0)
+    stepper = fastmlp.Trainer(twin, lr=0.1, batch_size=batch, shuffle=False)
+    states = [snapshot(twin)]
+    for k in range(9):
+        rows = order[k * batch:(k + 1) * batch]
+        stepper.step(X[rows], y[rows])
+        states.append(snapshot(twin))
+    finite_states = {b"".join(s) for s in states[:4]}
+    monkeypatch.setattr(fastmlp.trainer, "_all_finite",
+                        lambda arrays: b"".join(a.tobytes() for a in arrays) in finite_states)
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch 4 of 9"):
+        fastmlp.Trainer(net, lr=0.1, batch_size=batch, seed=seed).fit(X, y, epochs=1)
+    assert snapshot(net) == states[3]

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "fastmlp/activations.hpp"
+#include "fastmlp/checked.hpp"
 #include "fastmlp/dense.hpp"
 #include "fastmlp/isa.hpp"
 #include "fastmlp/mlp.hpp"
@@ -134,13 +136,42 @@ struct AnyWorkspace {
 
     AnyWorkspace(std::vector<int64_t> layer_sizes, int64_t batch, const std::string& dt)
         : dtype(dt), sizes(layer_sizes), max_batch(batch) {
-        if (layer_sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
-        for (int64_t s : layer_sizes)
+        // Sized first, allocated second: an impossible size or a refused allocation both become
+        // MemoryError (fastmlp::SizeError) naming the request, never a crash or a wrapped size.
+        const int64_t bytes = planned_bytes(layer_sizes, batch, dt);
+        try {
+            if (dt == "float32") f32 = std::make_unique<fastmlp::Workspace<float>>(layer_sizes, batch);
+            else f64 = std::make_unique<fastmlp::Workspace<double>>(layer_sizes, batch);
+        } catch (const std::bad_alloc&) {
+            throw fastmlp::SizeError(describe(layer_sizes, batch, dt) + " would need " + std::to_string(bytes) +
+                                     " bytes, which could not be allocated");
+        } catch (const std::length_error&) {  // std::vector's own limit, below our planned total
+            throw fastmlp::SizeError(describe(layer_sizes, batch, dt) + " would need " + std::to_string(bytes) +
+                                     " bytes, more than one buffer can hold");
+        }
+    }
+    static std::string describe(const std::vector<int64_t>& sizes, int64_t batch, const std::string& dt) {
+        std::ostringstream s;
+        s << "a " << dt << " Workspace for layer sizes [";
+        for (std::size_t i = 0; i < sizes.size(); ++i) s << (i ? ", " : "") << sizes[i];
+        s << "] and max_batch " << batch;
+        return s.str();
+    }
+    // Exactly the constructor's sizing (fastmlp::plan_workspace), without allocating; an
+    // impossible size throws SizeError with the whole request in its message.
+    static int64_t planned_bytes(const std::vector<int64_t>& sizes, int64_t batch, const std::string& dt) {
+        if (sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
+        for (int64_t s : sizes)
             if (s < 1) throw std::invalid_argument("layer sizes must be >= 1");
         if (batch < 1) throw std::invalid_argument("max_batch must be >= 1");
-        if (dt == "float32") f32 = std::make_unique<fastmlp::Workspace<float>>(layer_sizes, batch);
-        else if (dt == "float64") f64 = std::make_unique<fastmlp::Workspace<double>>(layer_sizes, batch);
-        else throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dt + "'");
+        if (dt != "float32" && dt != "float64")
+            throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dt + "'");
+        try {
+            return dt == "float32" ? fastmlp::plan_workspace<float>(sizes, batch).bytes
+                                   : fastmlp::plan_workspace<double>(sizes, batch).bytes;
+        } catch (const fastmlp::SizeError& e) {
+            throw fastmlp::SizeError(describe(sizes, batch, dt) + " would need more bytes than the address space holds (" + e.what() + ")");
+        }
     }
     template <class T>
     fastmlp::Workspace<T>& get();
@@ -552,6 +583,16 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fastmlp's native kernels. Private: use the fastmlp package, which validates input.";
     m.attr("__version__") = FASTMLP_VERSION;
 
+    // Registered after pybind11's defaults, so tried first: SizeError would otherwise become
+    // ValueError (it is a std::length_error). A size that can never be allocated is MemoryError.
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const fastmlp::SizeError& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
+        }
+    });
+
     bind_kernels(m);
 
     py::class_<AnyWorkspace>(m, "Workspace",
@@ -561,6 +602,39 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("layer_sizes", &AnyWorkspace::sizes)
         .def_readonly("max_batch", &AnyWorkspace::max_batch)
         .def_readonly("dtype", &AnyWorkspace::dtype);
+
+    // Private test hook: the bytes a Workspace would allocate, from the constructor's own
+    // sizing code, without allocating (tests/test_sizes.py probes the 2^31 and 2^63 edges).
+    m.def("_workspace_bytes", &AnyWorkspace::planned_bytes, py::arg("layer_sizes"), py::arg("max_batch"),
+          py::arg("dtype"));
+
+    // Private test hook: a parallel_for whose task `throw_at` throws std::runtime_error, run on
+    // as many threads as get_num_threads() allows. It must reach Python as RuntimeError, not
+    // std::terminate. Returns the number of tasks that ran when nothing threw.
+    m.def("_parallel_raise_test",
+          [](int64_t n_tasks, int64_t throw_at) {
+              if (n_tasks < 0) throw std::invalid_argument("n_tasks must be >= 0");
+              std::atomic<int64_t> ran{0};
+              {
+                  py::gil_scoped_release nogil;
+                  // work large enough that threads_for() wakes every thread allowed
+                  fastmlp::parallel_for(n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread),
+                                        [&](int64_t t) {
+                                            if (t == throw_at) {
+#ifdef _OPENMP
+                                                const int thread = omp_get_thread_num();
+#else
+                                                const int thread = 0;
+#endif
+                                                throw std::runtime_error("task " + std::to_string(t) +
+                                                                         " failed on thread " + std::to_string(thread));
+                                            }
+                                            ran.fetch_add(1, std::memory_order_relaxed);
+                                        });
+              }
+              return ran.load();
+          },
+          py::arg("n_tasks"), py::arg("throw_at"));
 
     m.def("train_batch",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,

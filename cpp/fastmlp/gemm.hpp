@@ -20,6 +20,7 @@
 #endif
 
 #include "activations.hpp"
+#include "checked.hpp"
 #include "gemm_avx2.hpp"
 #include "isa.hpp"
 #include "parallel.hpp"
@@ -74,9 +75,15 @@ public:
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
     ~AlignedBuffer() { release(); }
+    // Bytes actually requested for n elements: rounded up to the 64-byte alignment, checked
+    // (SizeError) so that a huge n can never wrap into a small allocation.
+    static std::int64_t bytes_for(std::int64_t n) {
+        const std::int64_t raw = checked_bytes(n, static_cast<std::int64_t>(sizeof(T)), "packing buffer");
+        return checked_add(raw, 63, "packing buffer") / 64 * 64;
+    }
     void reserve(std::int64_t n) {
         if (n <= size_) return;
-        const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(T) + 63) / 64) * 64;
+        const auto bytes = static_cast<std::size_t>(bytes_for(n));
 #ifdef _WIN32
         void* p = _aligned_malloc(bytes, 64);
 #else
@@ -111,9 +118,15 @@ constexpr std::int64_t kGemmWorkScale = 8;
 template <class T>
 struct GemmScratch {
     AlignedBuffer<T> a, b;
+    // Elements of the packed A (M rows) and packed B (N columns) buffers, overflow-checked.
+    static std::int64_t a_elems(std::int64_t M) { return checked_mul(checked_add(M, kMaxMR), kGemmKC); }
+    static std::int64_t b_elems(std::int64_t N) { return checked_mul(checked_add(N, kMaxNR), kGemmKC); }
     void reserve(std::int64_t M, std::int64_t N) {
-        a.reserve((M + kMaxMR) * kGemmKC);
-        b.reserve((N + kMaxNR) * kGemmKC);
+        const std::int64_t na = a_elems(M), nb = b_elems(N);  // both checked before either allocates
+        AlignedBuffer<T>::bytes_for(na);
+        AlignedBuffer<T>::bytes_for(nb);
+        a.reserve(na);
+        b.reserve(nb);
     }
 };
 
@@ -218,40 +231,49 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     T* packed_a = s.a.data();
     T* packed_b = s.b.data();
 
+    // Work between barriers runs inside error.run(): a throw is caught in its own thread, the
+    // thread still reaches every barrier (skipping a barrier would deadlock the others), and
+    // all threads skip the remaining work. Nothing here throws today; this keeps it that way
+    // for an epilogue that one day might.
+    FirstException error;
     auto body = [&](int t, int nt) {
         std::int64_t lo, hi;
         for (std::int64_t pc = 0; pc < K; pc += kGemmKC) {
             const std::int64_t kc = std::min(kGemmKC, K - pc);
             const bool first = pc == 0, last = pc + kc == K;
-            share(n_slivers, t, nt, lo, hi);
-            for (std::int64_t j = lo; j < hi; ++j) pack_b<T, NR>(packed_b + j * kc * NR, p.B, j * NR, N, pc, kc);
-            share(m_slivers, t, nt, lo, hi);
-            for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
+            error.run([&] {
+                share(n_slivers, t, nt, lo, hi);
+                for (std::int64_t j = lo; j < hi; ++j) pack_b<T, NR>(packed_b + j * kc * NR, p.B, j * NR, N, pc, kc);
+                share(m_slivers, t, nt, lo, hi);
+                for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
+            });
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-            share(tiles, t, nt, lo, hi);
-            for (std::int64_t task = lo; task < hi; ++task) {
-                const std::int64_t jb = task / m_blocks, ib = task % m_blocks;
-                const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-                const std::int64_t i_end = m_slivers * (ib + 1) / m_blocks;
-                for (std::int64_t is = m_slivers * ib / m_blocks; is < i_end; ++is) {
-                    const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
-                    T* c = p.C + m0 * p.ldc + n0;
-                    const T* a = packed_a + is * kc * MR;
-                    const T* b = packed_b + jb * kc * NR;
-                    if (mr == MR && nr == NR) {
-                        Kernel::run(kc, a, b, c, p.ldc, !first);
-                    } else {  // edge tile: same arithmetic on a padded copy, valid part written back
-                        alignas(64) T tmp[MR * NR] = {};
-                        if (!first)
-                            for (std::int64_t i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, c + i * p.ldc, sizeof(T) * nr);
-                        Kernel::run(kc, a, b, tmp, NR, !first);
-                        for (std::int64_t i = 0; i < mr; ++i) std::memcpy(c + i * p.ldc, tmp + i * NR, sizeof(T) * nr);
+            error.run([&] {
+                share(tiles, t, nt, lo, hi);
+                for (std::int64_t task = lo; task < hi; ++task) {
+                    const std::int64_t jb = task / m_blocks, ib = task % m_blocks;
+                    const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
+                    const std::int64_t i_end = m_slivers * (ib + 1) / m_blocks;
+                    for (std::int64_t is = m_slivers * ib / m_blocks; is < i_end; ++is) {
+                        const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
+                        T* c = p.C + m0 * p.ldc + n0;
+                        const T* a = packed_a + is * kc * MR;
+                        const T* b = packed_b + jb * kc * NR;
+                        if (mr == MR && nr == NR) {
+                            Kernel::run(kc, a, b, c, p.ldc, !first);
+                        } else {  // edge tile: same arithmetic on a padded copy, valid part written back
+                            alignas(64) T tmp[MR * NR] = {};
+                            if (!first)
+                                for (std::int64_t i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, c + i * p.ldc, sizeof(T) * nr);
+                            Kernel::run(kc, a, b, tmp, NR, !first);
+                            for (std::int64_t i = 0; i < mr; ++i) std::memcpy(c + i * p.ldc, tmp + i * NR, sizeof(T) * nr);
+                        }
+                        if (last) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
                     }
-                    if (last) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
                 }
-            }
+            });
 #ifdef _OPENMP
             if (!last) {
 #pragma omp barrier  // the packed buffers are rewritten for the next block of k
@@ -265,16 +287,19 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         body(omp_get_thread_num(), omp_get_num_threads());
+        error.rethrow();
         return;
     }
 #endif
     body(0, 1);
+    error.rethrow();
 }
 
 }  // namespace detail
 
-// Runs the product with the micro-kernel of the active instruction set. Never throws; s must
-// have been reserved for at least M x N.
+// Runs the product with the micro-kernel of the active instruction set. Throws only what a
+// kernel or epilogue throws (none do today), after every thread has stopped; s must have been
+// reserved for at least M x N.
 template <class T>
 void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
 #ifdef FASTMLP_HAVE_AVX2_KERNELS

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "activations.hpp"
+#include "checked.hpp"
 #include "dense.hpp"
 #include "softmax_xent.hpp"
 
@@ -38,6 +39,53 @@ struct Targets {
     const T* dist = nullptr;
 };
 
+// Element counts of every Workspace buffer, computed with overflow-checked 64-bit arithmetic
+// BEFORE anything is allocated: the constructor allocates exactly these, and
+// _core._workspace_bytes reports `bytes` without allocating (the 2^31 tests use it).
+struct WorkspacePlan {
+    std::vector<std::int64_t> h, dW, db;  // per layer k = 1..L (index 0 unused)
+    std::int64_t delta = 0, target_batch = 0, label_batch = 0, gemm_a = 0, gemm_b = 0;
+    std::int64_t bytes = 0;               // total, packing buffers rounded as allocated
+};
+
+// Throws SizeError when any count or the total does not fit in 64 bits / the address space.
+template <class T>
+WorkspacePlan plan_workspace(const std::vector<std::int64_t>& sizes, std::int64_t batch) {
+    const std::size_t L = sizes.size() - 1;
+    const std::int64_t widest = *std::max_element(sizes.begin() + 1, sizes.end());
+    const auto elem = static_cast<std::int64_t>(sizeof(T));
+    WorkspacePlan p;
+    p.h.assign(L + 1, 0);
+    p.dW.assign(L + 1, 0);
+    p.db.assign(L + 1, 0);
+    std::int64_t total = 0;
+    auto add = [&](std::int64_t n, std::int64_t size, const char* what) {
+        total = checked_add(total, checked_bytes(n, size, what), what);
+    };
+    for (std::size_t k = 1; k <= L; ++k) {
+        p.h[k] = checked_mul(batch, sizes[k], "activations");
+        p.dW[k] = checked_mul(sizes[k], sizes[k - 1], "weight gradient");
+        p.db[k] = sizes[k];
+        add(p.h[k], elem, "activations");
+        add(p.dW[k], elem, "weight gradient");
+        add(p.db[k], elem, "bias gradient");
+        // forward (batch x out), input gradient (batch x in), weight gradient (out x in)
+        p.gemm_a = std::max(p.gemm_a, GemmScratch<T>::a_elems(std::max(batch, sizes[k])));
+        p.gemm_b = std::max(p.gemm_b, GemmScratch<T>::b_elems(std::max(sizes[k], sizes[k - 1])));
+    }
+    p.delta = checked_mul(batch, widest, "layer delta");
+    p.target_batch = checked_mul(batch, sizes[L], "target batch");
+    p.label_batch = batch;
+    add(p.delta, elem, "layer delta");
+    add(p.delta, elem, "layer delta");  // delta and delta_prev
+    add(p.target_batch, elem, "target batch");
+    add(p.label_batch, static_cast<std::int64_t>(sizeof(std::int64_t)), "label batch");
+    total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_a), "packing buffers");
+    total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_b), "packing buffers");
+    p.bytes = total;
+    return p;
+}
+
 // Scratch memory for batches of up to max_batch rows through a network of `sizes`
 // (sizes[0] inputs, sizes[L] classes).
 template <class T>
@@ -55,27 +103,27 @@ struct Workspace {
     Workspace(const Workspace&) = delete;  // grads points into this object's own buffers
     Workspace& operator=(const Workspace&) = delete;
 
+    // Plans every size first (SizeError on overflow, before any allocation), then allocates;
+    // an allocation the system refuses throws std::bad_alloc. Either way nothing leaks.
     Workspace(std::vector<std::int64_t> layer_sizes, std::int64_t batch)
         : sizes(std::move(layer_sizes)), max_batch(batch) {
+        const WorkspacePlan p = plan_workspace<T>(sizes, batch);
         const std::size_t L = sizes.size() - 1;
-        const std::int64_t widest = *std::max_element(sizes.begin() + 1, sizes.end());
         h.resize(L + 1);
         dW.resize(L + 1);
         db.resize(L + 1);
         for (std::size_t k = 1; k <= L; ++k) {
-            h[k].resize(static_cast<std::size_t>(batch * sizes[k]));
-            dW[k].resize(static_cast<std::size_t>(sizes[k] * sizes[k - 1]));
-            db[k].resize(static_cast<std::size_t>(sizes[k]));
+            h[k].resize(static_cast<std::size_t>(p.h[k]));
+            dW[k].resize(static_cast<std::size_t>(p.dW[k]));
+            db[k].resize(static_cast<std::size_t>(p.db[k]));
         }
-        delta.resize(static_cast<std::size_t>(batch * widest));
-        delta_prev.resize(static_cast<std::size_t>(batch * widest));
-        target_batch.resize(static_cast<std::size_t>(batch * sizes[L]));
-        label_batch.resize(static_cast<std::size_t>(batch));
-        for (std::size_t k = 1; k <= L; ++k) {
-            grads.push_back({dW[k].data(), db[k].data()});
-            // forward (batch x out), input gradient (batch x in), weight gradient (out x in)
-            gemm.reserve(std::max(batch, sizes[k]), std::max(sizes[k], sizes[k - 1]));
-        }
+        delta.resize(static_cast<std::size_t>(p.delta));
+        delta_prev.resize(static_cast<std::size_t>(p.delta));
+        target_batch.resize(static_cast<std::size_t>(p.target_batch));
+        label_batch.resize(static_cast<std::size_t>(p.label_batch));
+        for (std::size_t k = 1; k <= L; ++k) grads.push_back({dW[k].data(), db[k].data()});
+        gemm.a.reserve(p.gemm_a);
+        gemm.b.reserve(p.gemm_b);
     }
     std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
 };

@@ -1,11 +1,15 @@
 // Thread control for the kernels: one process-wide thread count and a static-schedule
 // parallel loop over independent tasks. Deliberately no reductions across threads: every
 // kernel gives each output element a single owner, so results never depend on the count.
+// An exception thrown inside a parallel region is caught there and rethrown after it (an
+// exception escaping an OpenMP region would be std::terminate).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <exception>
+#include <mutex>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -59,15 +63,45 @@ inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
 #endif
 }
 
+// Carries the first exception out of a parallel region: threads call run(f) around their
+// work; after the region, rethrow() on the calling thread. Once one thread failed, the others
+// skip work they have not started (failed() is a relaxed read: a task or two more is harmless).
+class FirstException {
+public:
+    template <class F>
+    void run(F&& f) noexcept {
+        if (failed()) return;
+        try {
+            f();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+            failed_.store(true, std::memory_order_relaxed);
+        }
+    }
+    bool failed() const { return failed_.load(std::memory_order_relaxed); }
+    void rethrow() {
+        if (error_) std::rethrow_exception(error_);
+    }
+private:
+    std::atomic<bool> failed_{false};
+    std::mutex mutex_;
+    std::exception_ptr error_;
+};
+
 // Calls task(t) for t in [0, n_tasks). `work` is the total multiply-add count, used only to
-// decide how many threads are worth waking. Tasks must write disjoint outputs.
+// decide how many threads are worth waking. Tasks must write disjoint outputs. If tasks throw,
+// the first exception is rethrown once every thread has stopped; tasks not yet started by
+// then are skipped.
 template <class Task>
 void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
 #ifdef _OPENMP
     const int threads = threads_for(n_tasks, work);
     if (threads > 1) {
+        FirstException error;
 #pragma omp parallel for schedule(static) num_threads(threads)
-        for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
+        for (std::int64_t t = 0; t < n_tasks; ++t) error.run([&] { task(t); });
+        error.rethrow();
         return;
     }
 #endif

@@ -61,7 +61,8 @@ def sgd_update(param: NDArray[_Float], grad: NDArray[_Float], lr: SupportsFloat)
 class Workspace:
     """Scratch buffers for batches of up to max_batch rows through a network of layer_sizes."""
 
-    def __init__(self, layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> None: ...
+    def __init__(self, layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> None:
+        """MemoryError, naming the request and its byte count, if the buffers cannot be allocated."""
     @property
     def layer_sizes(self) -> list[int]: ...
     @property
@@ -69,6 +70,16 @@ class Workspace:
     @property
     def dtype(self) -> str:
         """'float32' or 'float64'."""
+
+# Private test hooks (tests/test_sizes.py). MemoryError, not ValueError, for a size that cannot
+# exist or be allocated: the request is valid, the machine just cannot hold it.
+
+def _workspace_bytes(layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> int:
+    """Bytes a Workspace(layer_sizes, max_batch, dtype) allocates, from the constructor's own
+    sizing code, without allocating. MemoryError when the total does not fit in 64 bits."""
+
+def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
+    """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 
 # ---------------------------------------------------------------- whole-network calls
 

@@ -9,7 +9,7 @@ work=$(mktemp -d)
 "$py" -m venv "$work/venv"
 # shellcheck disable=SC1091
 . "$work/venv/bin/activate"
-pip install --quiet numpy pytest
+pip install --quiet numpy pytest hypothesis
 pip install --no-index --find-links "$root/wheelhouse" fastmlp
 # The tests and the repo-level bench scripts they run, without the package source beside them.
 cp -r "$root/tests" "$root/bench" "$work/"

@@ -24,7 +24,7 @@ inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what
     const bool overflow = a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r);
 #else  // MSVC: no builtin; a division answers the same question exactly
     const bool overflow = a < 0 || b < 0 || (a != 0 && b > std::numeric_limits<std::int64_t>::max() / a);
-    r = a * b;  // only used when it did not overflow
+    r = overflow ? 0 : a * b;  // never multiply when it would overflow: signed overflow is UB
 #endif
     if (overflow)
         throw SizeError(std::string(what) + " " + std::to_string(a) + " x " + std::to_string(b) +

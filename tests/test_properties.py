@@ -167,17 +167,13 @@ def test_predict_proba_is_bitwise_independent_of_the_memory_layout(isa, data, ne
 @PROPERTY
 @given(data=st.data(), dtype=st.sampled_from(DTYPES), B=batches, N=widths)
 def test_sgd_update_with_zero_lr_changes_no_bit(isa, data, dtype, B, N):
-    # -0.0 parameters are left to the test below (they do not keep their bits today).
-    nonneg_zero = floats(dtype, 1e3).map(lambda v: 0.0 if v == 0 else v)
-    param = data.draw(arrays(dtype, (B, N), elements=nonneg_zero))
+    param = data.draw(arrays(dtype, (B, N), elements=floats(dtype, 1e3)))
     grad = matrix(data, dtype, (B, N), limit=1e3)
     before = param.copy()
     _core.sgd_update(param, grad, 0.0)
     assert_bitwise(param, before)
 
 
-@pytest.mark.xfail(strict=True, reason="sgd_update computes param -= 0 * grad even for lr == 0, and "
-                   "-0.0 - (0 * negative) is +0.0 in IEEE arithmetic: a -0.0 weight loses its sign bit")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sgd_update_with_zero_lr_keeps_a_negative_zero(isa, dtype):
     param = np.array([-0.0, -0.0, -0.0], dtype=dtype)

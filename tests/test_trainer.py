@@ -223,3 +223,13 @@ def test_a_stale_extension_is_refused_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0
     assert "ImportError" in out.stderr and "stale" in out.stderr and "0.0.0" in out.stderr
+
+
+def test_no_flush_to_zero_leaks_into_the_process():
+    # Built without -ffast-math, the extension must not switch the CPU to flush-to-zero /
+    # denormals-are-zero: NumPy's own subnormal arithmetic keeps working after training.
+    net, X, y = problem(dtype="float32", n=64)
+    fastmlp.Trainer(net, lr=0.1, batch_size=16, seed=0).fit(X, y, epochs=1)
+    tiny32 = np.finfo(np.float32).smallest_subnormal
+    assert tiny32 > 0 and np.float32(tiny32) * np.float32(1.5) > 0
+    assert np.float64(0.25) * np.float64(2.0) ** -1022 != 0

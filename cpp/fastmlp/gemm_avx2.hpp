@@ -14,21 +14,12 @@ namespace fastmlp {
 
 struct Avx2KernelF32 {
     static constexpr int MR = 6, NR = 16;
-    // c (MR x NR, row stride ldc) = [c +] sum over k of a[k] (column of MR) x b[k] (row of NR),
-    // one fused multiply-add per k in k order: each element is one FMA chain over k.
+    // c (MR x NR, row stride ldc) = sum over k of a[k] (column of MR) x b[k] (row of NR), one
+    // fused multiply-add per k in k order from zero: each element is one FMA chain over the block.
     __attribute__((target("avx2,fma"))) static void run(std::int64_t kc, const float* a, const float* b,
-                                                         float* c, std::int64_t ldc, bool load_c) {
+                                                         float* c, std::int64_t ldc) {
         __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        if (load_c) {
-            c00 = _mm256_loadu_ps(c + 0 * ldc); c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
-            c10 = _mm256_loadu_ps(c + 1 * ldc); c11 = _mm256_loadu_ps(c + 1 * ldc + 8);
-            c20 = _mm256_loadu_ps(c + 2 * ldc); c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
-            c30 = _mm256_loadu_ps(c + 3 * ldc); c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
-            c40 = _mm256_loadu_ps(c + 4 * ldc); c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
-            c50 = _mm256_loadu_ps(c + 5 * ldc); c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
-        } else {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
-        }
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
         for (std::int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
             const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
             __m256 ai = _mm256_broadcast_ss(a + 0);
@@ -56,18 +47,9 @@ struct Avx2KernelF32 {
 struct Avx2KernelF64 {
     static constexpr int MR = 6, NR = 8;
     __attribute__((target("avx2,fma"))) static void run(std::int64_t kc, const double* a, const double* b,
-                                                         double* c, std::int64_t ldc, bool load_c) {
+                                                         double* c, std::int64_t ldc) {
         __m256d c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        if (load_c) {
-            c00 = _mm256_loadu_pd(c + 0 * ldc); c01 = _mm256_loadu_pd(c + 0 * ldc + 4);
-            c10 = _mm256_loadu_pd(c + 1 * ldc); c11 = _mm256_loadu_pd(c + 1 * ldc + 4);
-            c20 = _mm256_loadu_pd(c + 2 * ldc); c21 = _mm256_loadu_pd(c + 2 * ldc + 4);
-            c30 = _mm256_loadu_pd(c + 3 * ldc); c31 = _mm256_loadu_pd(c + 3 * ldc + 4);
-            c40 = _mm256_loadu_pd(c + 4 * ldc); c41 = _mm256_loadu_pd(c + 4 * ldc + 4);
-            c50 = _mm256_loadu_pd(c + 5 * ldc); c51 = _mm256_loadu_pd(c + 5 * ldc + 4);
-        } else {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();
-        }
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();
         for (std::int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
             const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
             __m256d ai = _mm256_broadcast_sd(a + 0);

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._validation import check_int, check_positive_float, check_seed, check_X, check_y
+from ._validation import all_finite, check_int, check_positive_float, check_seed, check_X, check_y
 from .network import Network
 
 
@@ -24,7 +24,8 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def _all_finite(arrays: list[NDArray[np.floating]]) -> bool:
-    return all(bool(np.isfinite(a).all()) for a in arrays)
+    # The sum-based check of the input validation: no parameter-sized temporary per epoch.
+    return all(all_finite(a) for a in arrays)
 
 
 class History:
@@ -218,6 +219,8 @@ class Trainer:
         history = History()
         self.history = history
         warned = False
+        # What a divergence rolls back to (by replay): refreshed at each epoch's start, allocated once.
+        start = [np.empty_like(a) for a in W + b] if on_nonfinite == "raise" else []
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
@@ -225,8 +228,8 @@ class Trainer:
             # between two epochs (and sees the weights of a whole epoch, validation included,
             # never a mix), and two fits on one network interleave whole epochs.
             with net._locked():
-                if on_nonfinite == "raise":
-                    start = [a.copy() for a in W + b]  # what a divergence rolls back to, by replay
+                for saved, a in zip(start, W + b):
+                    np.copyto(saved, a)
                 loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order,
                                                                 batch_size, lr, on_nonfinite == "raise")
                 if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):

@@ -2,6 +2,8 @@
 network's weights come back bitwise, float32 networks are checked through a float64 copy,
 sampling is seeded, and bad input raises the network's own errors."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,30 @@ def test_rows_name_the_backprop_equation_of_their_block():
     assert eq["W_2"] == "dW_2 = da_2^T h_1,  da_2 = (da_3 W_3) ⊙ tanh'(a_2)"
     assert eq["W_1"] == "dW_1 = da_1^T X,  da_1 = (da_2 W_2) ⊙ tanh'(a_1)"
     assert eq["b_1"] == "db_1 = sum_b da_1,  da_1 = (da_2 W_2) ⊙ tanh'(a_1)"
+
+
+# Output layers other than softmax and one activation per hidden layer, once Network has them.
+needs_output_layers = pytest.mark.skipif("output" not in inspect.signature(fastmlp.Network).parameters,
+                                         reason="this Network has only the softmax output")
+
+
+@needs_output_layers
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("output, delta", [("sigmoid", "da_3 = (sigmoid(a_3) - y)/(B K)"),
+                                           ("identity", "da_3 = 2 (a_3 - y)/(B K)")])
+def test_other_output_layers_and_per_layer_activations(output, delta, dtype):
+    rng = np.random.default_rng(5)
+    net = fastmlp.Network([4, 6, 5, 3], activation=["tanh", "sigmoid"], output=output, dtype=dtype, seed=0)
+    X = rng.normal(size=(7, 4))
+    y = rng.integers(0, 2, size=(7, 3)) if output == "sigmoid" else rng.normal(size=(7, 3))
+    before = snapshot(net)
+    report = gradcheck(net, X, y)
+    assert report.passed(), str(report)
+    eq = {row.name: row.equation for row in report.rows}
+    assert eq["W_3"].endswith(delta)
+    assert eq["W_2"].endswith("sigmoid'(a_2)")
+    assert eq["W_1"].endswith("tanh'(a_1)")
+    assert_bitwise_equal(before, net)
 
 
 @pytest.mark.parametrize("layer, block, index", [(2, "W", (4, 1)), (1, "b", (6,)), (3, "b", (0,))])

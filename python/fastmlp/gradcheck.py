@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_int, check_positive_float, check_seed, check_X, check_y
+from ._validation import check_dtype, check_int, check_positive_float, check_seed, check_X
 from .network import Network
 
 # Relative errors are |analytic - numeric| / max(|analytic|, |numeric|, floor). Without a floor
@@ -150,24 +150,44 @@ def _nan_aware_max(values: Any) -> float:
     return out
 
 
-def _equations(layer: int, n_layers: int, activation: str) -> tuple[str, str]:
-    """The backprop equations of W_k and b_k (DESIGN.md §1), with k filled in."""
+# dL/da_L of each output layer and its loss (K outputs; sigmoid and identity average over them too).
+_OUTPUT_DELTA = {
+    "softmax": "(yhat - y)/B",
+    "sigmoid": "(sigmoid(a_{L}) - y)/(B K)",
+    "identity": "2 (a_{L} - y)/(B K)",
+}
+
+
+def _hidden_activations(net: Network) -> list[str]:
+    """The activation g_k of each hidden layer: `activation` is one name for all or a list."""
+    activation = net.activation
+    if isinstance(activation, str):
+        return [activation] * (len(net.layer_sizes) - 2)
+    return [str(a) for a in activation]
+
+
+def _equations(layer: int, n_layers: int, activations: list[str], output: str) -> tuple[str, str]:
+    """The backprop equations of W_k and b_k (DESIGN.md §1), with k and g_k filled in."""
     k = layer
     below = "X" if k == 1 else f"h_{k - 1}"
     if k == n_layers:
-        da = f"da_{k} = (yhat - y)/B"
+        da = f"da_{k} = " + _OUTPUT_DELTA.get(output, "dL/da_{L}").format(L=k)
     else:
-        da = f"da_{k} = (da_{k + 1} W_{k + 1}) ⊙ {activation}'(a_{k})"
+        da = f"da_{k} = (da_{k + 1} W_{k + 1}) ⊙ {activations[k - 1]}'(a_{k})"
     return f"dW_{k} = da_{k}^T {below},  {da}", f"db_{k} = sum_b da_{k},  {da}"
 
 
 def _float64_twin(net: Network) -> Network:
-    """A float64 Network with `net`'s parameters (exact: every float32 is a float64)."""
-    twin = Network(net.layer_sizes, activation=net.activation, dtype="float64")
-    with net._locked():  # one consistent state even while another thread trains
-        W, b = net._params()
-        for dst, src in zip(twin.weights + twin.biases, W + b):
-            dst[...] = src
+    """A float64 Network with `net`'s parameters (exact: every float32 is a float64).
+
+    Made from :meth:`Network.copy` (which takes the network's lock, so the state is one
+    consistent state even while another thread trains) with only the dtype changed, so that
+    it keeps every setting of the network (activations, output layer, ...), whatever the
+    constructor takes."""
+    twin = net.copy()
+    twin._dtype = check_dtype("float64")  # NumPy's own dtype object, as the native calls need
+    twin.weights = [np.ascontiguousarray(W, dtype=np.float64) for W in twin.weights]
+    twin.biases = [np.ascontiguousarray(b, dtype=np.float64) for b in twin.biases]
     return twin
 
 
@@ -240,16 +260,18 @@ def gradcheck(
     with net._locked() if in_place else contextlib.nullcontext():
         work = net if in_place else _float64_twin(net)
         X64 = check_X(X, work.n_features, float64)  # converted once, not at every loss call
-        y64 = check_y(y, len(X64), work.n_classes, float64)
+        y64 = np.asarray(y)  # checked by every loss call, as the output layer wants it
         loss, grads = work.gradients(X64, y64)
         W, b = work._params(for_update=True)
         n_layers = len(W)
         if len(grads) != n_layers:
             raise ValueError(f"net.gradients returned {len(grads)} (dW, db) pairs for a network of {n_layers} layers")
+        activations = _hidden_activations(work)
+        output = str(getattr(work, "output", "softmax"))  # a network without the attribute is a softmax one
         rng = np.random.default_rng(seed)
         rows: list[GradcheckRow] = []
         for k, ((dW, db), Wk, bk) in enumerate(zip(grads, W, b), start=1):
-            eq_W, eq_b = _equations(k, n_layers, work.activation)
+            eq_W, eq_b = _equations(k, n_layers, activations, output)
             for block, param, analytic, equation in (("W", Wk, dW, eq_W), ("b", bk, db, eq_b)):
                 analytic = np.asarray(analytic, dtype=np.float64)
                 if analytic.shape != param.shape:

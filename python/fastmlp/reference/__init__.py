@@ -23,6 +23,7 @@ from ._numpy import (
     train_epoch,
     train_step,
 )
+from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,4 +42,8 @@ __all__ = [
     "train_step",
     "train_epoch",
     "pure",
+    "sgd_step",
+    "adam_step",
+    "adamw_step",
+    "rmsprop_step",
 ]

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
+#include <utility>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -20,6 +22,9 @@
 #include "fastmlp/activations.hpp"
 #include "fastmlp/checked.hpp"
 #include "fastmlp/dense.hpp"
+#include "fastmlp/dropout.hpp"
+#include "fastmlp/losses.hpp"
+#include "fastmlp/optim.hpp"
 #include "fastmlp/isa.hpp"
 #include "fastmlp/mlp.hpp"
 #include "fastmlp/parallel.hpp"
@@ -28,6 +33,7 @@
 
 namespace py = pybind11;
 using fastmlp::Activation;
+using fastmlp::Output;
 using std::int64_t;
 
 namespace {
@@ -35,12 +41,59 @@ namespace {
 // ---------------------------------------------------------------- argument checking
 
 Activation parse_activation(const std::string& name) {
-    if (name == "identity") return Activation::identity;
-    if (name == "relu") return Activation::relu;
-    if (name == "tanh") return Activation::tanh;
-    if (name == "sigmoid") return Activation::sigmoid;
-    throw std::invalid_argument("unknown activation '" + name +
-                                "'; expected one of 'identity', 'relu', 'tanh', 'sigmoid'");
+    static const std::pair<const char*, Activation> names[] = {
+        {"identity", Activation::identity}, {"relu", Activation::relu},   {"leaky_relu", Activation::leaky_relu},
+        {"elu", Activation::elu},           {"gelu", Activation::gelu},   {"silu", Activation::silu},
+        {"tanh", Activation::tanh},         {"sigmoid", Activation::sigmoid}, {"softplus", Activation::softplus},
+    };
+    std::string known;
+    for (const auto& [n, g] : names) {
+        if (name == n) return g;
+        known += (known.empty() ? "'" : ", '") + std::string(n) + "'";
+    }
+    throw std::invalid_argument("unknown activation '" + name + "'; expected one of " + known);
+}
+
+Output parse_output(const std::string& name) {
+    if (name == "softmax") return Output::softmax;
+    if (name == "sigmoid") return Output::sigmoid;
+    if (name == "identity") return Output::identity;
+    throw std::invalid_argument("unknown output '" + name + "'; expected 'softmax', 'sigmoid' or 'identity'");
+}
+
+// A Python float that must be finite and within [lo, hi]; `what` names it in the error.
+double checked_real(const py::dict& d, const char* key, double fallback, double lo, double hi) {
+    if (!d.contains(key)) return fallback;
+    const double v = py::cast<double>(d[key]);
+    if (!(v >= lo && v <= hi))
+        throw std::invalid_argument(std::string("optimizer '") + key + "' must lie in [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + "], got " + std::to_string(v));
+    return v;
+}
+
+// The optimizer of a training call, from a dict {"kind", "lr", "momentum", "nesterov",
+// "weight_decay", "beta1", "beta2", "eps", "alpha", "step"}; absent keys take PyTorch's
+// defaults. fastmlp.optim builds these dicts; the checks here only keep the kernels safe.
+fastmlp::OptimizerSpec parse_optimizer(const py::dict& d) {
+    fastmlp::OptimizerSpec o;
+    const std::string kind = d.contains("kind") ? py::cast<std::string>(d["kind"]) : "sgd";
+    if (kind == "sgd") o.kind = fastmlp::OptimizerKind::sgd;
+    else if (kind == "adam") o.kind = fastmlp::OptimizerKind::adam;
+    else if (kind == "adamw") o.kind = fastmlp::OptimizerKind::adamw;
+    else if (kind == "rmsprop") o.kind = fastmlp::OptimizerKind::rmsprop;
+    else throw std::invalid_argument("unknown optimizer kind '" + kind + "'; expected 'sgd', 'adam', 'adamw' or 'rmsprop'");
+    const double inf = std::numeric_limits<double>::max();
+    o.lr = checked_real(d, "lr", 0.1, 0.0, inf);
+    o.momentum = checked_real(d, "momentum", 0.0, 0.0, inf);
+    o.nesterov = d.contains("nesterov") ? py::cast<bool>(d["nesterov"]) : false;
+    o.weight_decay = checked_real(d, "weight_decay", 0.0, 0.0, inf);
+    o.beta1 = checked_real(d, "beta1", 0.9, 0.0, 1.0);
+    o.beta2 = checked_real(d, "beta2", 0.999, 0.0, 1.0);
+    o.eps = checked_real(d, "eps", 1e-8, 0.0, inf);
+    o.alpha = checked_real(d, "alpha", 0.99, 0.0, 1.0);
+    o.step = d.contains("step") ? py::cast<int64_t>(d["step"]) : 1;
+    if (o.step < 1) throw std::invalid_argument("optimizer 'step' (the number of the next update) must be >= 1");
+    return o;
 }
 
 std::string shape_str(const py::array& a) {
@@ -104,11 +157,14 @@ struct CheckedTargets {
     fastmlp::Targets<T> view;
 };
 
+// Softmax takes either; the sigmoid and identity outputs take targets (N, K) only.
 template <class T>
-CheckedTargets<T> check_targets(py::handle y, int64_t N, int64_t K) {
+CheckedTargets<T> check_targets(py::handle y, int64_t N, int64_t K, Output output = Output::softmax) {
     CheckedTargets<T> out;
     if (!py::isinstance<py::array>(y)) throw py::type_error("y must be a NumPy array");
     auto a = py::reinterpret_borrow<py::array>(y);
+    if (a.ndim() == 1 && output != Output::softmax)
+        throw std::invalid_argument("y must be targets of shape (N, K) for a sigmoid or identity output");
     if (a.ndim() == 1) {
         out.keep = checked<int64_t>(y, "y (labels)", {N});
         const int64_t* l = cptr<int64_t>(out.keep);
@@ -126,27 +182,63 @@ CheckedTargets<T> check_targets(py::handle y, int64_t N, int64_t K) {
 
 // ---------------------------------------------------------------- a network's parameters
 
+// The NetSpec of a Workspace from Python arguments: activations (one name per hidden layer, or
+// None for relu everywhere), output name, dropout (one probability in [0, 1) per hidden layer,
+// or None for none).
+fastmlp::NetSpec make_spec(std::vector<int64_t> sizes, const py::object& activations, const std::string& output,
+                           const py::object& dropout) {
+    if (sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
+    for (int64_t s : sizes)
+        if (s < 1) throw std::invalid_argument("layer sizes must be >= 1");
+    fastmlp::NetSpec spec;
+    spec.sizes = std::move(sizes);
+    const std::size_t hidden = spec.sizes.size() - 2;
+    if (activations.is_none()) {
+        spec.activations.assign(hidden, Activation::relu);
+    } else {
+        for (const auto& name : py::cast<std::vector<std::string>>(activations))
+            spec.activations.push_back(parse_activation(name));
+        if (spec.activations.size() != hidden)
+            throw std::invalid_argument("expected " + std::to_string(hidden) + " activations (one per hidden layer), got " +
+                                        std::to_string(spec.activations.size()));
+    }
+    if (dropout.is_none()) {
+        spec.dropout.assign(hidden, 0.0);
+    } else {
+        spec.dropout = py::cast<std::vector<double>>(dropout);
+        if (spec.dropout.size() != hidden)
+            throw std::invalid_argument("expected " + std::to_string(hidden) + " dropout probabilities, got " +
+                                        std::to_string(spec.dropout.size()));
+        for (double p : spec.dropout)
+            if (!(p >= 0.0 && p < 1.0))
+                throw std::invalid_argument("dropout probabilities must lie in [0, 1), got " + std::to_string(p));
+    }
+    spec.output = parse_output(output);  // a softmax over 1 unit is useless but safe: Python refuses it
+    return spec;
+}
+
 struct AnyWorkspace {
     std::string dtype;
+    fastmlp::NetSpec spec;
     std::vector<int64_t> sizes;
     int64_t max_batch;
     std::unique_ptr<fastmlp::Workspace<float>> f32;
     std::unique_ptr<fastmlp::Workspace<double>> f64;
     std::mutex busy;  // one call at a time: the scratch buffers are shared state
 
-    AnyWorkspace(std::vector<int64_t> layer_sizes, int64_t batch, const std::string& dt)
-        : dtype(dt), sizes(layer_sizes), max_batch(batch) {
+    AnyWorkspace(fastmlp::NetSpec net, int64_t batch, const std::string& dt)
+        : dtype(dt), spec(std::move(net)), sizes(spec.sizes), max_batch(batch) {
         // Sized first, allocated second: an impossible size or a refused allocation both become
         // MemoryError (fastmlp::SizeError) naming the request, never a crash or a wrapped size.
-        const int64_t bytes = planned_bytes(layer_sizes, batch, dt);
+        const int64_t bytes = planned_bytes(spec, batch, dt);
         try {
-            if (dt == "float32") f32 = std::make_unique<fastmlp::Workspace<float>>(layer_sizes, batch);
-            else f64 = std::make_unique<fastmlp::Workspace<double>>(layer_sizes, batch);
+            if (dt == "float32") f32 = std::make_unique<fastmlp::Workspace<float>>(spec, batch);
+            else f64 = std::make_unique<fastmlp::Workspace<double>>(spec, batch);
         } catch (const std::bad_alloc&) {
-            throw fastmlp::SizeError(describe(layer_sizes, batch, dt) + " would need " + std::to_string(bytes) +
+            throw fastmlp::SizeError(describe(sizes, batch, dt) + " would need " + std::to_string(bytes) +
                                      " bytes, which could not be allocated");
         } catch (const std::length_error&) {  // std::vector's own limit, below our planned total
-            throw fastmlp::SizeError(describe(layer_sizes, batch, dt) + " would need " + std::to_string(bytes) +
+            throw fastmlp::SizeError(describe(sizes, batch, dt) + " would need " + std::to_string(bytes) +
                                      " bytes, more than one buffer can hold");
         }
     }
@@ -159,19 +251,26 @@ struct AnyWorkspace {
     }
     // Exactly the constructor's sizing (fastmlp::plan_workspace), without allocating; an
     // impossible size throws SizeError with the whole request in its message.
-    static int64_t planned_bytes(const std::vector<int64_t>& sizes, int64_t batch, const std::string& dt) {
-        if (sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
-        for (int64_t s : sizes)
-            if (s < 1) throw std::invalid_argument("layer sizes must be >= 1");
+    static int64_t planned_bytes(const fastmlp::NetSpec& spec, int64_t batch, const std::string& dt) {
         if (batch < 1) throw std::invalid_argument("max_batch must be >= 1");
         if (dt != "float32" && dt != "float64")
             throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dt + "'");
         try {
-            return dt == "float32" ? fastmlp::plan_workspace<float>(sizes, batch).bytes
-                                   : fastmlp::plan_workspace<double>(sizes, batch).bytes;
+            return dt == "float32" ? fastmlp::plan_workspace<float>(spec, batch).bytes
+                                   : fastmlp::plan_workspace<double>(spec, batch).bytes;
         } catch (const fastmlp::SizeError& e) {
-            throw fastmlp::SizeError(describe(sizes, batch, dt) + " would need more bytes than the address space holds (" + e.what() + ")");
+            throw fastmlp::SizeError(describe(spec.sizes, batch, dt) + " would need more bytes than the address space holds (" + e.what() + ")");
         }
+    }
+    std::vector<std::string> activation_names() const {
+        static const char* names[] = {"identity", "relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "softplus"};
+        std::vector<std::string> out;
+        for (Activation g : spec.activations) out.emplace_back(names[static_cast<int>(g)]);
+        return out;
+    }
+    std::string output_name() const {
+        static const char* names[] = {"softmax", "sigmoid", "identity"};
+        return names[static_cast<int>(spec.output)];
     }
     template <class T>
     fastmlp::Workspace<T>& get();
@@ -306,7 +405,7 @@ void bind_kernels(py::module_& m) {
                   using T = decltype(t);
                   const Activation g = parse_activation(activation);
                   py::array dh = checked<T>(dh_, "dh", {-1, -1});
-                  py::array h = checked<T>(h_, "h", {dh.shape(0), dh.shape(1)});
+                  py::array h = checked<T>(h_, "saved", {dh.shape(0), dh.shape(1)});
                   auto da = new_array<T>({dh.shape(0), dh.shape(1)});
                   T* o = da.mutable_data();
                   {
@@ -316,8 +415,9 @@ void bind_kernels(py::module_& m) {
                   return da;
               });
           },
-          py::arg("dh").noconvert(), py::arg("h").noconvert(), py::arg("activation"),
-          "da = dh * g'(a), with g' computed from h = g(a); all (B, N).");
+          py::arg("dh").noconvert(), py::arg("saved").noconvert(), py::arg("activation"),
+          "da = dh * g'(a); saved is the pre-activation a for gelu and silu, the output h = g(a)\n"
+          "for every other activation (g' written in terms of h); all (B, N).");
 
     m.def("softmax",
           [](py::array a_) {
@@ -330,7 +430,7 @@ void bind_kernels(py::module_& m) {
                   {
                       py::gil_scoped_release nogil;
                       fastmlp::softmax_xent<T>(o, cptr<T>(a), nullptr, nullptr, B, K,
-                                               fastmlp::SoftmaxOutput::probabilities);
+                                               fastmlp::LossOutput::prediction);
                   }
                   return p;
               });
@@ -350,7 +450,7 @@ void bind_kernels(py::module_& m) {
                   {
                       py::gil_scoped_release nogil;
                       s = fastmlp::softmax_xent<T>(o, cptr<T>(a), y.view.labels, y.view.dist, B, K,
-                                                   fastmlp::SoftmaxOutput::gradient);
+                                                   fastmlp::LossOutput::gradient);
                   }
                   return py::make_tuple(B ? s.loss_sum / static_cast<double>(B) : 0.0, d);
               });
@@ -412,6 +512,89 @@ void bind_kernels(py::module_& m) {
           py::arg("da").noconvert(), py::arg("h_prev").noconvert(),
           "(dW = da.T @ h_prev, db = da.sum(0)) for da (B, OUT), h_prev (B, IN).");
 
+    m.def("output_forward_backward",
+          [](py::array a_, py::handle y_, const std::string& output) {
+              return by_dtype(a_, "logits", [&](auto t) {
+                  using T = decltype(t);
+                  const Output out_kind = parse_output(output);
+                  py::array a = checked<T>(a_, "logits", {-1, -1});
+                  const int64_t B = a.shape(0), K = a.shape(1);
+                  CheckedTargets<T> y;
+                  if (!y_.is_none()) y = check_targets<T>(y_, B, K, out_kind);
+                  auto pred = new_array<T>({B, K});
+                  auto d = new_array<T>({B, K});
+                  T* po = pred.mutable_data();
+                  T* o = d.mutable_data();
+                  fastmlp::LossStats s;
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::output_loss<T>(out_kind, po, cptr<T>(a), nullptr, nullptr, B, K,
+                                              fastmlp::LossOutput::prediction);
+                      if (!y_.is_none())
+                          s = fastmlp::output_loss<T>(out_kind, o, cptr<T>(a), y.view.labels, y.view.dist, B, K,
+                                                      fastmlp::LossOutput::gradient);
+                  }
+                  if (y_.is_none()) return py::tuple(py::make_tuple(pred, py::none(), py::none(), py::none()));
+                  return py::tuple(py::make_tuple(pred, B ? s.loss_sum / static_cast<double>(B) : 0.0, d, s.n_correct));
+              });
+          },
+          py::arg("logits").noconvert(), py::arg("y") = py::none(), py::arg("output") = "softmax",
+          "The output layer: (prediction, mean loss, dlogits, correct rows) for logits (B, K) and\n"
+          "targets y (labels (B,) int64 for softmax, or (B, K)); without y, (prediction, None, None, None).");
+
+    m.def("dropout_apply",
+          [](py::array x_, double p, uint64_t seed, uint64_t epoch, uint64_t batch, uint64_t layer) {
+              return by_dtype(x_, "x", [&](auto t) {
+                  using T = decltype(t);
+                  if (!(p > 0.0 && p < 1.0)) throw std::invalid_argument("p must lie in (0, 1)");
+                  py::array x = checked<T>(x_, "x", {-1, -1});
+                  auto out = new_array<T>({x.shape(0), x.shape(1)});
+                  T* o = out.mutable_data();
+                  std::copy(cptr<T>(x), cptr<T>(x) + x.size(), o);
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::dropout_apply(o, x.size(), p,
+                                             fastmlp::dropout_layer_key(fastmlp::DropoutKey{seed, epoch, batch}, layer));
+                  }
+                  return out;
+              });
+          },
+          py::arg("x").noconvert(), py::arg("p"), py::arg("seed"), py::arg("epoch"), py::arg("batch"),
+          py::arg("layer"),
+          "x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units).");
+
+    m.def("optimizer_update",
+          [](py::array p_, py::array g_, const py::list& state_, const py::dict& optimizer, double weight_decay) {
+              return by_dtype(p_, "param", [&](auto t) {
+                  using T = decltype(t);
+                  const fastmlp::OptimizerSpec o = parse_optimizer(optimizer);
+                  if (!(weight_decay >= 0.0 && weight_decay <= std::numeric_limits<double>::max()))
+                      throw std::invalid_argument("weight_decay must be finite and >= 0");
+                  py::array p = checked<T>(p_, "param", std::vector<int64_t>(static_cast<std::size_t>(p_.ndim()), -1), true);
+                  std::vector<int64_t> shape(p.shape(), p.shape() + p.ndim());
+                  py::array g = checked<T>(g_, "grad", shape);
+                  if (static_cast<int>(state_.size()) != o.n_buffers())
+                      throw std::invalid_argument("this optimizer keeps " + std::to_string(o.n_buffers()) +
+                                                  " state array(s) per parameter, got " + std::to_string(state_.size()));
+                  std::vector<py::array> keep;
+                  T* st[2] = {nullptr, nullptr};
+                  for (std::size_t i = 0; i < state_.size(); ++i) {
+                      const std::string name = "state[" + std::to_string(i) + "]";
+                      keep.push_back(checked<T>(state_[i], name.c_str(), shape, true));
+                      st[i] = mptr<T>(keep.back());
+                  }
+                  T* w = mptr<T>(p);
+                  {
+                      py::gil_scoped_release nogil;
+                      fastmlp::optimizer_update(w, cptr<T>(g), st[0], st[1], p.size(), o, weight_decay);
+                  }
+                  return py::none();
+              });
+          },
+          py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("state"), py::arg("optimizer"),
+          py::arg("weight_decay") = 0.0,
+          "One optimizer step in place on param and its state arrays (see fastmlp.optim).");
+
     m.def("sgd_update",
           [](py::array p_, py::array g_, double lr) {
               return by_dtype(p_, "param", [&](auto t) {
@@ -455,33 +638,74 @@ CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, con
     CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), checked<T>(X_, "X", {-1, ws.sizes[0]}), 0, {}};
     c.B = c.X.shape(0);
     check_fits(ws, c.B, "a batch");
-    c.y = check_targets<T>(y_, c.B, ws.sizes.back());
+    c.y = check_targets<T>(y_, c.B, ws.sizes.back(), ws.spec.output);
+    return c;
+}
+
+// The optimizer of a training call and its state arrays, checked against the parameters:
+// `state` lists, for W_1, b_1, W_2, b_2, ..., the parameter's spec.n_buffers() arrays.
+template <class T>
+struct CheckedUpdate {
+    std::vector<py::array> keep;
+    std::vector<std::array<T*, 4>> pointers;
+    fastmlp::Update<T> update;
+};
+
+template <class T>
+CheckedUpdate<T> check_update(const AnyWorkspace& ws, const py::dict& optimizer, const py::list& state) {
+    CheckedUpdate<T> c;
+    c.update.apply = true;
+    c.update.spec = parse_optimizer(optimizer);
+    const std::size_t L = ws.sizes.size() - 1;
+    const auto nb = static_cast<std::size_t>(c.update.spec.n_buffers());
+    if (state.size() != 2 * L)
+        throw std::invalid_argument("optimizer state must list " + std::to_string(2 * L) +
+                                    " entries (W_1, b_1, W_2, ...), got " + std::to_string(state.size()));
+    c.pointers.assign(L, {nullptr, nullptr, nullptr, nullptr});
+    for (std::size_t k = 0; k < L; ++k)
+        for (std::size_t which = 0; which < 2; ++which) {
+            const py::list bufs = py::cast<py::list>(state[2 * k + which]);
+            if (bufs.size() != nb)
+                throw std::invalid_argument("this optimizer keeps " + std::to_string(nb) +
+                                            " state array(s) per parameter, got " + std::to_string(bufs.size()));
+            const std::vector<int64_t> shape = which == 0 ? std::vector<int64_t>{ws.sizes[k + 1], ws.sizes[k]}
+                                                          : std::vector<int64_t>{ws.sizes[k + 1]};
+            for (std::size_t i = 0; i < nb; ++i) {
+                const std::string name = "state[" + std::to_string(2 * k + which) + "][" + std::to_string(i) + "]";
+                c.keep.push_back(checked<T>(bufs[i], name.c_str(), shape, true));
+                c.pointers[k][2 * which + i] = mptr<T>(c.keep.back());
+            }
+        }
+    c.update.state = &c.pointers;
     return c;
 }
 
 template <class T>
-py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases,
-                           Activation g, py::handle X_, py::handle y_, double lr) {
+py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
+                           py::handle y_, const py::dict& optimizer, const py::list& state, fastmlp::DropoutKey key) {
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, true, X_, y_);
+    CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
     fastmlp::LossStats s;
     {
         py::gil_scoped_release nogil;
-        s = fastmlp::train_batch(ws.get<T>(), c.params.layers, g, cptr<T>(c.X), c.y.view, c.B, static_cast<T>(lr));
+        s = fastmlp::train_batch(ws.get<T>(), c.params.layers, cptr<T>(c.X), c.y.view, c.B, u.update, nullptr, false,
+                                 &key);
     }
     return py::make_tuple(s.loss_sum, s.n_correct);
 }
 
 template <class T>
-py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
-                           py::handle X_, py::handle y_, py::handle order_, int64_t batch_size, double lr,
-                           bool stop_on_nonfinite) {
+py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
+                           py::handle y_, py::handle order_, int64_t batch_size, const py::dict& optimizer,
+                           const py::list& state, bool stop_on_nonfinite, fastmlp::DropoutKey key) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, true);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
     const int64_t N = X.shape(0);
     check_fits(ws, batch_size, "batch_size");
-    CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back());
+    CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back(), ws.spec.output);
+    CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
     py::array order;
     const int64_t* ord = nullptr;
     if (!order_.is_none()) {
@@ -496,16 +720,16 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     fastmlp::EpochStats e;
     {
         py::gil_scoped_release nogil;
-        e = fastmlp::train_epoch(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, ord, N, batch_size,
-                                 static_cast<T>(lr), poll, stop_on_nonfinite);
+        e = fastmlp::train_epoch(ws.get<T>(), L.layers, cptr<T>(X), y.view, ord, N, batch_size, u.update, key, poll,
+                                 stop_on_nonfinite);
     }
     poll.rethrow();
-    return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen);
+    return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen, e.n_steps);
 }
 
 template <class T>
-py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
-                         py::handle X_, py::handle y_) {
+py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
+                         py::handle y_, bool training, fastmlp::DropoutKey key) {
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, false, X_, y_);
     py::list grads;
@@ -519,33 +743,34 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
     fastmlp::LossStats s;
     {
         py::gil_scoped_release nogil;
-        s = fastmlp::forward_backward(ws.get<T>(), c.params.layers, g, cptr<T>(c.X), c.y.view, c.B, out, T(0));
+        s = fastmlp::forward_backward(ws.get<T>(), c.params.layers, cptr<T>(c.X), c.y.view, c.B, out,
+                                      fastmlp::Update<T>{}, nullptr, false, training ? &key : nullptr);
     }
     return py::make_tuple(s.loss_sum, s.n_correct, grads);
 }
 
 template <class T>
-py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, Activation g,
-                        py::handle X_, py::handle y_, bool want_probs) {
+py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
+                        py::handle y_, bool want_preds) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, false);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
     const int64_t N = X.shape(0), K = ws.sizes.back();
     CheckedTargets<T> y;
-    if (!y_.is_none()) y = check_targets<T>(y_, N, K);
-    py::object probs = py::none();
+    if (!y_.is_none()) y = check_targets<T>(y_, N, K, ws.spec.output);
+    py::object preds = py::none();
     T* p = nullptr;
-    if (want_probs) {
+    if (want_preds) {
         auto a = new_array<T>({N, K});
         p = a.mutable_data();
-        probs = a;
+        preds = a;
     }
     fastmlp::LossStats s;
     {
         py::gil_scoped_release nogil;
-        s = fastmlp::evaluate(ws.get<T>(), L.layers, g, cptr<T>(X), y.view, N, p);
+        s = fastmlp::evaluate(ws.get<T>(), L.layers, cptr<T>(X), y.view, N, p);
     }
-    return py::make_tuple(s.loss_sum, s.n_correct, probs);
+    return py::make_tuple(s.loss_sum, s.n_correct, preds);
 }
 
 std::string simd_level() {
@@ -596,17 +821,31 @@ PYBIND11_MODULE(_core, m) {
     bind_kernels(m);
 
     py::class_<AnyWorkspace>(m, "Workspace",
-                             "Scratch buffers for batches of up to max_batch rows through a network of layer_sizes.")
-        .def(py::init<std::vector<int64_t>, int64_t, const std::string&>(), py::arg("layer_sizes"),
-             py::arg("max_batch"), py::arg("dtype"))
+                             "Scratch buffers for batches of up to max_batch rows through one network architecture:\n"
+                             "layer_sizes, one activation and one dropout probability per hidden layer (None: relu,\n"
+                             "no dropout), and the output ('softmax', 'sigmoid' or 'identity').")
+        .def(py::init([](std::vector<int64_t> sizes, int64_t batch, const std::string& dt, const py::object& acts,
+                         const std::string& output, const py::object& dropout) {
+                 return std::make_unique<AnyWorkspace>(make_spec(std::move(sizes), acts, output, dropout), batch, dt);
+             }),
+             py::arg("layer_sizes"), py::arg("max_batch"), py::arg("dtype"), py::arg("activations") = py::none(),
+             py::arg("output") = "softmax", py::arg("dropout") = py::none())
         .def_readonly("layer_sizes", &AnyWorkspace::sizes)
         .def_readonly("max_batch", &AnyWorkspace::max_batch)
-        .def_readonly("dtype", &AnyWorkspace::dtype);
+        .def_readonly("dtype", &AnyWorkspace::dtype)
+        .def_property_readonly("activations", &AnyWorkspace::activation_names)
+        .def_property_readonly("output", &AnyWorkspace::output_name)
+        .def_property_readonly("dropout", [](const AnyWorkspace& ws) { return ws.spec.dropout; });
 
     // Private test hook: the bytes a Workspace would allocate, from the constructor's own
     // sizing code, without allocating (tests/test_sizes.py probes the 2^31 and 2^63 edges).
-    m.def("_workspace_bytes", &AnyWorkspace::planned_bytes, py::arg("layer_sizes"), py::arg("max_batch"),
-          py::arg("dtype"));
+    m.def("_workspace_bytes",
+          [](std::vector<int64_t> sizes, int64_t batch, const std::string& dt, const py::object& acts,
+             const std::string& output, const py::object& dropout) {
+              return AnyWorkspace::planned_bytes(make_spec(std::move(sizes), acts, output, dropout), batch, dt);
+          },
+          py::arg("layer_sizes"), py::arg("max_batch"), py::arg("dtype"), py::arg("activations") = py::none(),
+          py::arg("output") = "softmax", py::arg("dropout") = py::none());
 
     // Private test hook: a parallel_for whose task `throw_at` throws std::runtime_error, run on
     // as many threads as get_num_threads() allows. It must reach Python as RuntimeError, not
@@ -637,48 +876,60 @@ PYBIND11_MODULE(_core, m) {
           py::arg("n_tasks"), py::arg("throw_at"));
 
     m.def("train_batch",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
-             py::handle y, double lr) {
-              const Activation g = parse_activation(act);
-              return with_dtype(ws, [&](auto t) { return train_batch_impl<decltype(t)>(ws, W, b, g, X, y, lr); });
-          },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
-          py::arg("y"), py::arg("lr"),
-          "One SGD step on one batch, in place. Returns (summed loss before the step, correct count).");
-
-    m.def("train_epoch",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
-             py::handle y, py::handle order, int64_t batch_size, double lr, bool stop_on_nonfinite) {
-              const Activation g = parse_activation(act);
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y,
+             const py::dict& optimizer, const py::list& state, uint64_t dropout_seed, uint64_t epoch,
+             uint64_t batch_index) {
+              const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
               return with_dtype(ws, [&](auto t) {
-                  return train_epoch_impl<decltype(t)>(ws, W, b, g, X, y, order, batch_size, lr, stop_on_nonfinite);
+                  return train_batch_impl<decltype(t)>(ws, W, b, X, y, optimizer, state, key);
               });
           },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
-          py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("lr"), py::arg("stop_on_nonfinite") = false,
-          "One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.\n"
-          "Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch;\n"
-          "with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before its update\n"
-          "(then rows seen < len(X) and no exception).");
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
+          py::arg("optimizer"), py::arg("state"), py::arg("dropout_seed") = 0, py::arg("epoch") = 0,
+          py::arg("batch_index") = 0,
+          "One optimizer step on one batch, in place (parameters and optimizer state), with the dropout\n"
+          "masks of (dropout_seed, epoch, batch_index). Returns (summed loss before the step, correct count).");
+
+    m.def("train_epoch",
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, py::handle order,
+             int64_t batch_size, const py::dict& optimizer, const py::list& state, bool stop_on_nonfinite,
+             uint64_t dropout_seed, uint64_t epoch) {
+              const fastmlp::DropoutKey key{dropout_seed, epoch, 0};
+              return with_dtype(ws, [&](auto t) {
+                  return train_epoch_impl<decltype(t)>(ws, W, b, X, y, order, batch_size, optimizer, state,
+                                                       stop_on_nonfinite, key);
+              });
+          },
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"), py::arg("order"),
+          py::arg("batch_size"), py::arg("optimizer"), py::arg("state"), py::arg("stop_on_nonfinite") = false,
+          py::arg("dropout_seed") = 0, py::arg("epoch") = 0,
+          "One epoch of minibatch training over the rows of X in `order` (None: in order), in place.\n"
+          "optimizer['step'] numbers the first update. Batch j uses the dropout masks of\n"
+          "(dropout_seed, epoch, j). Returns (summed pre-update loss, correct count, rows seen, steps\n"
+          "taken). Ctrl-C stops it after a batch; with stop_on_nonfinite, so does the first batch with a\n"
+          "NaN/inf loss, before its update (then rows seen < len(X) and no exception).");
 
     m.def("gradients",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
-             py::handle y) {
-              const Activation g = parse_activation(act);
-              return with_dtype(ws, [&](auto t) { return gradients_impl<decltype(t)>(ws, W, b, g, X, y); });
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,
+             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index) {
+              const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
+              return with_dtype(ws, [&](auto t) {
+                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key);
+              });
           },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
-          py::arg("y"), "Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...]).");
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
+          py::arg("training") = false, py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
+          "Gradients of the batch-mean loss (with training, through the dropout masks of the key).\n"
+          "Returns (summed loss, correct count, [(dW, db), ...]).");
 
     m.def("evaluate",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, const std::string& act, py::handle X,
-             py::handle y, bool want_probs) {
-              const Activation g = parse_activation(act);
-              return with_dtype(ws, [&](auto t) { return evaluate_impl<decltype(t)>(ws, W, b, g, X, y, want_probs); });
+          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool want_preds) {
+              return with_dtype(ws, [&](auto t) { return evaluate_impl<decltype(t)>(ws, W, b, X, y, want_preds); });
           },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("X"),
-          py::arg("y") = py::none(), py::arg("want_probs") = true,
-          "Forward pass in chunks of max_batch rows. Returns (summed loss, correct count, probabilities or None).");
+          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y") = py::none(),
+          py::arg("want_preds") = true,
+          "Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct count,\n"
+          "predictions or None): softmax probabilities, sigmoids, or the outputs of an identity output.");
 
     m.def("set_num_threads",
           [](int n) {

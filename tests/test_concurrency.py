@@ -139,7 +139,7 @@ def test_a_workspace_used_by_two_threads_at_once_raises_a_clear_error():
     def long_epoch():
         started.set()
         try:
-            fastmlp._core.train_epoch(ws, net.weights, net.biases, "relu", X, y, None, 32, 0.01)
+            fastmlp._core.train_epoch(ws, net.weights, net.biases, X, y, None, 32, {"lr": 0.01}, [[]] * 4)
         finally:
             done.set()
 
@@ -147,7 +147,7 @@ def test_a_workspace_used_by_two_threads_at_once_raises_a_clear_error():
         started.wait(JOIN_TIMEOUT)
         while not done.is_set() and not errors:
             try:
-                fastmlp._core.evaluate(ws, other.weights, other.biases, "relu", X[:8], None, True)
+                fastmlp._core.evaluate(ws, other.weights, other.biases, X[:8], None, True)
             except RuntimeError as exc:
                 errors.append(exc)
 
@@ -364,7 +364,7 @@ def test_errors_in_multithreaded_native_calls_reach_python(threads):
     def bad_epoch():
         ws = fastmlp._core.Workspace(net.layer_sizes, 32, "float32")
         with pytest.raises(ValueError, match="4"):
-            fastmlp._core.train_epoch(ws, net.weights, net.biases, "relu", X, bad_y, None, 32, 0.05)
+            fastmlp._core.train_epoch(ws, net.weights, net.biases, X, bad_y, None, 32, {"lr": 0.05}, [[]] * 4)
 
     run_threads([bad_epoch, bad_epoch])
     assert snapshot(net) == before  # refused before any update

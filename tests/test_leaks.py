@@ -122,11 +122,22 @@ def test_core_softmax_xent_backward(labels):
 
 def test_core_train_epoch(tiny):
     net, X, y = tiny
-    ws = _core.Workspace(net.layer_sizes, 2, "float32")
+    ws = _core.Workspace(net.layer_sizes, 2, "float32", net.activations)
     W, b = net.weights, net.biases
     order = np.array([1, 0], dtype=np.int64)
-    check_no_leak(lambda: _core.train_epoch(ws, W, b, "tanh", X, y, order, 2, 1e-3),
+    check_no_leak(lambda: _core.train_epoch(ws, W, b, X, y, order, 2, {"lr": 1e-3}, [[]] * (2 * len(W))),
                   [ws, W, b, X, y, order, *W, *b])
+
+
+def test_core_train_epoch_with_optimizer_state_and_dropout(tiny):
+    net, X, y = tiny
+    n_hidden = len(net.layer_sizes) - 2
+    ws = _core.Workspace(net.layer_sizes, 2, "float32", net.activations, "softmax", [0.5] * n_hidden)
+    W, b = net.weights, net.biases
+    state = [[np.zeros_like(p), np.zeros_like(p)] for pair in zip(W, b) for p in pair]
+    spec = {"kind": "adam", "lr": 1e-3, "step": 1}
+    check_no_leak(lambda: _core.train_epoch(ws, W, b, X, y, None, 2, spec, state, False, 7, 1),
+                  [ws, W, b, X, y, *W, *b, *[a for s in state for a in s]])
 
 
 # ---------------------------------------------------------------- error paths

@@ -213,10 +213,20 @@ def test_object_array_of_numeric_strings_is_refused(net, trainer):
     (dict(layer_sizes=[True, 3]), TypeError, r"layer_sizes\[0\] must be an integer, got True"),
     (dict(layer_sizes="64"), TypeError, r"layer_sizes must be a list of integers"),
     (dict(layer_sizes=64), TypeError, r"layer_sizes must be a list of integers"),
-    (dict(layer_sizes=[4, 8, 1]), ValueError, r"output layer needs at least 2 classes"),
+    (dict(layer_sizes=[4, 8, 1]), ValueError, r"softmax output needs at least 2 classes"),
     (dict(activation="softmax"), ValueError, r"activation must be one of .*got 'softmax'"),
     (dict(activation="ReLU"), ValueError, r"activation must be one of .*got 'ReLU'"),
     (dict(activation=None), ValueError, r"activation must be one of .*got None"),
+    (dict(activation=["relu", "tanh"]), ValueError, r"activation lists 2 names but the network has 1 hidden"),
+    (dict(activation=["swish"]), ValueError, r"activation must be one of .*got 'swish'"),
+    (dict(output="softmax2"), ValueError, r"output must be one of \('softmax', 'sigmoid', 'identity'\)"),
+    (dict(output=None), ValueError, r"output must be one of"),
+    (dict(init="xavier"), ValueError, r"init must be one of .*got 'xavier'"),
+    (dict(dropout=1.0), ValueError, r"dropout must lie in \[0, 1\)"),
+    (dict(dropout=-0.1), ValueError, r"dropout must lie in \[0, 1\)"),
+    (dict(dropout=float("nan")), ValueError, r"dropout must lie in \[0, 1\)"),
+    (dict(dropout=[0.1, 0.2]), ValueError, r"dropout lists 2 probabilities but the network has 1 hidden"),
+    (dict(dropout="0.5"), TypeError, r"dropout must be a probability"),
     (dict(dtype="float16"), ValueError, r"dtype must be one of \('float32', 'float64'\), got 'float16'"),
     (dict(dtype="int32"), ValueError, r"dtype must be one of .*got 'int32'"),
     (dict(dtype=np.int64), ValueError, r"dtype must be one of .*got 'int64'"),
@@ -261,16 +271,20 @@ def test_bad_trainer_arguments(net, kwargs, exc, pattern):
 
 
 @pytest.mark.parametrize("call,attribute,value,pattern", [
-    ("step", "lr", 0.0, r"lr must be finite and > 0"),
-    ("step", "lr", float("nan"), r"lr must be finite and > 0"),
-    ("fit", "lr", 0.0, r"lr must be finite and > 0"),
-    ("fit", "lr", float("nan"), r"lr must be finite and > 0"),
     ("fit", "batch_size", 0, r"batch_size must be >= 1"),
 ])
 def test_trainer_attributes_set_later_are_checked(net, trainer, call, attribute, value, pattern):
     setattr(trainer, attribute, value)
     f = CALLS[call][0]
     raises_cleanly(net, trainer, lambda: f(net, trainer, good_X(), good_y()), ValueError, pattern)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_trainer_lr_is_checked_when_set(net, trainer, value):
+    before = trainer.lr
+    with pytest.raises(ValueError, match=r"lr must be finite and > 0"):
+        trainer.lr = value
+    assert trainer.lr == before and trainer.optimizer.lr == before
 
 
 @pytest.mark.parametrize("epochs,exc,pattern", [

@@ -1,9 +1,14 @@
 // Hidden-layer activations g and the Hadamard product with g' (the notes' step 4:
-// da = dh ⊙ g'(a)). g' is computed from the activation's output h, so the forward pass
-// keeps only h. The switch sits outside the loops: no per-element dispatch. Float tanh and
-// sigmoid use the 8-lane versions of vecmath_avx2.hpp on the AVX2 path, libm elsewhere.
+// da = dh ⊙ g'(a)). Where g' can be written in terms of the output h (relu, leaky_relu, elu,
+// tanh, sigmoid, softplus), it is, so the forward pass keeps only h; gelu and silu cannot be
+// inverted that way and keep the pre-activation a instead (takes_preactivation()). Each
+// formula and derivative matches PyTorch's (relu'(0) = 0, leaky_relu slope 0.01, elu alpha 1,
+// exact erf gelu). The switch sits outside the loops: no per-element dispatch. Float tanh and
+// sigmoid, and relu in both precisions, use the vector code of vecmath_avx2.hpp on the AVX2
+// path; the other activations use libm in every path.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -26,7 +31,18 @@
 
 namespace fastmlp {
 
-enum class Activation : int { identity = 0, relu = 1, tanh = 2, sigmoid = 3 };
+enum class Activation : int {
+    identity = 0, relu = 1, tanh = 2, sigmoid = 3,
+    leaky_relu = 4, elu = 5, gelu = 6, silu = 7, softplus = 8,
+};
+
+constexpr double kLeakyReluSlope = 0.01;  // PyTorch's default negative_slope
+
+// Whether g' needs the pre-activation a (the forward pass then keeps a as well as h):
+// gelu and silu are not monotone, so h does not determine a.
+constexpr bool takes_preactivation(Activation g) {
+    return g == Activation::gelu || g == Activation::silu;
+}
 
 // Logistic function without overflow: exp is only ever taken of a non-positive number.
 template <class T>
@@ -34,6 +50,30 @@ inline T stable_sigmoid(T a) {
     if (a >= T(0)) return T(1) / (T(1) + std::exp(-a));
     const T e = std::exp(a);
     return e / (T(1) + e);
+}
+
+// The scalar forms of the activations without vector code; each is finite for any finite a.
+template <class T>
+inline T elu(T a) { return a > T(0) ? a : std::expm1(a); }
+template <class T>
+inline T gelu(T a) {  // a Φ(a), Φ via erfc so the left tail keeps its relative accuracy
+    return T(0.5) * a * std::erfc(-a * T(0.70710678118654752440));
+}
+template <class T>
+inline T silu(T a) { return a * stable_sigmoid(a); }
+template <class T>
+inline T softplus(T a) {  // log(1 + e^a) = max(a, 0) + log1p(e^-|a|): exp never overflows
+    return std::max(a, T(0)) + std::log1p(std::exp(-std::abs(a)));
+}
+template <class T>
+inline T gelu_derivative(T a) {  // Φ(a) + a φ(a)
+    return T(0.5) * std::erfc(-a * T(0.70710678118654752440)) +
+           a * T(0.39894228040143267794) * std::exp(T(-0.5) * a * a);
+}
+template <class T>
+inline T silu_derivative(T a) {  // s (1 + a (1 - s))
+    const T s = stable_sigmoid(a);
+    return s * (T(1) + a * (T(1) - s));
 }
 
 // h = g(a), elementwise over n values.
@@ -65,6 +105,24 @@ void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
         case Activation::sigmoid:
             for (std::int64_t i = 0; i < n; ++i) h[i] = stable_sigmoid(a[i]);
             break;
+        case Activation::leaky_relu: {
+            const T slope = static_cast<T>(kLeakyReluSlope);
+            FASTMLP_INDEPENDENT_ITERATIONS
+            for (std::int64_t i = 0; i < n; ++i) h[i] = a[i] > T(0) ? a[i] : a[i] * slope;
+            break;
+        }
+        case Activation::elu:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = elu(a[i]);
+            break;
+        case Activation::gelu:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = gelu(a[i]);
+            break;
+        case Activation::silu:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = silu(a[i]);
+            break;
+        case Activation::softplus:
+            for (std::int64_t i = 0; i < n; ++i) h[i] = softplus(a[i]);
+            break;
     }
 }
 
@@ -83,11 +141,14 @@ void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Ac
             return;
         }
         if constexpr (std::is_same_v<T, float>) {
-            if (g == Activation::tanh)
+            if (g == Activation::tanh) {
                 avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::tanh(avx2::add(x, b)); });
-            else
+                return;
+            }
+            if (g == Activation::sigmoid) {
                 avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::sigmoid(avx2::add(x, b)); });
-            return;
+                return;
+            }
         }
     }
 #endif
@@ -96,12 +157,16 @@ void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Ac
     activation_forward(h, h, n, g);
 }
 
-// da = dh ⊙ g'(a), with g' written in terms of h = g(a): relu 1[h>0], tanh 1-h², sigmoid h(1-h).
-// dh, h, da are (n,); da may alias dh. Overwrites da. Serial, as above.
+// da = dh ⊙ g'(a). `saved` is what the forward pass kept: the pre-activation a when
+// takes_preactivation(g), else the output h = g(a), in terms of which g' is written:
+// relu 1[h>0], leaky_relu 1 or 0.01 (h>0), elu 1 or h+1 (= e^a), tanh 1-h², sigmoid h(1-h),
+// softplus 1-e^-h (= sigmoid(a)); gelu Φ(a) + a φ(a), silu s(1 + a(1-s)) from a.
+// dh, saved, da are (n,); da may alias dh. Overwrites da. Serial, as above.
 template <class T>
-void activation_backward(T* da, const T* dh, const T* h, std::int64_t n, Activation g) {
+void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Activation g) {
+    const T* h = saved;
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if (g != Activation::identity && active_isa() == Isa::avx2) {
+    if ((g == Activation::relu || g == Activation::tanh || g == Activation::sigmoid) && active_isa() == Isa::avx2) {
         // Generic lambdas, instantiated inside map2's AVX2 context for T's vector type.
         if (g == Activation::relu)
             avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::relu_backward(x, y); });
@@ -128,6 +193,25 @@ void activation_backward(T* da, const T* dh, const T* h, std::int64_t n, Activat
         case Activation::sigmoid:
             FASTMLP_INDEPENDENT_ITERATIONS
             for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * (h[i] * (T(1) - h[i]));
+            break;
+        case Activation::leaky_relu: {
+            const T slope = static_cast<T>(kLeakyReluSlope);
+            FASTMLP_INDEPENDENT_ITERATIONS
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * (h[i] > T(0) ? T(1) : slope);
+            break;
+        }
+        case Activation::elu:
+            FASTMLP_INDEPENDENT_ITERATIONS
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * (h[i] > T(0) ? T(1) : h[i] + T(1));
+            break;
+        case Activation::softplus:  // -expm1(-h), not 1 - e^-h: keeps e^a accurate where h ≈ e^a is tiny
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * -std::expm1(-h[i]);
+            break;
+        case Activation::gelu:
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * gelu_derivative(saved[i]);
+            break;
+        case Activation::silu:
+            for (std::int64_t i = 0; i < n; ++i) da[i] = dh[i] * silu_derivative(saved[i]);
             break;
     }
 }

@@ -1,10 +1,13 @@
-// A whole network, layer after layer: the forward pass, the backward recurrence
-// (da_L -> dh_{k-1} -> da_{k-1}, dW_k, db_k), the SGD step and the epoch's batch loop.
-// The weights belong to the caller (NumPy arrays); this file owns only scratch memory,
-// allocated once in a Workspace and reused by every batch. No allocation inside a step.
+// A whole network, layer after layer: the forward pass (with dropout when training), the
+// output layer's loss and gradient, the backward recurrence (da_L -> dh_{k-1} -> da_{k-1},
+// dW_k, db_k), the optimizer's update and the epoch's batch loop.
+// The weights and the optimizer state belong to the caller (NumPy arrays); this file owns
+// only scratch memory, allocated once in a Workspace and reused by every batch. No allocation
+// inside a step.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -13,9 +16,28 @@
 #include "activations.hpp"
 #include "checked.hpp"
 #include "dense.hpp"
+#include "dropout.hpp"
+#include "losses.hpp"
+#include "optim.hpp"
 #include "softmax_xent.hpp"
 
 namespace fastmlp {
+
+// What a network computes, apart from its parameters: sizes[0] inputs, sizes[L] outputs;
+// per hidden layer k = 1..L-1 (index k-1) its activation and its dropout probability.
+struct NetSpec {
+    std::vector<std::int64_t> sizes;
+    std::vector<Activation> activations;  // L - 1 entries
+    std::vector<double> dropout;          // L - 1 entries in [0, 1)
+    Output output = Output::softmax;
+
+    std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
+    // Hidden layer k's activation and dropout (1 <= k < L).
+    Activation g(std::int64_t k) const { return activations[static_cast<std::size_t>(k - 1)]; }
+    double p(std::int64_t k) const { return dropout[static_cast<std::size_t>(k - 1)]; }
+    bool keeps_preactivation(std::int64_t k) const { return k < n_layers() && takes_preactivation(g(k)); }
+    bool has_dropout(std::int64_t k) const { return k < n_layers() && p(k) > 0.0; }
+};
 
 // Views of one layer's parameters: W (n_out, n_in), b (n_out).
 template <class T>
@@ -43,19 +65,22 @@ struct Targets {
 // BEFORE anything is allocated: the constructor allocates exactly these, and
 // _core._workspace_bytes reports `bytes` without allocating (the 2^31 tests use it).
 struct WorkspacePlan {
-    std::vector<std::int64_t> h, dW, db;  // per layer k = 1..L (index 0 unused)
+    std::vector<std::int64_t> h, a, hd, dW, db;  // per layer k = 1..L (index 0 unused)
     std::int64_t delta = 0, target_batch = 0, label_batch = 0, gemm_a = 0, gemm_b = 0;
     std::int64_t bytes = 0;               // total, packing buffers rounded as allocated
 };
 
 // Throws SizeError when any count or the total does not fit in 64 bits / the address space.
 template <class T>
-WorkspacePlan plan_workspace(const std::vector<std::int64_t>& sizes, std::int64_t batch) {
+WorkspacePlan plan_workspace(const NetSpec& spec, std::int64_t batch) {
+    const std::vector<std::int64_t>& sizes = spec.sizes;
     const std::size_t L = sizes.size() - 1;
     const std::int64_t widest = *std::max_element(sizes.begin() + 1, sizes.end());
     const auto elem = static_cast<std::int64_t>(sizeof(T));
     WorkspacePlan p;
     p.h.assign(L + 1, 0);
+    p.a.assign(L + 1, 0);
+    p.hd.assign(L + 1, 0);
     p.dW.assign(L + 1, 0);
     p.db.assign(L + 1, 0);
     std::int64_t total = 0;
@@ -67,6 +92,15 @@ WorkspacePlan plan_workspace(const std::vector<std::int64_t>& sizes, std::int64_
         p.dW[k] = checked_mul(sizes[k], sizes[k - 1], "weight gradient");
         p.db[k] = sizes[k];
         add(p.h[k], elem, "activations");
+        const auto kk = static_cast<std::int64_t>(k);
+        if (spec.keeps_preactivation(kk)) {
+            p.a[k] = p.h[k];
+            add(p.a[k], elem, "pre-activations");
+        }
+        if (spec.has_dropout(kk)) {
+            p.hd[k] = p.h[k];
+            add(p.hd[k], elem, "dropout outputs");
+        }
         add(p.dW[k], elem, "weight gradient");
         add(p.db[k], elem, "bias gradient");
         // forward (batch x out), input gradient (batch x in), weight gradient (out x in)
@@ -86,13 +120,15 @@ WorkspacePlan plan_workspace(const std::vector<std::int64_t>& sizes, std::int64_
     return p;
 }
 
-// Scratch memory for batches of up to max_batch rows through a network of `sizes`
-// (sizes[0] inputs, sizes[L] classes).
+// Scratch memory for batches of up to max_batch rows through the network `spec`.
 template <class T>
 struct Workspace {
-    std::vector<std::int64_t> sizes;
+    NetSpec spec;
+    std::vector<std::int64_t> sizes;        // spec.sizes
     std::int64_t max_batch = 0;
     std::vector<std::vector<T>> h;          // h[k] (max_batch, sizes[k]) for k = 1..L; h[L] holds the logits
+    std::vector<std::vector<T>> a;          // a[k], the pre-activation, only where g'(a) needs it
+    std::vector<std::vector<T>> hd;         // hd[k] = dropout(h[k]), only for layers with dropout
     std::vector<T> delta, delta_prev;       // da of the current layer and of the one below it
     std::vector<std::vector<T>> dW, db;     // per-layer gradients for the training step
     std::vector<T> target_batch;
@@ -105,15 +141,18 @@ struct Workspace {
 
     // Plans every size first (SizeError on overflow, before any allocation), then allocates;
     // an allocation the system refuses throws std::bad_alloc. Either way nothing leaks.
-    Workspace(std::vector<std::int64_t> layer_sizes, std::int64_t batch)
-        : sizes(std::move(layer_sizes)), max_batch(batch) {
-        const WorkspacePlan p = plan_workspace<T>(sizes, batch);
+    Workspace(NetSpec net, std::int64_t batch) : spec(std::move(net)), sizes(spec.sizes), max_batch(batch) {
+        const WorkspacePlan p = plan_workspace<T>(spec, batch);
         const std::size_t L = sizes.size() - 1;
         h.resize(L + 1);
+        a.resize(L + 1);
+        hd.resize(L + 1);
         dW.resize(L + 1);
         db.resize(L + 1);
         for (std::size_t k = 1; k <= L; ++k) {
             h[k].resize(static_cast<std::size_t>(p.h[k]));
+            a[k].resize(static_cast<std::size_t>(p.a[k]));
+            hd[k].resize(static_cast<std::size_t>(p.hd[k]));
             dW[k].resize(static_cast<std::size_t>(p.dW[k]));
             db[k].resize(static_cast<std::size_t>(p.db[k]));
         }
@@ -126,87 +165,146 @@ struct Workspace {
         gemm.b.reserve(p.gemm_b);
     }
     std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
+
+    // What layer k+1 reads: the dropped-out h_k when dropout ran in this pass, else h_k.
+    const T* layer_output(std::int64_t k, bool dropped) const {
+        return dropped && spec.has_dropout(k) ? hd[k].data() : h[k].data();
+    }
+    // What g'(.) of hidden layer k is computed from: a_k where it needs a, else h_k.
+    const T* saved_for_gprime(std::int64_t k) const {
+        return spec.keeps_preactivation(k) ? a[k].data() : h[k].data();
+    }
 };
 
-// h_k = g(h_{k-1} W_k^T + b_k) for k = 1..L (g = identity on the output layer) into ws.h.
+// A training pass: dropout runs with the masks of `key`. Null: inference, no dropout.
+using TrainingKey = const DropoutKey*;
+
+// h_k = g_k(h_{k-1} W_k^T + b_k) for k = 1..L (identity on the output layer) into ws.h, with
+// dropout on each hidden layer's output when `training` is set (ws.hd then holds it).
 // X (B, sizes[0]) with B <= ws.max_batch, or with x_rows set, the rows X[x_rows[0..B)]: a
 // shuffled batch is read in place, never gathered. Returns the logits, (B, K), inside ws.
 template <class T>
-const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                      const T* X, std::int64_t B, const std::int64_t* x_rows = nullptr) {
+const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, std::int64_t B,
+                      const std::int64_t* x_rows = nullptr, TrainingKey training = nullptr) {
     const std::int64_t L = ws.n_layers();
+    const NetSpec& spec = ws.spec;
     const T* in = X;
     for (std::int64_t k = 1; k <= L; ++k) {
         const DenseLayer<T>& layer = layers[k - 1];
-        dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
-                      k < L ? g : Activation::identity, ws.gemm, k == 1 ? x_rows : nullptr);
-        in = ws.h[k].data();
+        const std::int64_t* rows = k == 1 ? x_rows : nullptr;
+        const std::int64_t n = B * layer.n_out;
+        if (spec.keeps_preactivation(k)) {  // a_k kept for g'(a_k); h_k = g(a_k) in a second pass
+            dense_forward(ws.a[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out, Activation::identity,
+                          ws.gemm, rows);
+            activation_forward(ws.h[k].data(), ws.a[k].data(), n, spec.g(k));
+        } else {
+            dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
+                          k < L ? spec.g(k) : Activation::identity, ws.gemm, rows);
+        }
+        if (training != nullptr && spec.has_dropout(k)) {
+            std::copy(ws.h[k].data(), ws.h[k].data() + n, ws.hd[k].data());
+            dropout_apply(ws.hd[k].data(), n, spec.p(k), dropout_layer_key(*training, static_cast<std::uint64_t>(k)));
+        }
+        in = ws.layer_output(k, training != nullptr);
     }
     return in;
 }
 
+// How a training step changes the parameters: no update (gradients only), or one step of
+// `spec` (its `step` the 1-based count of this update).
+template <class T>
+struct Update {
+    bool apply = false;
+    OptimizerSpec spec;
+    // Layer k's state arrays at state[k-1]: W's first and second buffer, then b's; null where
+    // the optimizer keeps fewer (spec.n_buffers()).
+    const std::vector<std::array<T*, 4>>* state = nullptr;
+};
+
+// Runs the optimizer on layer k's parameters from its gradient, unless plain SGD already ran
+// fused into the gradient's tile stores.
+template <class T>
+void update_layer(const DenseLayer<T>& layer, const LayerGrads<T>& g, const Update<T>& u, std::size_t k) {
+    const std::array<T*, 4>& st = (*u.state)[k];
+    optimizer_update(layer.W, g.dW, st[0], st[1], layer.n_out * layer.n_in, u.spec, u.spec.weight_decay);
+    optimizer_update(layer.b, g.db, st[2], st[3], layer.n_out, u.spec, 0.0);  // no decay on biases
+}
+
 // One forward and backward pass over a batch; writes every layer's gradient of the mean loss
-// into grads[k-1]. When lr > 0 it also takes the SGD step, layer by layer from the top:
+// into grads[k-1] and, with u.apply, updates the parameters, layer by layer from the top:
 // dh_{k-1} = da_k W_k is computed before W_k changes, so the result equals computing all
 // gradients first and updating afterwards. With skip_if_nonfinite, a batch whose loss is NaN or
 // infinite stops right after the forward pass: no gradient, no update.
 template <class T>
-LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                           const T* X, const Targets<T>& y, std::int64_t B,
-                           const std::vector<LayerGrads<T>>& grads, T lr, const std::int64_t* x_rows = nullptr,
-                           bool skip_if_nonfinite = false) {
+LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X,
+                           const Targets<T>& y, std::int64_t B, const std::vector<LayerGrads<T>>& grads,
+                           const Update<T>& u, const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false,
+                           TrainingKey training = nullptr) {
     const std::int64_t L = ws.n_layers();
-    const T* logits = forward_pass(ws, layers, g, X, B, x_rows);
+    const NetSpec& spec = ws.spec;
+    const T* logits = forward_pass(ws, layers, X, B, x_rows, training);
     T* da = ws.delta.data();
     T* da_below = ws.delta_prev.data();
     const LossStats stats =
-        softmax_xent(da, logits, y.labels, y.dist, B, ws.sizes[L], SoftmaxOutput::gradient);  // da_L
+        output_loss(spec.output, da, logits, y.labels, y.dist, B, ws.sizes[L], LossOutput::gradient);  // da_L
     if (skip_if_nonfinite && !std::isfinite(stats.loss_sum)) return stats;
+    const bool fused_sgd = u.apply && u.spec.plain_sgd();
+    const T lr = static_cast<T>(u.spec.lr);
     for (std::int64_t k = L; k >= 1; --k) {
         const DenseLayer<T>& layer = layers[k - 1];
-        const T* h_prev = k > 1 ? ws.h[k - 1].data() : X;
+        const T* h_prev = k > 1 ? ws.layer_output(k - 1, training != nullptr) : X;
         const std::int64_t* h_rows = k > 1 ? nullptr : x_rows;
-        if (k > 1)  // da_{k-1} = (da_k W_k) ⊙ g'(h_{k-1}); nobody needs dX, so layer 1 skips it
-            dense_backward_input(da_below, da, layer.W, h_prev, B, layer.n_in, layer.n_out, g, ws.gemm);
-        if (lr > T(0))  // dW_k, db_k, and the SGD step on each tile as soon as it is final
+        if (k > 1) {  // da_{k-1} = (da_k W_k) ⊙ g'(h_{k-1}) [⊙ dropout mask]; nobody needs dX
+            dense_backward_input(da_below, da, layer.W, ws.saved_for_gprime(k - 1), B, layer.n_in, layer.n_out,
+                                 spec.g(k - 1), ws.gemm);
+            if (training != nullptr && spec.has_dropout(k - 1))
+                dropout_apply(da_below, B * layer.n_in, spec.p(k - 1),
+                              dropout_layer_key(*training, static_cast<std::uint64_t>(k - 1)));
+        }
+        if (fused_sgd && lr > T(0))  // dW_k, db_k, and the SGD step on each tile as soon as it is final
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
                                   ws.gemm, layer.W, layer.b, lr, h_rows);
         else
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
                                   ws.gemm, static_cast<T*>(nullptr), static_cast<T*>(nullptr), T(0), h_rows);
+        if (u.apply && !fused_sgd) update_layer(layer, grads[k - 1], u, static_cast<std::size_t>(k - 1));
         std::swap(da, da_below);
     }
     return stats;
 }
 
-// One SGD step on one batch, gradients kept in the workspace. Returns the pre-update loss stats.
+// One optimizer step on one batch, gradients kept in the workspace. Returns the pre-update loss stats.
 template <class T>
-LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                      const T* X, const Targets<T>& y, std::int64_t B, T lr,
-                      const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false) {
-    return forward_backward(ws, layers, g, X, y, B, ws.grads, lr, x_rows, skip_if_nonfinite);
+LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
+                      std::int64_t B, const Update<T>& u, const std::int64_t* x_rows = nullptr,
+                      bool skip_if_nonfinite = false, TrainingKey training = nullptr) {
+    return forward_backward(ws, layers, X, y, B, ws.grads, u, x_rows, skip_if_nonfinite, training);
 }
 
 struct EpochStats {
     LossStats totals;
-    std::int64_t n_seen = 0;  // rows trained on; less than n_samples only when stopped early
-    bool stopped = false;     // should_stop() said so
-    bool nonfinite = false;   // a batch's loss was NaN or infinite (with stop_on_nonfinite)
+    std::int64_t n_seen = 0;   // rows trained on; less than n_samples only when stopped early
+    std::int64_t n_steps = 0;  // optimizer steps taken (completed batches)
+    bool stopped = false;      // should_stop() said so
+    bool nonfinite = false;    // a batch's loss was NaN or infinite (with stop_on_nonfinite)
 };
 
-// One epoch of minibatch SGD: consecutive batches of `order` (or of the rows in order when
-// order is null), the last partial batch included. `should_stop()` is asked after each batch
-// (the caller decides how cheaply, e.g. by clock); a true answer ends the epoch there, with
-// the weights as left by the last completed batch. With stop_on_nonfinite, the first batch
-// whose loss is NaN or infinite ends the epoch before its update; it is not counted in n_seen.
+// One epoch of minibatch training: consecutive batches of `order` (or of the rows in order when
+// order is null), the last partial batch included. u.spec.step is the number of the first
+// update; each batch takes the next. Batch j of the epoch uses the dropout masks of
+// {dropout.seed, dropout.epoch, j}. `should_stop()` is asked after each batch (the caller
+// decides how cheaply, e.g. by clock); a true answer ends the epoch there, with the weights as
+// left by the last completed batch. With stop_on_nonfinite, the first batch whose loss is NaN
+// or infinite ends the epoch before its update; it is not counted in n_seen.
 // X (N, sizes[0]); y labels (N,) or targets (N, K); order (N,) indices into [0, N) or null.
 template <class T, class StopCheck>
-EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g,
-                       const T* X, const Targets<T>& y, const std::int64_t* order, std::int64_t N,
-                       std::int64_t batch_size, T lr, StopCheck&& should_stop, bool stop_on_nonfinite = false) {
+EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
+                       const std::int64_t* order, std::int64_t N, std::int64_t batch_size, Update<T> u,
+                       DropoutKey dropout, StopCheck&& should_stop, bool stop_on_nonfinite = false) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     EpochStats epoch;
-    for (std::int64_t start = 0; start < N; start += batch_size) {
+    std::int64_t batch_index = 0;
+    for (std::int64_t start = 0; start < N; start += batch_size, ++batch_index) {
         const std::int64_t B = std::min(batch_size, N - start);
         const T* xb = X + start * IN;
         const std::int64_t* rows = nullptr;
@@ -225,11 +323,14 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
             yb.labels = y.labels ? ws.label_batch.data() : nullptr;
             yb.dist = y.dist ? ws.target_batch.data() : nullptr;
         }
-        const LossStats s = train_batch(ws, layers, g, xb, yb, B, lr, rows, stop_on_nonfinite);
+        dropout.batch = static_cast<std::uint64_t>(batch_index);
+        const LossStats s = train_batch(ws, layers, xb, yb, B, u, rows, stop_on_nonfinite, &dropout);
         if (stop_on_nonfinite && !std::isfinite(s.loss_sum)) {
             epoch.nonfinite = true;
             break;
         }
+        ++u.spec.step;
+        ++epoch.n_steps;
         epoch.totals.loss_sum += s.loss_sum;
         epoch.totals.n_correct += s.n_correct;
         epoch.n_seen += B;
@@ -241,22 +342,23 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
     return epoch;
 }
 
-// Forward passes over N rows in chunks of ws.max_batch. With probs non-null, writes softmax
-// probabilities (N, K); with targets set, also returns the summed loss and correct count.
-// Rows never interact, so the chunking does not change a single bit of the results.
+// Forward passes over N rows in chunks of ws.max_batch, without dropout. With preds non-null,
+// writes the output layer's predictions (N, K): softmax probabilities, sigmoids, or the raw
+// outputs of an identity output; with targets set, also returns the summed loss and correct
+// count. Rows never interact, so the chunking does not change a single bit of the results.
 template <class T>
-LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, Activation g, const T* X,
-                   const Targets<T>& y, std::int64_t N, T* probs) {
+LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
+                   std::int64_t N, T* preds) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     LossStats totals;
     for (std::int64_t start = 0; start < N; start += ws.max_batch) {
         const std::int64_t B = std::min(ws.max_batch, N - start);
-        const T* logits = forward_pass(ws, layers, g, X + start * IN, B);
-        T* out = probs ? probs + start * K : ws.delta.data();
+        const T* logits = forward_pass(ws, layers, X + start * IN, B);
+        T* out = preds ? preds + start * K : ws.delta.data();
         Targets<T> yb;
         yb.labels = y.labels ? y.labels + start : nullptr;
         yb.dist = y.dist ? y.dist + start * K : nullptr;
-        const LossStats s = softmax_xent(out, logits, yb.labels, yb.dist, B, K, SoftmaxOutput::probabilities);
+        const LossStats s = output_loss(ws.spec.output, out, logits, yb.labels, yb.dist, B, K, LossOutput::prediction);
         totals.loss_sum += s.loss_sum;
         totals.n_correct += s.n_correct;
     }

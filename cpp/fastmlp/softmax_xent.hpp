@@ -13,7 +13,8 @@ struct LossStats {
     std::int64_t n_correct = 0; // rows whose arg-max logit is the label (or the target's arg-max)
 };
 
-enum class SoftmaxOutput : int { probabilities, gradient };
+// What an output kernel writes: the prediction (softmax probabilities here) or the gradient da_L.
+enum class LossOutput : int { prediction, gradient };
 
 // With `gradient`: out = (softmax(a) - y) / B; with `probabilities`: out = softmax(a).
 // logits (B, K); y is either labels (B,) in [0, K) or targets (B, K) (rows summing to 1), or
@@ -21,7 +22,7 @@ enum class SoftmaxOutput : int { probabilities, gradient };
 // Overwrites out. Serial over rows (K is small; the row losses are summed in row order, in double).
 template <class T>
 LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, const T* targets,
-                       std::int64_t B, std::int64_t K, SoftmaxOutput what) {
+                       std::int64_t B, std::int64_t K, LossOutput what) {
     LossStats stats;
     const T batch = static_cast<T>(B);
     for (std::int64_t r = 0; r < B; ++r) {
@@ -43,7 +44,7 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
             const std::int64_t l = labels[r];
             stats.loss_sum += lse - static_cast<double>(a[l]);
             stats.n_correct += (top == l);
-            if (what == SoftmaxOutput::gradient) {
+            if (what == LossOutput::gradient) {
                 o[l] -= T(1);
                 for (std::int64_t i = 0; i < K; ++i) o[i] /= batch;
             }
@@ -57,7 +58,7 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
             }
             stats.loss_sum += row_loss;
             stats.n_correct += (top == y_top);
-            if (what == SoftmaxOutput::gradient)
+            if (what == LossOutput::gradient)
                 for (std::int64_t i = 0; i < K; ++i) o[i] = (o[i] - y[i]) / batch;
         }
     }

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity")
+INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal")
 DTYPES = ("float32", "float64")
 
 
@@ -59,6 +61,51 @@ def check_activation(activation: object) -> str:
     return activation
 
 
+def check_activations(activation: object, n_hidden: int) -> list[str]:
+    """One activation name per hidden layer, from one name or a list of n_hidden names."""
+    if isinstance(activation, str):
+        return [check_activation(activation)] * n_hidden
+    if not isinstance(activation, (list, tuple)):
+        raise ValueError(f"activation must be one of {ACTIVATIONS} (or a list of them, one per hidden layer), "
+                         f"got {activation!r}")
+    if len(activation) != n_hidden:
+        raise ValueError(f"activation lists {len(activation)} names but the network has {n_hidden} hidden "
+                         f"layer(s); give one name per hidden layer, or a single name for all")
+    return [check_activation(a) for a in activation]
+
+
+def check_output(output: object, n_outputs: int) -> str:
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if output == "softmax" and n_outputs < 2:
+        raise ValueError(f"a softmax output needs at least 2 classes, got {n_outputs} output unit(s); for a "
+                         f"binary target use output='sigmoid' with 1 unit (or a softmax over 2)")
+    return output
+
+
+def check_init(init: object) -> str:
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return init
+
+
+def check_dropout(dropout: object, n_hidden: int) -> list[float]:
+    """One dropout probability in [0, 1) per hidden layer, from one number or a list."""
+    values = list(dropout) if isinstance(dropout, (list, tuple)) else [dropout] * n_hidden
+    if isinstance(dropout, (list, tuple)) and len(values) != n_hidden:
+        raise ValueError(f"dropout lists {len(values)} probabilities but the network has {n_hidden} hidden "
+                         f"layer(s); give one per hidden layer, or a single number for all")
+    out = []
+    for i, p in enumerate(values):
+        name = "dropout" if not isinstance(dropout, (list, tuple)) else f"dropout[{i}]"
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+            raise TypeError(f"{name} must be a probability (a real number), got {p!r}")
+        if not (0.0 <= float(p) < 1.0):
+            raise ValueError(f"{name} must lie in [0, 1): the probability of dropping a unit, got {p!r}")
+        out.append(float(p))
+    return out
+
+
 def check_int(value: object, name: str, minimum: int) -> int:
     """A Python int >= minimum from an int-like value (bools refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -102,8 +149,6 @@ def check_layer_sizes(layer_sizes: Iterable[object]) -> list[int]:
         if s < 1:
             raise ValueError(f"layer_sizes[{i}] must be >= 1, got {s} (layer_sizes={sizes!r})")
         out.append(int(s))
-    if out[-1] < 2:
-        raise ValueError(f"the output layer needs at least 2 classes for a softmax, got layer_sizes={out!r}")
     return out
 
 
@@ -150,11 +195,17 @@ def check_X(
 
 
 def check_y(
-    y: object, n_samples: int, n_classes: int, dtype: np.dtype[np.floating[Any]], name: str = "y", x_name: str = "X"
+    y: object, n_samples: int, n_classes: int, dtype: np.dtype[np.floating[Any]], name: str = "y", x_name: str = "X",
+    output: str = "softmax",
 ) -> NDArray[np.int64] | NDArray[np.floating[Any]]:
-    """Labels (n_samples,) -> int64, or target distributions (n_samples, n_classes) -> dtype.
+    """The targets of a network whose output layer is `output`, as the native calls take them.
 
-    Returns a C-contiguous array: int64 1-D for labels, `dtype` 2-D for distributions."""
+    softmax: labels (n_samples,) -> int64, or target distributions (n_samples, n_classes) -> dtype.
+    sigmoid: 0/1 targets (or probabilities) (n_samples, n_outputs), or (n_samples,) with one
+    output -> dtype (n_samples, n_outputs). identity: real targets, the same shapes -> dtype.
+    Returns a C-contiguous array."""
+    if output != "softmax":
+        return _check_real_targets(y, n_samples, n_classes, dtype, name, x_name, output)
     arr = as_numeric_array(y, name)
     if arr.ndim == 1:
         if arr.shape[0] != n_samples:
@@ -197,3 +248,26 @@ def check_y(
     raise ValueError(
         f"{name} must be labels of shape ({n_samples},) or targets of shape ({n_samples}, {n_classes}), "
         f"got shape {_shape(arr)}")
+
+
+def _check_real_targets(
+    y: object, n_samples: int, n_outputs: int, dtype: np.dtype[np.floating[Any]], name: str, x_name: str, output: str
+) -> NDArray[np.floating[Any]]:
+    """Targets of a sigmoid (in [0, 1]) or identity (any finite value) output, as (n_samples, n_outputs)."""
+    arr = as_numeric_array(y, name)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        shapes = f"({n_samples}, {n_outputs})" + (f" or ({n_samples},)" if n_outputs == 1 else "")
+        raise ValueError(f"a network with a {output} output and {n_outputs} output unit(s) takes {name} of shape "
+                         f"{shapes}, got shape {_shape(np.asarray(y))}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but {x_name} has {n_samples} samples")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not all_finite(out):
+        raise ValueError(f"{name} contains NaN or infinity (or a value too large for {np.dtype(dtype).name})")
+    if output == "sigmoid" and ((out < 0).any() or (out > 1).any()):
+        raise ValueError(f"targets of a sigmoid output must lie in [0, 1] (0/1 labels, or probabilities); "
+                         f"{name} has values in [{out.min().item()!r}, {out.max().item()!r}]")
+    return out

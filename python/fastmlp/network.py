@@ -17,8 +17,12 @@ from . import _core
 from ._model_file import read_npz_arrays
 from ._validation import (
     check_activation,
+    check_activations,
+    check_dropout,
     check_dtype,
+    check_init,
     check_layer_sizes,
+    check_output,
     check_seed,
     check_X,
     check_y,
@@ -29,7 +33,10 @@ from ._validation import (
 _EVAL_CHUNK = 1024
 
 _FORMAT_NAME = "fastmlp.Network"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2 added activations per layer, output and dropout; version 1 files still load
+
+#: Activations whose networks start from He initialisation under init="auto" (Glorot otherwise).
+_RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
 # load() returns an instance of the class it is called on (typing.Self needs Python 3.11).
 _NetworkT = TypeVar("_NetworkT", bound="Network")
@@ -125,21 +132,40 @@ class ModelFileError(ValueError):
 
 
 class Network:
-    """A fully connected network with a softmax output, trained by backpropagation.
+    """A fully connected network trained by backpropagation.
 
     Parameters
     ----------
     layer_sizes : list of int
-        ``[n_features, hidden_1, ..., hidden_m, n_classes]``; at least an input and an
-        output size, every size >= 1 and at least 2 classes.
-    activation : {"relu", "tanh", "sigmoid", "identity"}, default="relu"
-        The activation g of every hidden layer. The output layer is a softmax.
+        ``[n_features, hidden_1, ..., hidden_m, n_outputs]``; at least an input and an output
+        size, every size >= 1 (and at least 2 outputs for a softmax).
+    activation : str or list of str, default="relu"
+        The activation g of the hidden layers: one name for all, or one per hidden layer, from
+        ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"elu"`` (alpha 1), ``"gelu"`` (exact, erf
+        form), ``"silu"``, ``"tanh"``, ``"sigmoid"``, ``"softplus"``, ``"identity"``; each
+        as PyTorch defines it and its derivative (relu'(0) = 0).
     dtype : {"float32", "float64"}, default="float32"
         Precision of the parameters and of all arithmetic. Inputs are converted to it.
     seed : int or None, default=None
-        Seed of the weight initialisation: He normal (std ``sqrt(2 / fan_in)``) for relu,
-        Glorot uniform (limit ``sqrt(6 / (fan_in + fan_out))``) otherwise; biases start at 0.
-        The same seed gives bitwise the same network.
+        Seed of the weight initialisation. The same seed gives bitwise the same network.
+    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+        The output layer and its loss. ``"softmax"``: classes, cross-entropy on integer labels
+        (or target distributions). ``"sigmoid"``: one independent probability per output,
+        binary cross-entropy on 0/1 targets of shape (n, n_outputs) (or (n,) with one output),
+        computed from the logits (PyTorch's ``BCEWithLogitsLoss``, mean over all elements).
+        ``"identity"``: regression, mean squared error over all elements (``MSELoss``).
+    init : {"auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal"}, default="auto"
+        Weight initialisation; biases start at 0. He normal has std ``sqrt(2 / fan_in)``, He
+        uniform limit ``sqrt(6 / fan_in)``, Glorot uniform limit ``sqrt(6 / (fan_in +
+        fan_out))``, Glorot normal std ``sqrt(2 / (fan_in + fan_out))``. ``"auto"`` picks, for
+        each layer, He normal when the activation that follows it (for the output layer, the
+        last hidden activation) is relu, leaky_relu, elu, gelu or silu, and Glorot uniform
+        otherwise.
+    dropout : float or list of float, default=0.0
+        Inverted dropout on the output of each hidden layer during training (one probability in
+        [0, 1) for all, or one per hidden layer): a unit is dropped with probability p and the
+        others scaled by 1 / (1 - p). :meth:`predict`, :meth:`loss` and :meth:`gradients` run
+        without it unless asked with ``training=True``.
 
     Attributes
     ----------
@@ -151,9 +177,9 @@ class Network:
 
     Notes
     -----
-    Forward pass: ``a_k = h_{k-1} @ W_k.T + b_k``, ``h_k = g(a_k)`` for hidden layers,
-    ``yhat = softmax(a_L)``. The loss is the batch mean of the cross-entropy
-    ``-sum_i y_i log yhat_i``.
+    Forward pass: ``a_k = h_{k-1} @ W_k.T + b_k``, ``h_k = g_k(a_k)`` for hidden layers, then
+    the output layer on ``a_L``. The loss is the mean over the batch (and, for the sigmoid and
+    identity outputs, over the outputs too).
 
     Threads: a Network may be shared between threads. Every method that reads or writes the
     parameters (:meth:`predict_proba`, :meth:`predict`, :meth:`loss`, :meth:`accuracy`,
@@ -165,9 +191,10 @@ class Network:
     thread while another thread uses the network is not covered by the lock and is unsafe.
 
     Processes: a Network pickles (the lock is left out and recreated), so it can be sent to
-    ``multiprocessing`` workers. Use the ``spawn`` or ``forkserver`` start method once the
-    parent has trained or predicted with more than one native thread: the OpenMP runtime
-    (libgomp) is not fork-safe, and a ``fork`` child can hang in its first parallel call.
+    ``multiprocessing`` workers; unpickle only files you trust. Use the ``spawn`` or
+    ``forkserver`` start method once the parent has trained or predicted with more than one
+    native thread: the OpenMP runtime (libgomp) is not fork-safe, and a ``fork`` child can hang
+    in its first parallel call.
     """
 
     weights: list[NDArray[np.floating[Any]]]
@@ -180,21 +207,43 @@ class Network:
     def __init__(
         self,
         layer_sizes: Sequence[SupportsIndex],
-        activation: str = "relu",
+        activation: str | Sequence[str] = "relu",
         dtype: DTypeLike = "float32",
         seed: int | None = None,
+        *,
+        output: str = "softmax",
+        init: str = "auto",
+        dropout: float | Sequence[float] = 0.0,
     ) -> None:
         self._init_lock()
         self._layer_sizes = check_layer_sizes(layer_sizes)
-        self._activation = check_activation(activation)
+        n_hidden = len(self._layer_sizes) - 2
+        self._activations = check_activations(activation, n_hidden)
+        # What the user passed, for repr and the `activation` property: one name or the list.
+        self._activation: str | list[str] = activation if isinstance(activation, str) else list(self._activations)
+        self._output = check_output(output, self._layer_sizes[-1])
+        self._dropout = check_dropout(dropout, n_hidden)
+        self._init = check_init(init)
         self._dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         rng = np.random.default_rng(seed)
         self.weights = []
         self.biases = []
-        for n_in, n_out in zip(self._layer_sizes[:-1], self._layer_sizes[1:]):
-            if self._activation == "relu":
+        L = len(self._layer_sizes) - 1
+        for k, (n_in, n_out) in enumerate(zip(self._layer_sizes[:-1], self._layer_sizes[1:]), start=1):
+            scheme = self._init
+            if scheme == "auto":
+                # The activation after layer k (the output layer: the last hidden one's).
+                follows = self._activations[min(k, L - 1) - 1] if L > 1 else \
+                    (self._activation if isinstance(self._activation, str) else "relu")
+                scheme = "he_normal" if follows in _RELU_FAMILY else "glorot_uniform"
+            if scheme == "he_normal":
                 W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)
+            elif scheme == "he_uniform":
+                limit = np.sqrt(6.0 / n_in)
+                W = rng.uniform(-limit, limit, size=(n_out, n_in))
+            elif scheme == "glorot_normal":
+                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / (n_in + n_out))
             else:
                 limit = np.sqrt(6.0 / (n_in + n_out))
                 W = rng.uniform(-limit, limit, size=(n_out, n_in))
@@ -209,9 +258,34 @@ class Network:
         return list(self._layer_sizes)
 
     @property
-    def activation(self) -> str:
-        """str: the hidden layers' activation."""
-        return self._activation
+    def activation(self) -> str | list[str]:
+        """str or list of str: the hidden activation(s) as given (one name, or one per hidden layer)."""
+        return self._activation if isinstance(self._activation, str) else list(self._activation)
+
+    @property
+    def activations(self) -> list[str]:
+        """list of str: the activation of each hidden layer (a copy)."""
+        return list(self._activations)
+
+    @property
+    def output(self) -> str:
+        """str: the output layer, "softmax", "sigmoid" or "identity"."""
+        return self._output
+
+    @property
+    def dropout(self) -> list[float]:
+        """list of float: the dropout probability of each hidden layer (a copy)."""
+        return list(self._dropout)
+
+    @property
+    def init(self) -> str:
+        """str: the initialisation scheme the weights were drawn with ("auto" resolves per layer)."""
+        return self._init
+
+    @property
+    def n_outputs(self) -> int:
+        """int: the size of the output layer (classes for a softmax)."""
+        return self._layer_sizes[-1]
 
     @property
     def dtype(self) -> np.dtype[np.floating[Any]]:
@@ -232,8 +306,15 @@ class Network:
         return sum(i * o + o for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
 
     def __repr__(self) -> str:
+        extra = ""
+        if self._output != "softmax":
+            extra += f", output={self._output!r}"
+        if self._init != "auto":
+            extra += f", init={self._init!r}"
+        if any(self._dropout):
+            extra += f", dropout={self._dropout!r}"
         return (f"Network({self._layer_sizes!r}, activation={self._activation!r}, "
-                f"dtype={self._dtype.name!r}, seed={self.seed!r})")
+                f"dtype={self._dtype.name!r}, seed={self.seed!r}{extra})")
 
     def copy(self) -> Network:
         """A deep copy: same sizes, activation, dtype, seed and parameter values.
@@ -284,6 +365,10 @@ class Network:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "_activations" not in state:  # pickled by fastmlp 0.1: one activation, softmax, no dropout
+            n_hidden = len(self._layer_sizes) - 2
+            self._activations = [state["_activation"]] * n_hidden
+            self._output, self._dropout, self._init = "softmax", [0.0] * n_hidden, "auto"
         # Unpickling gives new dtype objects, equal to NumPy's own but not the same objects,
         # and the native calls accept only NumPy's own float32/float64 dtype objects (they
         # compare by identity). Views with the canonical dtype fix that without a copy.
@@ -318,13 +403,31 @@ class Network:
                                      f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")
         return self.weights, self.biases
 
-    def _workspace(self, rows: int) -> _core.Workspace:
-        return _core.Workspace(self._layer_sizes, max(1, min(rows, _EVAL_CHUNK)), self._dtype.name)
+    def _workspace(self, rows: int, training: bool = False) -> _core.Workspace:
+        """Native scratch memory for this architecture; with `training`, room for dropout."""
+        return _core.Workspace(self._layer_sizes, rows, self._dtype.name, self._activations, self._output,
+                               self._dropout if training else None)
+
+    def _eval_workspace(self, rows: int) -> _core.Workspace:
+        return self._workspace(max(1, min(rows, _EVAL_CHUNK)))
+
+    def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
+        return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
 
     # ------------------------------------------------------------------ inference
 
+    def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
+        """The output layer's predictions (n_samples, n_outputs), without dropout."""
+        X = check_X(X, self.n_features, self._dtype)
+        ws = self._eval_workspace(len(X))
+        with self._locked():
+            W, b = self._params()
+            _, _, preds = _core.evaluate(ws, W, b, X, None, True)
+        out: NDArray[np.floating[Any]] = preds
+        return out
+
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
-        """Class probabilities.
+        """Predicted probabilities.
 
         Parameters
         ----------
@@ -332,63 +435,121 @@ class Network:
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes), in the network's dtype; rows sum to 1.
-        """
-        X = check_X(X, self.n_features, self._dtype)
-        ws = self._workspace(len(X))
-        with self._locked():
-            W, b = self._params()
-            _, _, probs = _core.evaluate(ws, W, b, self._activation, X, None, True)
-        return probs
+        ndarray of shape (n_samples, n_outputs), in the network's dtype: class probabilities
+        (rows sum to 1) for a softmax output, the probability of each output being 1 for a
+        sigmoid output.
 
-    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
-        """Predicted class labels, ndarray of shape (n_samples,) and dtype int64."""
-        labels: NDArray[np.intp] = np.argmax(self.predict_proba(X), axis=1)
-        return labels.astype(np.int64)
+        Raises
+        ------
+        ValueError
+            For an identity (regression) output, which has no probabilities: use :meth:`predict`.
+        """
+        if self._output == "identity":
+            raise ValueError("predict_proba is for classifiers; this network has an identity (regression) output, "
+                             "so use predict(X) for its outputs")
+        return self._forward(X)
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Predictions for X.
+
+        Returns
+        -------
+        ndarray
+            softmax: class labels, shape (n_samples,), int64. sigmoid: 0/1 labels, int64, of
+            shape (n_samples, n_outputs), or (n_samples,) with one output; 1 where the
+            probability exceeds 0.5. identity: the outputs, in the network's dtype, of shape
+            (n_samples, n_outputs), or (n_samples,) with one output.
+        """
+        out = self._forward(X)
+        if self._output == "softmax":
+            labels: NDArray[np.intp] = np.argmax(out, axis=1)
+            return labels.astype(np.int64)
+        result: NDArray[Any] = (out > 0.5).astype(np.int64) if self._output == "sigmoid" else out
+        return result[:, 0] if self.n_outputs == 1 else result
 
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         X = check_X(X, self.n_features, self._dtype)
-        y = check_y(y, len(X), self.n_classes, self._dtype)
-        ws = self._workspace(len(X))
+        y = self._check_y(y, len(X))
+        ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
-            loss_sum, n_correct, _ = _core.evaluate(ws, W, b, self._activation, X, y, False)
+            loss_sum, n_correct, _ = _core.evaluate(ws, W, b, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
-    def loss(self, X: ArrayLike, y: ArrayLike) -> float:
-        """Mean cross-entropy of the network on (X, y), a float.
+    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0) -> float:
+        """Mean loss of the network on (X, y), a float.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) integer labels in [0, n_classes), or of shape
-            (n_samples, n_classes) target distributions (rows summing to 1).
+        y : array-like
+            softmax: integer labels (n_samples,) in [0, n_outputs) or target distributions
+            (n_samples, n_outputs) (rows summing to 1). sigmoid: 0/1 targets (or probabilities)
+            of shape (n_samples, n_outputs), or (n_samples,) with one output. identity: real
+            targets, the same shapes.
+        training : bool, default=False
+            Apply dropout as a training step would, with the masks of ``seed`` (the masks of
+            :meth:`gradients` with the same ``seed``); without dropout layers it changes nothing.
+        seed : int, default=0
+            The dropout masks' key, with ``training=True``.
+
+        Returns
+        -------
+        float
+            Cross-entropy (softmax), binary cross-entropy (sigmoid) or squared error
+            (identity), averaged over samples (and outputs, for sigmoid and identity).
         """
+        if training:
+            return self.gradients(X, y, training=True, seed=seed)[0]
         return self._evaluate(X, y)[0]
 
     def accuracy(self, X: ArrayLike, y: ArrayLike) -> float:
-        """Fraction of samples whose arg-max probability is the label (or the target's arg-max)."""
+        """Fraction of samples predicted right: the arg-max class is the label (softmax), or
+        every output is on the right side of 0.5 (sigmoid: exact-match accuracy).
+
+        Raises
+        ------
+        ValueError
+            For an identity (regression) output.
+        """
+        if self._output == "identity":
+            raise ValueError("accuracy is for classifiers; this network has an identity (regression) output: "
+                             "use loss(X, y), its mean squared error")
         return self._evaluate(X, y)[1]
 
     def gradients(
-        self, X: ArrayLike, y: ArrayLike
+        self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0
     ) -> tuple[float, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
-        """Loss and gradients of the mean cross-entropy over the batch (X, y).
+        """Loss and gradients of the mean loss over the batch (X, y).
+
+        Parameters
+        ----------
+        X, y
+            As for :meth:`loss`.
+        training : bool, default=False
+            Apply dropout, with the masks of ``seed``: the gradient of ``loss(X, y,
+            training=True, seed=seed)``.
+        seed : int, default=0
+            The dropout masks' key, with ``training=True``.
 
         Returns
         -------
         loss : float
         grads : list of (dW, db)
             One pair per layer, shaped like ``weights[k]`` and ``biases[k]``:
-            ``dW_k = da_k.T @ h_{k-1}``, ``db_k = da_k.sum(0)``, from ``da_L = (yhat - y) / B``,
+            ``dW_k = da_k.T @ h_{k-1}``, ``db_k = da_k.sum(0)``, from ``da_L = (yhat - y) / B``
+            (softmax; ``/ (B K)`` for sigmoid, ``2 (a - y) / (B K)`` for identity),
             ``dh_{k-1} = da_k @ W_k``, ``da_{k-1} = dh_{k-1} * g'(a_{k-1})``.
         """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        seed = check_seed(seed) or 0
         X = check_X(X, self.n_features, self._dtype)
-        y = check_y(y, len(X), self.n_classes, self._dtype)
-        ws = _core.Workspace(self._layer_sizes, len(X), self._dtype.name)
+        y = self._check_y(y, len(X))
+        ws = self._workspace(len(X), training=bool(training))
         with self._locked():
             W, b = self._params()
-            loss_sum, _, grads = _core.gradients(ws, W, b, self._activation, X, y)
+            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, bool(training), seed)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ persistence
@@ -402,7 +563,11 @@ class Network:
             "format": np.array(_FORMAT_NAME),
             "format_version": np.array(_FORMAT_VERSION),
             "layer_sizes": np.array(self._layer_sizes, dtype=np.int64),
-            "activation": np.array(self._activation),
+            "activation": np.array(self._activation if isinstance(self._activation, str) else ""),
+            "activations": np.array(self._activations, dtype="U16").reshape(-1),
+            "output": np.array(self._output),
+            "dropout": np.array(self._dropout, dtype=np.float64).reshape(-1),
+            "init": np.array(self._init),
             "dtype": np.array(self._dtype.name),
         }
         with self._locked():  # one consistent state even while another thread trains
@@ -452,16 +617,36 @@ class Network:
         if field("format", "U") != _FORMAT_NAME:
             raise ModelFileError(f"{path} is not a fastmlp model file")
         version = field("format_version", "iu")
-        if version != _FORMAT_VERSION:
-            raise ModelFileError(f"{path} has format version {version}; this fastmlp reads version {_FORMAT_VERSION}")
+        if version not in (1, _FORMAT_VERSION):
+            raise ModelFileError(f"{path} has format version {version}; this fastmlp reads versions 1 to "
+                                 f"{_FORMAT_VERSION} (a newer fastmlp wrote it: upgrade to load it)")
         stored_sizes = data.get("layer_sizes")
         if stored_sizes is None or stored_sizes.ndim != 1 or stored_sizes.dtype.kind not in "iu":
             raise ModelFileError(f"{path}: layer_sizes is missing or malformed")
+        def vector(name: str, kind: str) -> list[Any]:
+            value = data.get(name)
+            if value is None or value.ndim != 1 or value.dtype.kind not in kind:
+                raise ModelFileError(f"{path}: the entry {name!r} is missing or malformed")
+            return value.tolist()
+
         try:
             sizes = check_layer_sizes(stored_sizes.tolist())
-            activation = check_activation(field("activation", "U"))
+            n_hidden = len(sizes) - 2
+            if version == 1:  # one activation for every hidden layer, softmax output, no dropout
+                activation: str | list[str] = check_activation(field("activation", "U"))
+                activations = check_activations(activation, n_hidden)
+                output, dropout, init = "softmax", [0.0] * n_hidden, "auto"
+            else:
+                activations = check_activations(vector("activations", "U"), n_hidden)
+                single = field("activation", "U")  # "" when a list was given
+                activation = check_activation(single) if single else activations
+                output = check_output(field("output", "U"), sizes[-1])
+                dropout = check_dropout(vector("dropout", "f"), n_hidden)
+                init = check_init(field("init", "U"))
             dtype = check_dtype(field("dtype", "U"))
         except (TypeError, ValueError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
             raise ModelFileError(f"{path}: invalid network description: {exc}") from None
         # Every stored array is checked against layer_sizes before anything is allocated from
         # the sizes, so a header claiming huge layers cannot make load() allocate for them.
@@ -481,5 +666,6 @@ class Network:
         net = object.__new__(cls)
         net._init_lock()
         net._layer_sizes, net._activation, net._dtype, net.seed = sizes, activation, dtype, None
+        net._activations, net._output, net._dropout, net._init = activations, output, dropout, init
         net.weights, net.biases = weights, biases
         return net

@@ -1,6 +1,8 @@
-"""Trainer: minibatch SGD on a Network. Each epoch is one native call (batch loop, forward,
+"""Trainer: minibatch training of a Network with an optimizer (fastmlp.optim) and an optional
+learning-rate schedule (fastmlp.schedules). Each epoch is one native call (batch loop, forward,
 backward and update all in C++, with scratch memory allocated once per fit); Python sees only
-epoch boundaries, where it shuffles, validates, records history and prints progress."""
+epoch boundaries, where it shuffles, steps the schedule, validates, records history and prints
+progress."""
 
 from __future__ import annotations
 
@@ -8,14 +10,15 @@ import math
 import sys
 import time
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._validation import all_finite, check_int, check_positive_float, check_seed, check_X, check_y
+from ._validation import all_finite, check_int, check_positive_float, check_seed, check_X
 from .network import Network
+from .optim import SGD, Optimizer
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -40,6 +43,9 @@ class History:
         Training accuracy of each epoch, measured the same way.
     val_loss, val_accuracy : list of float
         Loss and accuracy on ``validation_data`` after each epoch (empty without it).
+        Accuracies are recorded for classifiers only (softmax and sigmoid outputs).
+    lr : list of float
+        The learning rate each epoch trained with.
     epoch_time : list of float
         Seconds per epoch, training and validation.
     """
@@ -49,6 +55,7 @@ class History:
         self.accuracy: list[float] = []
         self.val_loss: list[float] = []
         self.val_accuracy: list[float] = []
+        self.lr: list[float] = []
         self.epoch_time: list[float] = []
 
     @property
@@ -62,25 +69,46 @@ class History:
 
 
 class Trainer:
-    """Trains a :class:`Network` with minibatch stochastic gradient descent.
+    """Trains a :class:`Network` by minibatch gradient descent.
 
     Parameters
     ----------
     network : Network
         Trained in place.
-    lr : float, default=0.1
-        Learning rate, finite and > 0: ``W -= lr * dL/dW``, ``b -= lr * dL/db``.
+    lr : float, optional
+        Learning rate of plain SGD, finite and > 0 (0.1 when neither ``lr`` nor ``optimizer`` is
+        given): ``W -= lr * dL/dW``, ``b -= lr * dL/db``. Not allowed together with
+        ``optimizer``, which carries its own.
     batch_size : int, default=32
-        Rows per SGD step; the last batch of an epoch may be smaller.
+        Rows per step; the last batch of an epoch may be smaller.
     shuffle : bool, default=True
         Visit the rows in a new random order each epoch, drawn from ``seed``. With
-        ``shuffle=False``, :meth:`fit` is exactly :meth:`step` over consecutive batches.
+        ``shuffle=False``, :meth:`fit` is exactly :meth:`step` over consecutive batches (for a
+        network without dropout).
     seed : int or None, default=None
-        Seed of the shuffling. The same network seed and trainer seed give bitwise the same
-        trained weights, whatever the thread count.
+        Seed of the shuffling and of the dropout masks. The same network seed and trainer seed
+        give bitwise the same trained weights, whatever the thread count.
+    optimizer : fastmlp.optim.Optimizer, optional
+        ``fastmlp.optim.SGD(lr, momentum=..., nesterov=..., weight_decay=...)``, ``Adam``,
+        ``AdamW`` or ``RMSprop``. Its state (momentum, moments) persists across :meth:`fit`
+        calls; it belongs to this network.
+    schedule : fastmlp.schedules.Schedule, optional
+        Sets the optimizer's learning rate at the start of every epoch of :meth:`fit` and is
+        stepped after it, on the validation loss (or the training loss without validation data).
+
+    Attributes
+    ----------
+    optimizer : Optimizer
+        The optimizer in use (an :class:`~fastmlp.optim.SGD` built from ``lr`` by default).
+    history : History
+        The records of the last :meth:`fit` call (absent before the first).
 
     Notes
     -----
+    Dropout masks are keyed by (seed, epoch, batch, layer, unit): epochs count across
+    :meth:`fit` calls on this Trainer (the first is 1), so two fits of 5 epochs draw the masks
+    of one fit of 10.
+
     Threads: training runs without the GIL, so Python threads training *different* networks
     run in parallel, and give bitwise the weights they would give one after another. Training
     calls on the *same* network, from any number of Trainers and threads, are serialized by the
@@ -104,52 +132,88 @@ class Trainer:
     def __init__(
         self,
         network: Network,
-        lr: float = 0.1,
+        lr: float | None = None,
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int | None = None,
+        *,
+        optimizer: Optimizer | None = None,
+        schedule: Any = None,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"Trainer needs a fastmlp.Network, got {type(network).__name__}")
         self.network = network
-        self.lr = check_positive_float(lr, "lr")
+        if optimizer is not None:
+            if not isinstance(optimizer, Optimizer):
+                raise TypeError(f"optimizer must be a fastmlp.optim optimizer such as fastmlp.optim.Adam(), "
+                                f"got {type(optimizer).__name__}")
+            if lr is not None:
+                raise ValueError("pass the learning rate to the optimizer (e.g. fastmlp.optim.Adam(lr=...)), "
+                                 "not to Trainer as well")
+        else:
+            optimizer = SGD(check_positive_float(0.1 if lr is None else lr, "lr"))
+        self.optimizer = optimizer
+        if schedule is not None and not all(callable(getattr(schedule, m, None)) for m in ("start", "step")):
+            raise TypeError(f"schedule must be a fastmlp.schedules schedule such as StepLR(10), got {schedule!r}")
+        self.schedule = schedule
         self.batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
         self._rng = np.random.default_rng(seed)
+        # The dropout masks' key: the seed itself, or fresh entropy without one (drawn apart
+        # from _rng so that dropout never changes the shuffling order).
+        self._dropout_seed = self.seed if self.seed is not None else \
+            int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        self._epochs_done = 0  # across fits: numbers the dropout masks of each epoch
+        self._single_steps = 0  # step() calls: their masks use epoch 0 and this batch number
         self._ws: _core.Workspace | None = None
 
+    @property
+    def lr(self) -> float:
+        """float: the optimizer's learning rate (setting it changes the optimizer's)."""
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = check_positive_float(value, "lr")
+
     def __repr__(self) -> str:
-        return (f"Trainer({self.network!r}, lr={self.lr!r}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, seed={self.seed!r})")
+        return (f"Trainer({self.network!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, seed={self.seed!r}"
+                + (f", schedule={self.schedule!r}" if self.schedule is not None else "") + ")")
 
     def _workspace(self, rows: int) -> _core.Workspace:
         """Scratch memory for batches of `rows`, reused while the network's shape and dtype hold."""
         net = self.network
         ws = self._ws
-        if ws is None or ws.max_batch < rows or ws.layer_sizes != net.layer_sizes or ws.dtype != net.dtype.name:
-            ws = _core.Workspace(net.layer_sizes, rows, net.dtype.name)
+        if ws is None or ws.max_batch < rows or ws.layer_sizes != net.layer_sizes or ws.dtype != net.dtype.name \
+                or ws.activations != net.activations or ws.output != net.output or ws.dropout != net.dropout:
+            ws = net._workspace(rows, training=True)
             self._ws = ws
         return ws
 
     def step(self, X: ArrayLike, y: ArrayLike) -> float:
-        """One SGD step on one batch; returns the batch's mean loss before the step.
+        """One optimizer step on one batch; returns the batch's mean loss before the step.
 
         Parameters
         ----------
         X : array-like of shape (batch, n_features)
-        y : array-like of shape (batch,) integer labels, or (batch, n_classes) distributions.
+        y : array-like
+            The targets of the network's output (see :meth:`Network.loss`).
         """
         net = self.network
-        lr = check_positive_float(self.lr, "lr")
         X = check_X(X, net.n_features, net.dtype)
-        y = check_y(y, len(X), net.n_classes, net.dtype)
+        y = net._check_y(y, len(X))
         ws = self._workspace(len(X))
+        opt = self.optimizer
         with net._locked():  # one atomic update: no other thread reads or writes mid-step
             W, b = net._params(for_update=True)
-            loss_sum, _ = _core.train_batch(ws, W, b, net.activation, X, y, lr)
+            loss_sum, _ = _core.train_batch(ws, W, b, X, y, opt._spec(), opt._state_for(net),
+                                            self._dropout_seed, 0, self._single_steps)
+            opt.steps += 1
+            self._single_steps += 1
         return loss_sum / len(X)
 
     def fit(
@@ -168,8 +232,11 @@ class Trainer:
         X : array-like of shape (n_samples, n_features)
             Converted once to the network's dtype (a C-contiguous array of that dtype is used
             as is, without a copy).
-        y : array-like of shape (n_samples,) or (n_samples, n_classes)
-            Integer labels in [0, n_classes) or target distributions.
+        y : array-like
+            The targets of the network's output: integer labels (n_samples,) or target
+            distributions (n_samples, n_classes) for a softmax; 0/1 targets (n_samples,
+            n_outputs) for a sigmoid; real targets for an identity output (see
+            :meth:`Network.loss`).
         epochs : int, default=1
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch into ``val_loss`` and ``val_accuracy``.
@@ -178,9 +245,9 @@ class Trainer:
         on_nonfinite : {"raise", "warn"}, default="raise"
             What a NaN or infinite loss or weight does. ``"raise"``: training stops at the first
             batch whose loss is not finite (before its update) or whose update made a weight
-            not finite, the weights are rolled back to their state before that batch (bitwise:
-            the epoch is replayed from a copy taken at its start), and
-            :class:`TrainingDivergedError` names the epoch and the batch. ``"warn"``: a
+            not finite, the weights and the optimizer's state are rolled back to their state
+            before that batch (bitwise: the epoch is replayed from a copy taken at its start),
+            and :class:`TrainingDivergedError` names the epoch and the batch. ``"warn"``: a
             ``RuntimeWarning`` once per fit, and training goes on.
 
         Returns
@@ -201,28 +268,36 @@ class Trainer:
         if on_nonfinite not in ("raise", "warn"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
         epochs = check_int(epochs, "epochs", 1)
-        lr = check_positive_float(self.lr, "lr")
         batch_size = check_int(self.batch_size, "batch_size", 1)
         X = check_X(X, net.n_features, net.dtype)
-        y = check_y(y, len(X), net.n_classes, net.dtype)
+        y = net._check_y(y, len(X))
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
-            yv = check_y(validation_data[1], len(Xv), net.n_classes, net.dtype, name="y_val", x_name="X_val")
+            yv = net._check_y(validation_data[1], len(Xv), name="y_val", x_name="X_val")
         W, b = net._params(for_update=True)
+        opt = self.optimizer
+        state = opt._state_for(net)  # before anything changes: a foreign optimizer is refused here
+        classifier = net.output != "identity"
 
         n = len(X)
         batch_size = min(batch_size, n)  # a batch larger than the data is the whole data
         ws = self._workspace(batch_size)
-        eval_ws = net._workspace(len(Xv)) if validation_data is not None else None
+        eval_ws = net._eval_workspace(len(Xv)) if validation_data is not None else None
+        schedule = self.schedule
+        if schedule is not None:
+            schedule.start(opt.lr)  # a no-op for a schedule already started by an earlier fit
         history = History()
         self.history = history
         warned = False
         # What a divergence rolls back to (by replay): refreshed at each epoch's start, allocated once.
         start = [np.empty_like(a) for a in W + b] if on_nonfinite == "raise" else []
-        for epoch in range(1, epochs + 1):
+        for _ in range(epochs):
             t0 = time.perf_counter()
+            epoch = self._epochs_done + 1
+            if schedule is not None:
+                opt.lr = schedule.lr
             order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
             # The lock is held per epoch, not per fit: a predict from another thread can run
             # between two epochs (and sees the weights of a whole epoch, validation included,
@@ -230,39 +305,53 @@ class Trainer:
             with net._locked():
                 for saved, a in zip(start, W + b):
                     np.copyto(saved, a)
-                loss_sum, n_correct, n_seen = _core.train_epoch(ws, W, b, net.activation, X, y, order,
-                                                                batch_size, lr, on_nonfinite == "raise")
+                opt_start = opt._snapshot() if on_nonfinite == "raise" else None
+                spec = opt._spec()
+                loss_sum, n_correct, n_seen, n_steps = _core.train_epoch(
+                    ws, W, b, X, y, order, batch_size, spec, state, on_nonfinite == "raise",
+                    self._dropout_seed, epoch)
+                opt.steps += n_steps
+                self._epochs_done = epoch
                 if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):
-                    self._roll_back_and_raise(start, ws, X, y, order, batch_size, lr, n_seen, epoch)
+                    assert opt_start is not None
+                    self._roll_back_and_raise(start, opt_start, ws, X, y, order, batch_size, spec, n_seen, epoch,
+                                              len(history.loss) + 1)
                 if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and _all_finite(W + b)) \
                         and not warned:
                     warned = True
-                    warnings.warn(f"training diverged in epoch {epoch}: the loss or the weights are NaN or "
+                    warnings.warn(f"training diverged in epoch {len(history.loss) + 1}: the loss or the weights are NaN or "
                                   "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
                                   RuntimeWarning, stacklevel=2)
                 if eval_ws is not None:
-                    vl, vc, _ = _core.evaluate(eval_ws, W, b, net.activation, Xv, yv, False)
+                    vl, vc, _ = _core.evaluate(eval_ws, W, b, Xv, yv, False)
             history.loss.append(loss_sum / n_seen)
-            history.accuracy.append(n_correct / n_seen)
+            history.lr.append(spec["lr"])
+            if classifier:
+                history.accuracy.append(n_correct / n_seen)
             if eval_ws is not None:
                 history.val_loss.append(vl / len(Xv))
-                history.val_accuracy.append(vc / len(Xv))
+                if classifier:
+                    history.val_accuracy.append(vc / len(Xv))
+            if schedule is not None:
+                schedule.step(history.val_loss[-1] if eval_ws is not None else history.loss[-1])
             history.epoch_time.append(time.perf_counter() - t0)
             if verbose:
-                self._print_epoch(history, epoch, epochs)
+                self._print_epoch(history, len(history.loss), epochs, show_lr=schedule is not None)
         return history
 
-    def _roll_back_and_raise(self, start: list[NDArray[np.floating]], ws: _core.Workspace, X: NDArray[np.floating],
-                             y: NDArray[np.generic], order: Optional[NDArray[np.int64]], batch_size: int, lr: float,
-                             n_seen: int, epoch: int) -> None:
-        """Restore the weights after the last finite batch of this epoch, then raise.
+    def _roll_back_and_raise(self, start: list[NDArray[np.floating[Any]]], opt_start: Any, ws: _core.Workspace,
+                             X: NDArray[np.floating[Any]], y: NDArray[Any], order: Optional[NDArray[np.int64]],
+                             batch_size: int, spec: dict[str, Any], n_seen: int, epoch: int, shown_epoch: int) -> None:
+        """Restore the weights (and optimizer state) after the last finite batch of this epoch, then raise.
 
         The native loop stopped before the update of the batch at row n_seen if its loss was
         not finite. The weights it left are the state after n_seen // batch_size batches; if
         they are themselves not finite, an earlier update overflowed, and the last finite state
         is found by replaying batch prefixes from the epoch's start (bitwise the same steps:
-        training is deterministic), bisecting on the number of batches."""
+        training is deterministic, and a prefix's batches get the same numbers and so the same
+        dropout masks), bisecting on the number of batches."""
         net = self.network
+        opt = self.optimizer
         W, b = net.weights, net.biases
         params = W + b
         n_batches = -(-len(X) // batch_size)
@@ -271,16 +360,19 @@ class Trainer:
         def replay(k: int) -> None:  # the state after the first k batches of this epoch
             for a, saved in zip(params, start):
                 a[...] = saved
+            opt._restore(opt_start)
             m = min(k * batch_size, len(X))
             if m:
-                _core.train_epoch(ws, W, b, net.activation, np.ascontiguousarray(X[rows[:m]]),
-                                  np.ascontiguousarray(y[rows[:m]]), None, batch_size, lr)
+                _, _, _, steps = _core.train_epoch(ws, W, b, np.ascontiguousarray(X[rows[:m]]),
+                                                   np.ascontiguousarray(y[rows[:m]]), None, batch_size, spec,
+                                                   opt._state_for(net), False, self._dropout_seed, epoch)
+                opt.steps += steps
 
         done = n_seen // batch_size
         if not _all_finite(params):
             if not _all_finite(start):
                 raise TrainingDivergedError(
-                    f"the weights were already NaN or infinite when epoch {epoch} began; "
+                    f"the weights were already NaN or infinite when epoch {shown_epoch} began; "
                     "re-initialise the network (or load a saved one)")
             lo, hi = 0, done  # after lo batches the weights are finite, after hi they are not
             while hi - lo > 1:
@@ -293,18 +385,23 @@ class Trainer:
             replay(lo)
             done = lo
         raise TrainingDivergedError(
-            f"training diverged in epoch {epoch}, batch {done + 1} of {n_batches}: its loss or its update was "
+            f"training diverged in epoch {shown_epoch}, batch {done + 1} of {n_batches}: its loss or its update was "
             f"NaN or infinite. The weights are rolled back to their state before that batch and "
-            f"trainer.history holds the completed epochs. A smaller lr (now {lr:g}) or scaled inputs "
+            f"trainer.history holds the completed epochs. A smaller lr (now {spec['lr']:g}) or scaled inputs "
             f"usually help; fit(..., on_nonfinite='warn') trains on regardless.")
 
     @staticmethod
-    def _print_epoch(history: History, epoch: int, epochs: int) -> None:
+    def _print_epoch(history: History, epoch: int, epochs: int, show_lr: bool = False) -> None:
         width = len(str(epochs))
-        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {history.loss[-1]:.4f}",
-                 f"accuracy {history.accuracy[-1]:.4f}"]
+        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {history.loss[-1]:.4f}"]
+        if history.accuracy:
+            parts.append(f"accuracy {history.accuracy[-1]:.4f}")
         if history.val_loss:
-            parts += [f"val_loss {history.val_loss[-1]:.4f}", f"val_accuracy {history.val_accuracy[-1]:.4f}"]
+            parts.append(f"val_loss {history.val_loss[-1]:.4f}")
+        if history.val_accuracy:
+            parts.append(f"val_accuracy {history.val_accuracy[-1]:.4f}")
+        if show_lr:
+            parts.append(f"lr {history.lr[-1]:.3g}")
         t = history.epoch_time[-1]
         parts.append(f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s")
         if not math.isfinite(history.loss[-1]):

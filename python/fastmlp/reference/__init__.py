@@ -8,6 +8,13 @@ Nothing here imports the native extension, so the oracle works before (and witho
 from . import pure
 from ._numpy import (
     ACTIVATIONS,
+    OUTPUTS,
+    TAKES_PREACTIVATION,
+    dropout_mask,
+    output_forward,
+    output_loss_backward,
+    sigmoid_bce_backward,
+    squared_error_backward,
     activation_backward,
     activation_forward,
     dense_backward_input,
@@ -27,11 +34,18 @@ from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 
 __all__ = [
     "ACTIVATIONS",
+    "OUTPUTS",
+    "TAKES_PREACTIVATION",
     "activation_forward",
     "activation_backward",
     "dense_forward",
     "softmax",
     "softmax_xent_backward",
+    "sigmoid_bce_backward",
+    "squared_error_backward",
+    "output_forward",
+    "output_loss_backward",
+    "dropout_mask",
     "dense_backward_input",
     "dense_backward_params",
     "sgd_update",

@@ -1,0 +1,88 @@
+// The two output layers besides the softmax (softmax_xent.hpp): element-wise sigmoid with
+// binary cross-entropy, and identity with squared error. Each is one pass per row that gives
+// the loss and its joint gradient da_L, as the softmax does, never forming d yhat:
+//   sigmoid + BCE   da_L = (sigmoid(a) - y) / (B K)     (PyTorch's BCEWithLogitsLoss, mean)
+//   identity + MSE  da_L = 2 (a - y) / (B K)            (PyTorch's MSELoss, mean)
+// Both losses are means over all B x K elements; LossStats::loss_sum holds Σ_rows (row sum / K)
+// so that dividing it by the number of rows gives that mean.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "activations.hpp"
+#include "softmax_xent.hpp"
+
+namespace fastmlp {
+
+// With `gradient`: out = (sigmoid(a) - y) / (B K); with `prediction`: out = sigmoid(a).
+// logits (B, K); targets (B, K) in [0, 1] or null (then no loss); out (B, K), not aliased.
+// The loss of one element is max(a, 0) - a y + log1p(e^-|a|): no overflow for any finite a.
+// A row counts as correct when every output is on the right side of 0.5 (a > 0 <=> y > 0.5).
+// Overwrites out. Serial over rows, losses summed in row order in double.
+template <class T>
+LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what) {
+    LossStats stats;
+    const T n = static_cast<T>(B) * static_cast<T>(K);
+    for (std::int64_t r = 0; r < B; ++r) {
+        const T* a = logits + r * K;
+        T* o = out + r * K;
+        for (std::int64_t i = 0; i < K; ++i) o[i] = stable_sigmoid(a[i]);
+        if (targets == nullptr) continue;
+        const T* y = targets + r * K;
+        double row = 0.0;
+        bool correct = true;
+        for (std::int64_t i = 0; i < K; ++i) {
+            const double ad = a[i], yd = y[i];
+            row += std::fmax(ad, 0.0) - ad * yd + std::log1p(std::exp(-std::fabs(ad)));
+            correct = correct && ((a[i] > T(0)) == (y[i] > T(0.5)));
+            if (what == LossOutput::gradient) o[i] = (o[i] - y[i]) / n;
+        }
+        stats.loss_sum += row / static_cast<double>(K);
+        stats.n_correct += correct;
+    }
+    return stats;
+}
+
+// With `gradient`: out = 2 (a - y) / (B K); with `prediction`: out = a.
+// logits (B, K); targets (B, K) or null (then no loss); out (B, K), not aliased.
+// No accuracy: n_correct stays 0. Overwrites out. Serial, summed in row order in double.
+template <class T>
+LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what) {
+    LossStats stats;
+    const T n = static_cast<T>(B) * static_cast<T>(K);
+    for (std::int64_t r = 0; r < B; ++r) {
+        const T* a = logits + r * K;
+        T* o = out + r * K;
+        if (targets == nullptr) {
+            for (std::int64_t i = 0; i < K; ++i) o[i] = a[i];
+            continue;
+        }
+        const T* y = targets + r * K;
+        double row = 0.0;
+        for (std::int64_t i = 0; i < K; ++i) {
+            const double d = static_cast<double>(a[i]) - static_cast<double>(y[i]);
+            row += d * d;
+            o[i] = what == LossOutput::gradient ? T(2) * (a[i] - y[i]) / n : a[i];
+        }
+        stats.loss_sum += row / static_cast<double>(K);
+    }
+    return stats;
+}
+
+enum class Output : int { softmax = 0, sigmoid = 1, identity = 2 };
+
+// The output layer's kernel for `output`: softmax + cross-entropy (labels or distributions),
+// sigmoid + BCE or identity + MSE (targets (B, K)). Same contract as each kernel.
+template <class T>
+LossStats output_loss(Output output, T* out, const T* logits, const std::int64_t* labels, const T* targets,
+                      std::int64_t B, std::int64_t K, LossOutput what) {
+    switch (output) {
+        case Output::sigmoid: return sigmoid_bce(out, logits, targets, B, K, what);
+        case Output::identity: return squared_error(out, logits, targets, B, K, what);
+        case Output::softmax: break;
+    }
+    return softmax_xent(out, logits, labels, targets, B, K, what);
+}
+
+}  // namespace fastmlp

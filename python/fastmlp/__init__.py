@@ -10,9 +10,11 @@ import os
 import warnings
 from typing import Optional, TypedDict
 
-from . import _core, datasets, reference
+from . import _core, datasets, optim, reference, schedules
+from .gradcheck import gradcheck
+from .history import History
 from .network import ModelFileError, Network
-from .trainer import History, Trainer, TrainingDivergedError
+from .trainer import Trainer, TrainingDivergedError
 from ._validation import check_int
 from ._version import __version__ as __version__  # the `as` marks a re-export for type checkers
 
@@ -47,7 +49,10 @@ __all__ = [
     "build_info",
     "datasets",
     "get_num_threads",
+    "gradcheck",
+    "optim",
     "reference",
+    "schedules",
     "set_num_threads",
 ]
 

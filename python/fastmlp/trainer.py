@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._validation import all_finite, check_int, check_positive_float, check_seed, check_X
+from .history import History
 from .network import Network
 from .optim import SGD, Optimizer
 
@@ -29,43 +30,6 @@ class TrainingDivergedError(FloatingPointError):
 def _all_finite(arrays: list[NDArray[np.floating]]) -> bool:
     # The sum-based check of the input validation: no parameter-sized temporary per epoch.
     return all(all_finite(a) for a in arrays)
-
-
-class History:
-    """Per-epoch records of one :meth:`Trainer.fit` call.
-
-    Attributes
-    ----------
-    loss : list of float
-        Mean training loss of each epoch, each sample's loss taken before the update of its
-        batch (so it trails the end-of-epoch loss slightly, as in Keras).
-    accuracy : list of float
-        Training accuracy of each epoch, measured the same way.
-    val_loss, val_accuracy : list of float
-        Loss and accuracy on ``validation_data`` after each epoch (empty without it).
-        Accuracies are recorded for classifiers only (softmax and sigmoid outputs).
-    lr : list of float
-        The learning rate each epoch trained with.
-    epoch_time : list of float
-        Seconds per epoch, training and validation.
-    """
-
-    def __init__(self) -> None:
-        self.loss: list[float] = []
-        self.accuracy: list[float] = []
-        self.val_loss: list[float] = []
-        self.val_accuracy: list[float] = []
-        self.lr: list[float] = []
-        self.epoch_time: list[float] = []
-
-    @property
-    def epochs(self) -> int:
-        """int: the number of completed epochs."""
-        return len(self.loss)
-
-    def __repr__(self) -> str:
-        last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
-        return f"<History: {self.epochs} epoch(s){last}>"
 
 
 class Trainer:
@@ -324,17 +288,17 @@ class Trainer:
                                   RuntimeWarning, stacklevel=2)
                 if eval_ws is not None:
                     vl, vc, _ = _core.evaluate(eval_ws, W, b, Xv, yv, False)
-            history.loss.append(loss_sum / n_seen)
-            history.lr.append(spec["lr"])
+            record = {"loss": loss_sum / n_seen, "lr": spec["lr"]}
             if classifier:
-                history.accuracy.append(n_correct / n_seen)
+                record["accuracy"] = n_correct / n_seen
             if eval_ws is not None:
-                history.val_loss.append(vl / len(Xv))
+                record["val_loss"] = vl / len(Xv)
                 if classifier:
-                    history.val_accuracy.append(vc / len(Xv))
+                    record["val_accuracy"] = vc / len(Xv)
+            record["epoch_time"] = time.perf_counter() - t0
+            history.append(**record)
             if schedule is not None:
                 schedule.step(history.val_loss[-1] if eval_ws is not None else history.loss[-1])
-            history.epoch_time.append(time.perf_counter() - t0)
             if verbose:
                 self._print_epoch(history, len(history.loss), epochs, show_lr=schedule is not None)
         return history

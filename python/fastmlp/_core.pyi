@@ -34,8 +34,26 @@ def dense_forward(
 def activation_forward(a: NDArray[_Float], activation: str) -> NDArray[_Float]:
     """h = g(a), elementwise, for a (B, N)."""
 
-def activation_backward(dh: NDArray[_Float], h: NDArray[_Float], activation: str) -> NDArray[_Float]:
-    """da = dh * g'(a), with g' computed from h = g(a); all (B, N)."""
+def activation_backward(dh: NDArray[_Float], saved: NDArray[_Float], activation: str) -> NDArray[_Float]:
+    """da = dh * g'(a); saved is the pre-activation a for gelu and silu, the output h = g(a) for
+    every other activation; all (B, N)."""
+
+def output_forward_backward(
+    logits: NDArray[_Float], y: NDArray[np.int64] | NDArray[_Float] | None = None, output: str = "softmax"
+) -> tuple[NDArray[_Float], float | None, NDArray[_Float] | None, int | None]:
+    """(prediction, mean loss, dlogits, correct rows) of the output layer; without y, (prediction, None, None, None)."""
+
+def dropout_apply(
+    x: NDArray[_Float], p: SupportsFloat, seed: SupportsIndex, epoch: SupportsIndex, batch: SupportsIndex,
+    layer: SupportsIndex,
+) -> NDArray[_Float]:
+    """x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units)."""
+
+def optimizer_update(
+    param: NDArray[_Float], grad: NDArray[_Float], state: list[NDArray[_Float]], optimizer: dict[str, Any],
+    weight_decay: SupportsFloat = 0.0,
+) -> None:
+    """One optimizer step in place on param and its state arrays (see fastmlp.optim)."""
 
 def softmax(logits: NDArray[_Float]) -> NDArray[_Float]:
     """Row-wise softmax of logits (B, K)."""
@@ -59,12 +77,26 @@ def sgd_update(param: NDArray[_Float], grad: NDArray[_Float], lr: SupportsFloat)
 # ---------------------------------------------------------------- a network's scratch memory
 
 class Workspace:
-    """Scratch buffers for batches of up to max_batch rows through a network of layer_sizes."""
+    """Scratch buffers for batches of up to max_batch rows through one network architecture."""
 
-    def __init__(self, layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> None:
+    def __init__(
+        self,
+        layer_sizes: Sequence[SupportsIndex],
+        max_batch: SupportsIndex,
+        dtype: str,
+        activations: Sequence[str] | None = None,
+        output: str = "softmax",
+        dropout: Sequence[float] | None = None,
+    ) -> None:
         """MemoryError, naming the request and its byte count, if the buffers cannot be allocated."""
     @property
     def layer_sizes(self) -> list[int]: ...
+    @property
+    def activations(self) -> list[str]: ...
+    @property
+    def output(self) -> str: ...
+    @property
+    def dropout(self) -> list[float]: ...
     @property
     def max_batch(self) -> int: ...
     @property
@@ -74,7 +106,14 @@ class Workspace:
 # Private test hooks (tests/test_sizes.py). MemoryError, not ValueError, for a size that cannot
 # exist or be allocated: the request is valid, the machine just cannot hold it.
 
-def _workspace_bytes(layer_sizes: Sequence[SupportsIndex], max_batch: SupportsIndex, dtype: str) -> int:
+def _workspace_bytes(
+    layer_sizes: Sequence[SupportsIndex],
+    max_batch: SupportsIndex,
+    dtype: str,
+    activations: Sequence[str] | None = None,
+    output: str = "softmax",
+    dropout: Sequence[float] | None = None,
+) -> int:
     """Bytes a Workspace(layer_sizes, max_batch, dtype) allocates, from the constructor's own
     sizing code, without allocating. MemoryError when the total does not fit in 64 bits."""
 
@@ -83,77 +122,85 @@ def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int
 
 # ---------------------------------------------------------------- whole-network calls
 
+_State = list[list[NDArray[np.floating[Any]]]]
+
 def train_batch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets,
-    lr: SupportsFloat,
+    optimizer: dict[str, Any],
+    state: _State,
+    dropout_seed: SupportsIndex = 0,
+    epoch: SupportsIndex = 0,
+    batch_index: SupportsIndex = 0,
 ) -> tuple[float, int]:
-    """One SGD step on one batch, in place. Returns (summed loss before the step, correct count)."""
+    """One optimizer step on one batch, in place. Returns (summed loss before the step, correct count)."""
 
 def train_epoch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets,
     order: NDArray[np.int64] | None,
     batch_size: SupportsIndex,
-    lr: SupportsFloat,
+    optimizer: dict[str, Any],
+    state: _State,
     stop_on_nonfinite: bool = False,
-) -> tuple[float, int, int]:
-    """One epoch of minibatch SGD over the rows of X in `order` (None: in order), in place.
-    Returns (summed pre-update loss, correct count, rows seen). Ctrl-C stops it after a batch;
-    with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before its update
-    (then rows seen < len(X) and no exception)."""
+    dropout_seed: SupportsIndex = 0,
+    epoch: SupportsIndex = 0,
+) -> tuple[float, int, int, int]:
+    """One epoch of minibatch training over the rows of X in `order` (None: in order), in place.
+    Returns (summed pre-update loss, correct count, rows seen, steps taken). Ctrl-C stops it
+    after a batch; with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before
+    its update (then rows seen < len(X) and no exception)."""
 
 def gradients(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets,
+    training: bool = False,
+    dropout_seed: SupportsIndex = 0,
+    epoch: SupportsIndex = 0,
+    batch_index: SupportsIndex = 0,
 ) -> tuple[float, int, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
     """Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...])."""
 
-# The third element is None exactly when want_probs is False: the overloads say so to callers
+# The third element is None exactly when want_preds is False: the overloads say so to callers
 # that pass a literal, the last one covers a flag only known at run time.
 @overload
 def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets | None = None,
-    want_probs: Literal[True] = True,
+    want_preds: Literal[True] = True,
 ) -> tuple[float, int, NDArray[np.floating[Any]]]: ...
 @overload
 def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets | None,
-    want_probs: Literal[False],
+    want_preds: Literal[False],
 ) -> tuple[float, int, None]: ...
 @overload
 def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    activation: str,
     X: NDArray[np.floating[Any]],
     y: _Targets | None = None,
-    want_probs: bool = True,
+    want_preds: bool = True,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
-    """Forward pass in chunks of max_batch rows. Returns (summed loss, correct count, probabilities or None)."""
+    """Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct
+    count, predictions or None)."""
 
 # ---------------------------------------------------------------- process-wide settings
 

@@ -627,7 +627,8 @@ class Network:
             value = data.get(name)
             if value is None or value.ndim != 1 or value.dtype.kind not in kind:
                 raise ModelFileError(f"{path}: the entry {name!r} is missing or malformed")
-            return value.tolist()
+            items: list[Any] = value.tolist()
+            return items
 
         try:
             sizes = check_layer_sizes(stored_sizes.tolist())

@@ -414,12 +414,15 @@ def output_loss_backward(logits: _FloatArray, y: _Targets, output: str = "softma
     _check_output(output)
     if output == "softmax":
         return softmax_xent_backward(logits, y)
-    y = np.asarray(y)
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
-    if y.shape != np.shape(logits):
-        raise ValueError(f"y must have the shape of the outputs {np.shape(logits)}, got {y.shape}")
-    return sigmoid_bce_backward(logits, y) if output == "sigmoid" else squared_error_backward(logits, y)
+    logits = np.asarray(logits)
+    targets: _FloatArray = np.asarray(y, dtype=logits.dtype)
+    if targets.ndim == 1:
+        targets = targets.reshape(-1, 1)
+    if targets.shape != logits.shape:
+        raise ValueError(f"y must have the shape of the outputs {logits.shape}, got {targets.shape}")
+    if output == "sigmoid":
+        return sigmoid_bce_backward(logits, targets)
+    return squared_error_backward(logits, targets)
 
 
 def _check_output(output: str) -> None:

@@ -154,8 +154,22 @@ py::array_t<T> new_array(std::vector<int64_t> shape) {
 template <class T>
 struct CheckedTargets {
     py::array keep;
+    py::array keep_weight;
     fastmlp::Targets<T> view;
 };
+
+// Row weights (N,) of dtype T, or None: finite and >= 0 (a negative weight would turn a loss
+// into a gain); checked here because the loop over them is O(N), cheap next to an epoch.
+template <class T>
+void attach_weights(CheckedTargets<T>& y, py::handle w, int64_t N) {
+    if (w.is_none()) return;
+    y.keep_weight = checked<T>(w, "sample_weight", {N});
+    const T* p = cptr<T>(y.keep_weight);
+    for (int64_t i = 0; i < N; ++i)
+        if (!(p[i] >= T(0) && p[i] <= std::numeric_limits<T>::max()))
+            throw std::invalid_argument("sample_weight[" + std::to_string(i) + "] must be finite and >= 0");
+    y.view.weight = p;
+}
 
 // Softmax takes either; the sigmoid and identity outputs take targets (N, K) only.
 template <class T>
@@ -682,9 +696,11 @@ CheckedUpdate<T> check_update(const AnyWorkspace& ws, const py::dict& optimizer,
 
 template <class T>
 py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
-                           py::handle y_, const py::dict& optimizer, const py::list& state, fastmlp::DropoutKey key) {
+                           py::handle y_, const py::dict& optimizer, const py::list& state, fastmlp::DropoutKey key,
+                           py::handle sample_weight) {
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, true, X_, y_);
+    attach_weights<T>(c.y, sample_weight, c.B);
     CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
     fastmlp::LossStats s;
     {
@@ -698,13 +714,15 @@ py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::
 template <class T>
 py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
                            py::handle y_, py::handle order_, int64_t batch_size, const py::dict& optimizer,
-                           const py::list& state, bool stop_on_nonfinite, fastmlp::DropoutKey key) {
+                           const py::list& state, bool stop_on_nonfinite, fastmlp::DropoutKey key,
+                           py::handle sample_weight) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, true);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
     const int64_t N = X.shape(0);
     check_fits(ws, batch_size, "batch_size");
     CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back(), ws.spec.output);
+    attach_weights<T>(y, sample_weight, N);
     CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
     py::array order;
     const int64_t* ord = nullptr;
@@ -729,9 +747,10 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
 
 template <class T>
 py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
-                         py::handle y_, bool training, fastmlp::DropoutKey key) {
+                         py::handle y_, bool training, fastmlp::DropoutKey key, py::handle sample_weight) {
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, false, X_, y_);
+    attach_weights<T>(c.y, sample_weight, c.B);
     py::list grads;
     std::vector<fastmlp::LayerGrads<T>> out;
     for (std::size_t k = 0; k + 1 < ws.sizes.size(); ++k) {
@@ -878,31 +897,31 @@ PYBIND11_MODULE(_core, m) {
     m.def("train_batch",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y,
              const py::dict& optimizer, const py::list& state, uint64_t dropout_seed, uint64_t epoch,
-             uint64_t batch_index) {
+             uint64_t batch_index, py::handle sample_weight) {
               const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
               return with_dtype(ws, [&](auto t) {
-                  return train_batch_impl<decltype(t)>(ws, W, b, X, y, optimizer, state, key);
+                  return train_batch_impl<decltype(t)>(ws, W, b, X, y, optimizer, state, key, sample_weight);
               });
           },
           py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
           py::arg("optimizer"), py::arg("state"), py::arg("dropout_seed") = 0, py::arg("epoch") = 0,
-          py::arg("batch_index") = 0,
+          py::arg("batch_index") = 0, py::arg("sample_weight") = py::none(),
           "One optimizer step on one batch, in place (parameters and optimizer state), with the dropout\n"
           "masks of (dropout_seed, epoch, batch_index). Returns (summed loss before the step, correct count).");
 
     m.def("train_epoch",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, py::handle order,
              int64_t batch_size, const py::dict& optimizer, const py::list& state, bool stop_on_nonfinite,
-             uint64_t dropout_seed, uint64_t epoch) {
+             uint64_t dropout_seed, uint64_t epoch, py::handle sample_weight) {
               const fastmlp::DropoutKey key{dropout_seed, epoch, 0};
               return with_dtype(ws, [&](auto t) {
                   return train_epoch_impl<decltype(t)>(ws, W, b, X, y, order, batch_size, optimizer, state,
-                                                       stop_on_nonfinite, key);
+                                                       stop_on_nonfinite, key, sample_weight);
               });
           },
           py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"), py::arg("order"),
           py::arg("batch_size"), py::arg("optimizer"), py::arg("state"), py::arg("stop_on_nonfinite") = false,
-          py::arg("dropout_seed") = 0, py::arg("epoch") = 0,
+          py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("sample_weight") = py::none(),
           "One epoch of minibatch training over the rows of X in `order` (None: in order), in place.\n"
           "optimizer['step'] numbers the first update. Batch j uses the dropout masks of\n"
           "(dropout_seed, epoch, j). Returns (summed pre-update loss, correct count, rows seen, steps\n"
@@ -911,14 +930,15 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("gradients",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,
-             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index) {
+             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index, py::handle sample_weight) {
               const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
               return with_dtype(ws, [&](auto t) {
-                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key);
+                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key, sample_weight);
               });
           },
           py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
           py::arg("training") = false, py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
+          py::arg("sample_weight") = py::none(),
           "Gradients of the batch-mean loss (with training, through the dropout masks of the key).\n"
           "Returns (summed loss, correct count, [(dW, db), ...]).");
 

@@ -35,6 +35,7 @@ def expected_bytes(sizes: list[int], batch: int, itemsize: int) -> int:
         total += (batch * sizes[k] + sizes[k] * sizes[k - 1] + sizes[k]) * itemsize  # h, dW, db
     total += 2 * batch * max(sizes[1:]) * itemsize  # delta, delta_prev
     total += batch * sizes[-1] * itemsize + batch * 8  # target_batch, label_batch (int64)
+    total += batch * itemsize  # weight_batch (sample weights of a shuffled batch)
     gemm_a = max((max(batch, sizes[k]) + MAX_MR) * KC for k in range(1, len(sizes)))
     gemm_b = max((max(sizes[k], sizes[k - 1]) + MAX_NR) * KC for k in range(1, len(sizes)))
     return total + _round64(gemm_a * itemsize) + _round64(gemm_b * itemsize)

@@ -16,14 +16,17 @@
 namespace fastmlp {
 
 // With `gradient`: out = (sigmoid(a) - y) / (B K); with `prediction`: out = sigmoid(a).
-// logits (B, K); targets (B, K) in [0, 1] or null (then no loss); out (B, K), not aliased.
+// logits (B, K); targets (B, K) in [0, 1] or null (then no loss); weight (B,) or null (see
+// RowWeights); out (B, K), not aliased.
 // The loss of one element is max(a, 0) - a y + log1p(e^-|a|): no overflow for any finite a.
 // A row counts as correct when every output is on the right side of 0.5 (a > 0 <=> y > 0.5).
 // Overwrites out. Serial over rows, losses summed in row order in double.
 template <class T>
-LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what) {
+LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what,
+                      const T* weight = nullptr) {
     LossStats stats;
     const T n = static_cast<T>(B) * static_cast<T>(K);
+    const RowWeights rw = RowWeights::of(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -32,25 +35,29 @@ LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B,
         const T* y = targets + r * K;
         double row = 0.0;
         bool correct = true;
+        const T f = rw.active() ? static_cast<T>(rw.gradient_factor<T>(r) / static_cast<double>(K)) : T(0);
         for (std::int64_t i = 0; i < K; ++i) {
             const double ad = a[i], yd = y[i];
             row += std::fmax(ad, 0.0) - ad * yd + std::log1p(std::exp(-std::fabs(ad)));
             correct = correct && ((a[i] > T(0)) == (y[i] > T(0.5)));
-            if (what == LossOutput::gradient) o[i] = (o[i] - y[i]) / n;
+            if (what == LossOutput::gradient) o[i] = rw.active() ? (o[i] - y[i]) * f : (o[i] - y[i]) / n;
         }
-        stats.loss_sum += row / static_cast<double>(K);
+        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor<T>(r) : 1.0);
         stats.n_correct += correct;
     }
     return stats;
 }
 
 // With `gradient`: out = 2 (a - y) / (B K); with `prediction`: out = a.
-// logits (B, K); targets (B, K) or null (then no loss); out (B, K), not aliased.
+// logits (B, K); targets (B, K) or null (then no loss); weight (B,) or null (see RowWeights);
+// out (B, K), not aliased.
 // No accuracy: n_correct stays 0. Overwrites out. Serial, summed in row order in double.
 template <class T>
-LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what) {
+LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what,
+                        const T* weight = nullptr) {
     LossStats stats;
     const T n = static_cast<T>(B) * static_cast<T>(K);
+    const RowWeights rw = RowWeights::of(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -60,12 +67,14 @@ LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t 
         }
         const T* y = targets + r * K;
         double row = 0.0;
+        const T f = rw.active() ? static_cast<T>(2.0 * rw.gradient_factor<T>(r) / static_cast<double>(K)) : T(0);
         for (std::int64_t i = 0; i < K; ++i) {
             const double d = static_cast<double>(a[i]) - static_cast<double>(y[i]);
             row += d * d;
-            o[i] = what == LossOutput::gradient ? T(2) * (a[i] - y[i]) / n : a[i];
+            if (what != LossOutput::gradient) o[i] = a[i];
+            else o[i] = rw.active() ? (a[i] - y[i]) * f : T(2) * (a[i] - y[i]) / n;
         }
-        stats.loss_sum += row / static_cast<double>(K);
+        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor<T>(r) : 1.0);
     }
     return stats;
 }
@@ -76,13 +85,13 @@ enum class Output : int { softmax = 0, sigmoid = 1, identity = 2 };
 // sigmoid + BCE or identity + MSE (targets (B, K)). Same contract as each kernel.
 template <class T>
 LossStats output_loss(Output output, T* out, const T* logits, const std::int64_t* labels, const T* targets,
-                      std::int64_t B, std::int64_t K, LossOutput what) {
+                      std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
     switch (output) {
-        case Output::sigmoid: return sigmoid_bce(out, logits, targets, B, K, what);
-        case Output::identity: return squared_error(out, logits, targets, B, K, what);
+        case Output::sigmoid: return sigmoid_bce(out, logits, targets, B, K, what, weight);
+        case Output::identity: return squared_error(out, logits, targets, B, K, what, weight);
         case Output::softmax: break;
     }
-    return softmax_xent(out, logits, labels, targets, B, K, what);
+    return softmax_xent(out, logits, labels, targets, B, K, what, weight);
 }
 
 }  // namespace fastmlp

@@ -55,10 +55,12 @@ struct LayerGrads {
 };
 
 // The targets of a batch: integer labels (B,) or distributions (B, K); exactly one is set.
+// Optionally a weight per row (scikit-learn's sample_weight; see RowWeights).
 template <class T>
 struct Targets {
     const std::int64_t* labels = nullptr;
     const T* dist = nullptr;
+    const T* weight = nullptr;
 };
 
 // Element counts of every Workspace buffer, computed with overflow-checked 64-bit arithmetic
@@ -66,7 +68,7 @@ struct Targets {
 // _core._workspace_bytes reports `bytes` without allocating (the 2^31 tests use it).
 struct WorkspacePlan {
     std::vector<std::int64_t> h, a, hd, dW, db;  // per layer k = 1..L (index 0 unused)
-    std::int64_t delta = 0, target_batch = 0, label_batch = 0, gemm_a = 0, gemm_b = 0;
+    std::int64_t delta = 0, target_batch = 0, label_batch = 0, weight_batch = 0, gemm_a = 0, gemm_b = 0;
     std::int64_t bytes = 0;               // total, packing buffers rounded as allocated
 };
 
@@ -110,10 +112,12 @@ WorkspacePlan plan_workspace(const NetSpec& spec, std::int64_t batch) {
     p.delta = checked_mul(batch, widest, "layer delta");
     p.target_batch = checked_mul(batch, sizes[L], "target batch");
     p.label_batch = batch;
+    p.weight_batch = batch;
     add(p.delta, elem, "layer delta");
     add(p.delta, elem, "layer delta");  // delta and delta_prev
     add(p.target_batch, elem, "target batch");
     add(p.label_batch, static_cast<std::int64_t>(sizeof(std::int64_t)), "label batch");
+    add(p.weight_batch, elem, "weight batch");
     total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_a), "packing buffers");
     total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_b), "packing buffers");
     p.bytes = total;
@@ -133,6 +137,7 @@ struct Workspace {
     std::vector<std::vector<T>> dW, db;     // per-layer gradients for the training step
     std::vector<T> target_batch;
     std::vector<std::int64_t> label_batch;
+    std::vector<T> weight_batch;            // the sample weights of a shuffled batch, gathered
     std::vector<LayerGrads<T>> grads;       // views of dW, db handed to forward_backward
     GemmScratch<T> gemm;                    // packing space for the largest product of any layer
 
@@ -160,6 +165,7 @@ struct Workspace {
         delta_prev.resize(static_cast<std::size_t>(p.delta));
         target_batch.resize(static_cast<std::size_t>(p.target_batch));
         label_batch.resize(static_cast<std::size_t>(p.label_batch));
+        weight_batch.resize(static_cast<std::size_t>(p.weight_batch));
         for (std::size_t k = 1; k <= L; ++k) grads.push_back({dW[k].data(), db[k].data()});
         gemm.a.reserve(p.gemm_a);
         gemm.b.reserve(p.gemm_b);
@@ -246,7 +252,7 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
     T* da = ws.delta.data();
     T* da_below = ws.delta_prev.data();
     const LossStats stats =
-        output_loss(spec.output, da, logits, y.labels, y.dist, B, ws.sizes[L], LossOutput::gradient);  // da_L
+        output_loss(spec.output, da, logits, y.labels, y.dist, B, ws.sizes[L], LossOutput::gradient, y.weight);  // da_L
     if (skip_if_nonfinite && !std::isfinite(stats.loss_sum)) return stats;
     const bool fused_sgd = u.apply && u.spec.plain_sgd();
     const T lr = static_cast<T>(u.spec.lr);
@@ -312,6 +318,7 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
         if (order == nullptr) {
             yb.labels = y.labels ? y.labels + start : nullptr;
             yb.dist = y.dist ? y.dist + start * K : nullptr;
+            yb.weight = y.weight ? y.weight + start : nullptr;
         } else {  // X's rows are read in place through `rows`; only the small targets are gathered
             xb = X;
             rows = order + start;
@@ -319,9 +326,11 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
                 const std::int64_t src = rows[r];
                 if (y.labels) ws.label_batch[r] = y.labels[src];
                 if (y.dist) std::memcpy(ws.target_batch.data() + r * K, y.dist + src * K, sizeof(T) * K);
+                if (y.weight) ws.weight_batch[r] = y.weight[src];
             }
             yb.labels = y.labels ? ws.label_batch.data() : nullptr;
             yb.dist = y.dist ? ws.target_batch.data() : nullptr;
+            yb.weight = y.weight ? ws.weight_batch.data() : nullptr;
         }
         dropout.batch = static_cast<std::uint64_t>(batch_index);
         const LossStats s = train_batch(ws, layers, xb, yb, B, u, rows, stop_on_nonfinite, &dropout);

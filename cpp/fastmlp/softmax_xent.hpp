@@ -16,15 +16,46 @@ struct LossStats {
 // What an output kernel writes: the prediction (softmax probabilities here) or the gradient da_L.
 enum class LossOutput : int { prediction, gradient };
 
-// With `gradient`: out = (softmax(a) - y) / B; with `probabilities`: out = softmax(a).
+// The scale of each row's gradient and loss when rows carry weights w (scikit-learn's
+// sample_weight): the batch loss is the weighted mean Σ w_r l_r / Σ w_r, so row r's gradient is
+// (yhat - y) w_r / Σ w, and its loss enters LossStats::loss_sum as w_r l_r B / Σ w (so that
+// loss_sum / B is still the batch's mean loss). A batch whose weights sum to 0 contributes
+// nothing. Without weights (null) nothing is scaled: the kernels divide by B as before.
+struct RowWeights {
+    const void* w = nullptr;  // T* of the kernel's T, (B,), or null
+    double sum = 0.0;
+    std::int64_t B = 0;
+
+    template <class T>
+    static RowWeights of(const T* w, std::int64_t B) {
+        RowWeights rw;
+        rw.w = w;
+        rw.B = B;
+        if (w != nullptr)
+            for (std::int64_t r = 0; r < B; ++r) rw.sum += static_cast<double>(w[r]);
+        return rw;
+    }
+    bool active() const { return w != nullptr; }
+    template <class T>
+    double row(std::int64_t r) const { return static_cast<double>(static_cast<const T*>(w)[r]); }
+    // Factor of row r's gradient, relative to an unweighted row's 1: w_r / Σw (times the divisor).
+    template <class T>
+    double gradient_factor(std::int64_t r) const { return sum > 0.0 ? row<T>(r) / sum : 0.0; }
+    template <class T>
+    double loss_factor(std::int64_t r) const { return sum > 0.0 ? row<T>(r) * static_cast<double>(B) / sum : 0.0; }
+};
+
+// With `gradient`: out = (softmax(a) - y) / B (or scaled by row weights, see RowWeights); with
+// `prediction`: out = softmax(a).
 // logits (B, K); y is either labels (B,) in [0, K) or targets (B, K) (rows summing to 1), or
-// neither (then no loss is computed); out (B, K) must not alias logits.
+// neither (then no loss is computed); weight (B,) or null; out (B, K) must not alias logits.
 // Overwrites out. Serial over rows (K is small; the row losses are summed in row order, in double).
 template <class T>
 LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, const T* targets,
-                       std::int64_t B, std::int64_t K, LossOutput what) {
+                       std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
     LossStats stats;
     const T batch = static_cast<T>(B);
+    const RowWeights rw = RowWeights::of(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -40,26 +71,35 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
         const double lse = static_cast<double>(m) + std::log(static_cast<double>(s));
         for (std::int64_t i = 0; i < K; ++i) o[i] /= s;
 
+        double row_loss = 0.0;
         if (labels != nullptr) {
             const std::int64_t l = labels[r];
-            stats.loss_sum += lse - static_cast<double>(a[l]);
+            row_loss = lse - static_cast<double>(a[l]);
             stats.n_correct += (top == l);
-            if (what == LossOutput::gradient) {
-                o[l] -= T(1);
-                for (std::int64_t i = 0; i < K; ++i) o[i] /= batch;
-            }
+            if (what == LossOutput::gradient) o[l] -= T(1);
         } else if (targets != nullptr) {
             const T* y = targets + r * K;
-            double row_loss = 0.0;
             std::int64_t y_top = 0;
             for (std::int64_t i = 0; i < K; ++i) {
                 if (y[i] != T(0)) row_loss += static_cast<double>(y[i]) * (lse - static_cast<double>(a[i]));
                 if (y[i] > y[y_top]) y_top = i;
             }
-            stats.loss_sum += row_loss;
             stats.n_correct += (top == y_top);
             if (what == LossOutput::gradient)
-                for (std::int64_t i = 0; i < K; ++i) o[i] = (o[i] - y[i]) / batch;
+                for (std::int64_t i = 0; i < K; ++i) o[i] = o[i] - y[i];
+        } else {
+            continue;
+        }
+        if (rw.active()) {
+            stats.loss_sum += row_loss * rw.loss_factor<T>(r);
+            if (what == LossOutput::gradient) {
+                const T f = static_cast<T>(rw.gradient_factor<T>(r));
+                for (std::int64_t i = 0; i < K; ++i) o[i] *= f;
+            }
+        } else {
+            stats.loss_sum += row_loss;
+            if (what == LossOutput::gradient)
+                for (std::int64_t i = 0; i < K; ++i) o[i] /= batch;
         }
     }
     return stats;

@@ -11,6 +11,7 @@ import warnings
 from typing import Optional, TypedDict
 
 from . import _core, datasets, optim, reference, schedules
+from .convert import from_sklearn, from_torch
 from .gradcheck import gradcheck
 from .history import History
 from .network import ModelFileError, Network
@@ -48,6 +49,8 @@ __all__ = [
     "TrainingDivergedError",
     "build_info",
     "datasets",
+    "from_sklearn",
+    "from_torch",
     "get_num_threads",
     "gradcheck",
     "optim",

@@ -135,6 +135,7 @@ def train_batch(
     dropout_seed: SupportsIndex = 0,
     epoch: SupportsIndex = 0,
     batch_index: SupportsIndex = 0,
+    sample_weight: NDArray[np.floating[Any]] | None = None,
 ) -> tuple[float, int]:
     """One optimizer step on one batch, in place. Returns (summed loss before the step, correct count)."""
 
@@ -151,6 +152,7 @@ def train_epoch(
     stop_on_nonfinite: bool = False,
     dropout_seed: SupportsIndex = 0,
     epoch: SupportsIndex = 0,
+    sample_weight: NDArray[np.floating[Any]] | None = None,
 ) -> tuple[float, int, int, int]:
     """One epoch of minibatch training over the rows of X in `order` (None: in order), in place.
     Returns (summed pre-update loss, correct count, rows seen, steps taken). Ctrl-C stops it
@@ -167,6 +169,7 @@ def gradients(
     dropout_seed: SupportsIndex = 0,
     epoch: SupportsIndex = 0,
     batch_index: SupportsIndex = 0,
+    sample_weight: NDArray[np.floating[Any]] | None = None,
 ) -> tuple[float, int, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
     """Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...])."""
 

@@ -136,6 +136,31 @@ def check_positive_float(value: object, name: str) -> float:
     return value
 
 
+def check_nonnegative_float(value: object, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def check_sample_weight(sample_weight: object, n_samples: int, dtype: np.dtype[np.floating[Any]]) -> NDArray[Any]:
+    """Row weights (n_samples,) as a C-contiguous array of `dtype`: finite, >= 0, not all 0."""
+    arr = as_numeric_array(sample_weight, "sample_weight")
+    if arr.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per sample, got shape {_shape(arr)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not all_finite(out):
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (out < 0).any():
+        raise ValueError("sample_weight must be >= 0; it has negative entries")
+    if not out.any():
+        raise ValueError("sample_weight is 0 for every sample, so there is nothing to train on")
+    return out
+
+
 def check_layer_sizes(layer_sizes: Iterable[object]) -> list[int]:
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
         raise TypeError(f"layer_sizes must be a list of integers such as [64, 128, 10], got {layer_sizes!r}")

@@ -74,6 +74,8 @@ class History:
         self.val_accuracy: list[float] = []
         self.lr: list[float] = []
         self.epoch_time: list[float] = []
+        #: Whether early stopping or a callback ended the fit before its ``epochs``.
+        self.stopped_early: bool = False
 
     @property
     def epochs(self) -> int:

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._model_file import read_npz_arrays
+from ._summary import NetworkSummary, summary
 from ._validation import (
     check_activation,
     check_activations,
@@ -23,6 +24,7 @@ from ._validation import (
     check_init,
     check_layer_sizes,
     check_output,
+    check_sample_weight,
     check_seed,
     check_X,
     check_y,
@@ -476,7 +478,8 @@ class Network:
             loss_sum, n_correct, _ = _core.evaluate(ws, W, b, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
-    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0) -> float:
+    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,
+             sample_weight: ArrayLike | None = None) -> float:
         """Mean loss of the network on (X, y), a float.
 
         Parameters
@@ -492,6 +495,8 @@ class Network:
             :meth:`gradients` with the same ``seed``); without dropout layers it changes nothing.
         seed : int, default=0
             The dropout masks' key, with ``training=True``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights: the loss is then the weighted mean ``sum(w l) / sum(w)``.
 
         Returns
         -------
@@ -499,8 +504,8 @@ class Network:
             Cross-entropy (softmax), binary cross-entropy (sigmoid) or squared error
             (identity), averaged over samples (and outputs, for sigmoid and identity).
         """
-        if training:
-            return self.gradients(X, y, training=True, seed=seed)[0]
+        if training or sample_weight is not None:
+            return self.gradients(X, y, training=training, seed=seed, sample_weight=sample_weight)[0]
         return self._evaluate(X, y)[0]
 
     def accuracy(self, X: ArrayLike, y: ArrayLike) -> float:
@@ -518,7 +523,8 @@ class Network:
         return self._evaluate(X, y)[1]
 
     def gradients(
-        self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0
+        self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,
+        sample_weight: ArrayLike | None = None,
     ) -> tuple[float, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
         """Loss and gradients of the mean loss over the batch (X, y).
 
@@ -531,6 +537,8 @@ class Network:
             training=True, seed=seed)``.
         seed : int, default=0
             The dropout masks' key, with ``training=True``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights: the gradient of the weighted mean loss ``sum(w l) / sum(w)``.
 
         Returns
         -------
@@ -546,11 +554,32 @@ class Network:
         seed = check_seed(seed) or 0
         X = check_X(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)
         ws = self._workspace(len(X), training=bool(training))
         with self._locked():
             W, b = self._params()
-            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, bool(training), seed)
+            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, bool(training), seed, 0, 0, weights)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
+
+    # ------------------------------------------------------------------ description and conversion
+
+    def summary(self) -> NetworkSummary:
+        """Layers, activations, dropout, parameter counts and FLOPs per sample, as a table.
+
+        Returns
+        -------
+        NetworkSummary
+            Prints as an aligned table; ``.rows`` and ``.to_dict()`` hold the numbers.
+        """
+        return summary(self)
+
+    def to_torch(self, *, include_output: bool = False) -> Any:
+        """This network as a ``torch.nn.Sequential`` of ``Linear`` and activation layers (with a
+        copy of the weights); see :func:`fastmlp.convert.to_torch`. Needs PyTorch
+        (``pip install "fastmlp[torch]"``)."""
+        from .convert import to_torch
+
+        return to_torch(self, include_output=include_output)
 
     # ------------------------------------------------------------------ persistence
 

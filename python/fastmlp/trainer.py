@@ -10,13 +10,23 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._validation import all_finite, check_int, check_positive_float, check_seed, check_X
+from ._validation import (
+    all_finite,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_sample_weight,
+    check_seed,
+    check_X,
+)
+from ._progress import Progress, check_verbose
 from .history import History
 from .network import Network
 from .optim import SGD, Optimizer
@@ -158,7 +168,7 @@ class Trainer:
             self._ws = ws
         return ws
 
-    def step(self, X: ArrayLike, y: ArrayLike) -> float:
+    def step(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """One optimizer step on one batch; returns the batch's mean loss before the step.
 
         Parameters
@@ -166,16 +176,19 @@ class Trainer:
         X : array-like of shape (batch, n_features)
         y : array-like
             The targets of the network's output (see :meth:`Network.loss`).
+        sample_weight : array-like of shape (batch,), optional
+            Row weights, as in :meth:`fit`.
         """
         net = self.network
         X = check_X(X, net.n_features, net.dtype)
         y = net._check_y(y, len(X))
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), net.dtype)
         ws = self._workspace(len(X))
         opt = self.optimizer
         with net._locked():  # one atomic update: no other thread reads or writes mid-step
             W, b = net._params(for_update=True)
             loss_sum, _ = _core.train_batch(ws, W, b, X, y, opt._spec(), opt._state_for(net),
-                                            self._dropout_seed, 0, self._single_steps)
+                                            self._dropout_seed, 0, self._single_steps, weights)
             opt.steps += 1
             self._single_steps += 1
         return loss_sum / len(X)
@@ -186,10 +199,17 @@ class Trainer:
         y: ArrayLike,
         epochs: int = 1,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-        verbose: bool | int = False,
+        verbose: bool | int = 0,
         on_nonfinite: str = "raise",
+        *,
+        validation_fraction: float | None = None,
+        early_stopping: int | None = None,
+        restore_best_weights: bool = False,
+        tol: float = 0.0,
+        callbacks: Sequence[Callable[[int, dict[str, float]], Any]] | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> History:
-        """Train for `epochs` passes over (X, y).
+        """Train for up to `epochs` passes over (X, y).
 
         Parameters
         ----------
@@ -202,10 +222,12 @@ class Trainer:
             n_outputs) for a sigmoid; real targets for an identity output (see
             :meth:`Network.loss`).
         epochs : int, default=1
+            New epochs to train (a later ``fit`` continues from where this one stops).
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch into ``val_loss`` and ``val_accuracy``.
-        verbose : bool or int, default=False
-            Print one line per epoch to stderr.
+        verbose : {0, 1, 2} or bool, default=0
+            Progress on stderr: 0 nothing, 1 one line per epoch, 2 a progress bar (tqdm when it
+            is installed), which falls back to lines when stderr is not a terminal.
         on_nonfinite : {"raise", "warn"}, default="raise"
             What a NaN or infinite loss or weight does. ``"raise"``: training stops at the first
             batch whose loss is not finite (before its update) or whose update made a weight
@@ -213,10 +235,34 @@ class Trainer:
             before that batch (bitwise: the epoch is replayed from a copy taken at its start),
             and :class:`TrainingDivergedError` names the epoch and the batch. ``"warn"``: a
             ``RuntimeWarning`` once per fit, and training goes on.
+        validation_fraction : float in (0, 1), optional
+            Hold out this fraction of (X, y) as validation data instead of passing
+            ``validation_data``: a random split drawn from the trainer's seeded generator once
+            per call, the held-out rows never trained on.
+        early_stopping : int, optional
+            Patience: stop when the monitored loss (``val_loss`` with validation data, else the
+            training ``loss``) has not improved by more than `tol` for this many epochs.
+        restore_best_weights : bool, default=False
+            At the end of the call, put back the weights of the epoch with the best monitored
+            loss (improvements counted as for `early_stopping`) if a later epoch is worse.
+        tol : float, default=0.0
+            The improvement that counts for `early_stopping`: a loss below best - tol.
+        callbacks : list of callable, optional
+            ``fn(epoch, logs)`` after every epoch, with the 1-based epoch of this call and
+            ``logs`` the epoch's metrics (``loss``, ``lr``, ``epoch_time`` and, as recorded,
+            ``accuracy``, ``val_loss``, ``val_accuracy``). The network is not locked during the
+            call, so a callback may predict with it or copy its weights. Returning ``False``
+            stops training after this epoch.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the rows: each batch's loss is the weighted mean
+            ``sum(w_r l_r) / sum(w_r)`` over its rows (scikit-learn's convention; a batch of
+            zero weights changes nothing).
 
         Returns
         -------
         History
+            This call's epochs; ``history.stopped_early`` tells whether early stopping or a
+            callback ended it before `epochs`.
 
         Notes
         -----
@@ -233,8 +279,35 @@ class Trainer:
             raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(self.batch_size, "batch_size", 1)
+        verbose = check_verbose(verbose)
+        patience = None if early_stopping is None else check_int(early_stopping, "early_stopping", 1)
+        if not isinstance(restore_best_weights, (bool, np.bool_)):
+            raise TypeError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
+        tol = check_nonnegative_float(tol, "tol")
+        callbacks = list(callbacks) if callbacks is not None else []
+        for fn in callbacks:
+            if not callable(fn):
+                raise TypeError(f"callbacks must be callables fn(epoch, logs), got {fn!r}")
         X = check_X(X, net.n_features, net.dtype)
         y = net._check_y(y, len(X))
+        weights = None
+        if sample_weight is not None:
+            weights = check_sample_weight(sample_weight, len(X), net.dtype)
+        if validation_fraction is not None:
+            if validation_data is not None:
+                raise ValueError("pass either validation_data or validation_fraction, not both")
+            fraction = check_positive_float(validation_fraction, "validation_fraction")
+            if fraction >= 1:
+                raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
+            n_val = int(np.ceil(fraction * len(X)))
+            if n_val >= len(X):
+                raise ValueError(f"validation_fraction={fraction:g} of {len(X)} samples leaves none to train on")
+            split = self._rng.permutation(len(X))
+            val_rows, train_rows = np.sort(split[:n_val]), np.sort(split[n_val:])
+            validation_data = (X[val_rows], y[val_rows])
+            X, y = np.ascontiguousarray(X[train_rows]), np.ascontiguousarray(y[train_rows])
+            if weights is not None:
+                weights = np.ascontiguousarray(weights[train_rows])
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
@@ -250,61 +323,85 @@ class Trainer:
         ws = self._workspace(batch_size)
         eval_ws = net._eval_workspace(len(Xv)) if validation_data is not None else None
         schedule = self.schedule
-        if schedule is not None:
-            schedule.start(opt.lr)  # a no-op for a schedule already started by an earlier fit
+        if schedule is not None and not schedule.started:
+            schedule.start(opt.lr)  # a later fit continues the schedule where it stands
         history = History()
+        history.stopped_early = False
         self.history = history
         warned = False
         # What a divergence rolls back to (by replay): refreshed at each epoch's start, allocated once.
         start = [np.empty_like(a) for a in W + b] if on_nonfinite == "raise" else []
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            epoch = self._epochs_done + 1
-            if schedule is not None:
-                opt.lr = schedule.lr
-            order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
-            # The lock is held per epoch, not per fit: a predict from another thread can run
-            # between two epochs (and sees the weights of a whole epoch, validation included,
-            # never a mix), and two fits on one network interleave whole epochs.
-            with net._locked():
-                for saved, a in zip(start, W + b):
-                    np.copyto(saved, a)
-                opt_start = opt._snapshot() if on_nonfinite == "raise" else None
-                spec = opt._spec()
-                loss_sum, n_correct, n_seen, n_steps = _core.train_epoch(
-                    ws, W, b, X, y, order, batch_size, spec, state, on_nonfinite == "raise",
-                    self._dropout_seed, epoch)
-                opt.steps += n_steps
-                self._epochs_done = epoch
-                if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):
-                    assert opt_start is not None
-                    self._roll_back_and_raise(start, opt_start, ws, X, y, order, batch_size, spec, n_seen, epoch,
-                                              len(history.loss) + 1)
-                if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and _all_finite(W + b)) \
-                        and not warned:
-                    warned = True
-                    warnings.warn(f"training diverged in epoch {len(history.loss) + 1}: the loss or the weights are NaN or "
-                                  "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
-                                  RuntimeWarning, stacklevel=2)
-                if eval_ws is not None:
-                    vl, vc, _ = _core.evaluate(eval_ws, W, b, Xv, yv, False)
-            record = {"loss": loss_sum / n_seen, "lr": spec["lr"]}
-            if classifier:
-                record["accuracy"] = n_correct / n_seen
-            if eval_ws is not None:
-                record["val_loss"] = vl / len(Xv)
+        best_loss, best_at, best_weights, waited = math.inf, 0, None, 0
+        with Progress(epochs, verbose) as progress:
+            for shown in range(1, epochs + 1):
+                progress.epoch_start(shown)
+                t0 = time.perf_counter()
+                epoch = self._epochs_done + 1
+                if schedule is not None:
+                    opt.lr = schedule.lr
+                order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
+                # The lock is held per epoch, not per fit: a predict from another thread can run
+                # between two epochs (and sees the weights of a whole epoch, validation included,
+                # never a mix), and two fits on one network interleave whole epochs.
+                with net._locked():
+                    for saved, a in zip(start, W + b):
+                        np.copyto(saved, a)
+                    opt_start = opt._snapshot() if on_nonfinite == "raise" else None
+                    spec = opt._spec()
+                    loss_sum, n_correct, n_seen, n_steps = _core.train_epoch(
+                        ws, W, b, X, y, order, batch_size, spec, state, on_nonfinite == "raise",
+                        self._dropout_seed, epoch, weights)
+                    opt.steps += n_steps
+                    self._epochs_done = epoch
+                    if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):
+                        assert opt_start is not None
+                        self._roll_back_and_raise(start, opt_start, ws, X, y, weights, order, batch_size, spec,
+                                                  n_seen, epoch, shown)
+                    if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and _all_finite(W + b)) \
+                            and not warned:
+                        warned = True
+                        warnings.warn(f"training diverged in epoch {shown}: the loss or the weights are NaN or "
+                                      "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
+                                      RuntimeWarning, stacklevel=2)
+                    if eval_ws is not None:
+                        vl, vc, _ = _core.evaluate(eval_ws, W, b, Xv, yv, False)
+                logs = {"loss": loss_sum / n_seen}
                 if classifier:
-                    record["val_accuracy"] = vc / len(Xv)
-            record["epoch_time"] = time.perf_counter() - t0
-            history.append(**record)
-            if schedule is not None:
-                schedule.step(history.val_loss[-1] if eval_ws is not None else history.loss[-1])
-            if verbose:
-                self._print_epoch(history, len(history.loss), epochs, show_lr=schedule is not None)
+                    logs["accuracy"] = n_correct / n_seen
+                if eval_ws is not None:
+                    logs["val_loss"] = vl / len(Xv)
+                    if classifier:
+                        logs["val_accuracy"] = vc / len(Xv)
+                logs["lr"] = spec["lr"]
+                monitored = logs["val_loss"] if eval_ws is not None else logs["loss"]
+                if schedule is not None:
+                    schedule.step(monitored)
+                logs["epoch_time"] = time.perf_counter() - t0
+                history.append(**logs)
+                progress.epoch_end(shown, logs)
+                if math.isfinite(monitored) and monitored < best_loss - tol:
+                    best_loss, best_at, waited = monitored, shown, 0
+                    if restore_best_weights:
+                        with net._locked():
+                            best_weights = [a.copy() for a in W + b]
+                else:
+                    waited += 1
+                stop = patience is not None and waited >= patience
+                for fn in callbacks:  # every callback sees every epoch, even after one asked to stop
+                    if fn(shown, dict(logs)) is False:
+                        stop = True
+                if stop and shown < epochs:
+                    history.stopped_early = True
+                    break
+        if restore_best_weights and best_weights is not None and best_at != history.epochs:
+            with net._locked():
+                for a, saved in zip(W + b, best_weights):
+                    np.copyto(a, saved)
         return history
 
     def _roll_back_and_raise(self, start: list[NDArray[np.floating[Any]]], opt_start: Any, ws: _core.Workspace,
-                             X: NDArray[np.floating[Any]], y: NDArray[Any], order: Optional[NDArray[np.int64]],
+                             X: NDArray[np.floating[Any]], y: NDArray[Any], weights: Optional[NDArray[Any]],
+                             order: Optional[NDArray[np.int64]],
                              batch_size: int, spec: dict[str, Any], n_seen: int, epoch: int, shown_epoch: int) -> None:
         """Restore the weights (and optimizer state) after the last finite batch of this epoch, then raise.
 
@@ -327,9 +424,10 @@ class Trainer:
             opt._restore(opt_start)
             m = min(k * batch_size, len(X))
             if m:
-                _, _, _, steps = _core.train_epoch(ws, W, b, np.ascontiguousarray(X[rows[:m]]),
-                                                   np.ascontiguousarray(y[rows[:m]]), None, batch_size, spec,
-                                                   opt._state_for(net), False, self._dropout_seed, epoch)
+                _, _, _, steps = _core.train_epoch(
+                    ws, W, b, np.ascontiguousarray(X[rows[:m]]), np.ascontiguousarray(y[rows[:m]]), None,
+                    batch_size, spec, opt._state_for(net), False, self._dropout_seed, epoch,
+                    None if weights is None else np.ascontiguousarray(weights[rows[:m]]))
                 opt.steps += steps
 
         done = n_seen // batch_size
@@ -353,21 +451,3 @@ class Trainer:
             f"NaN or infinite. The weights are rolled back to their state before that batch and "
             f"trainer.history holds the completed epochs. A smaller lr (now {spec['lr']:g}) or scaled inputs "
             f"usually help; fit(..., on_nonfinite='warn') trains on regardless.")
-
-    @staticmethod
-    def _print_epoch(history: History, epoch: int, epochs: int, show_lr: bool = False) -> None:
-        width = len(str(epochs))
-        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {history.loss[-1]:.4f}"]
-        if history.accuracy:
-            parts.append(f"accuracy {history.accuracy[-1]:.4f}")
-        if history.val_loss:
-            parts.append(f"val_loss {history.val_loss[-1]:.4f}")
-        if history.val_accuracy:
-            parts.append(f"val_accuracy {history.val_accuracy[-1]:.4f}")
-        if show_lr:
-            parts.append(f"lr {history.lr[-1]:.3g}")
-        t = history.epoch_time[-1]
-        parts.append(f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s")
-        if not math.isfinite(history.loss[-1]):
-            parts.append("(loss is not finite: lower lr?)")
-        print("  ".join(parts), file=sys.stderr, flush=True)

@@ -37,6 +37,10 @@ _EVAL_CHUNK = 1024
 _FORMAT_NAME = "fastmlp.Network"
 _FORMAT_VERSION = 2  # 2 added activations per layer, output and dropout; version 1 files still load
 
+#: The most entries a model or checkpoint file may have (a bound for hostile files; a network of
+#: 1000 layers with Adam's state needs about 6000).
+_MAX_FILE_ENTRIES = 8192
+
 #: Activations whose networks start from He initialisation under init="auto" (Glorot otherwise).
 _RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
@@ -588,6 +592,13 @@ class Network:
 
         A path without the ``.npz`` suffix gets it appended, as numpy.savez does.
         """
+        # mypy cannot tell that no key here is savez's own keyword allow_pickle (a keyword only
+        # newer NumPy stubs declare, hence unused-ignore for the older ones).
+        np.savez(path, **self._to_arrays())  # type: ignore[arg-type, unused-ignore]
+
+    def _to_arrays(self) -> dict[str, NDArray[Any]]:
+        """The entries of a model file: the description and a copy of every parameter, taken
+        under the lock; ValueError if a parameter is not finite (load would refuse it)."""
         arrays = {
             "format": np.array(_FORMAT_NAME),
             "format_version": np.array(_FORMAT_VERSION),
@@ -609,9 +620,7 @@ class Network:
                                      "(training diverged; a smaller lr usually helps)")
             arrays[f"W{k}"] = Wk
             arrays[f"b{k}"] = bk
-        # mypy cannot tell that no key here is savez's own keyword allow_pickle (a keyword only
-        # newer NumPy stubs declare, hence unused-ignore for the older ones).
-        np.savez(path, **arrays)  # type: ignore[arg-type, unused-ignore]
+        return arrays
 
     @classmethod
     def load(cls: type[_NetworkT], path: str | os.PathLike[str]) -> _NetworkT:
@@ -628,7 +637,8 @@ class Network:
             path = str(path) + ".npz"
         # Not np.load: it allocates whatever a member's header claims and inflates whatever a
         # member declares. read_npz_arrays checks every size against the file before reading.
-        data = read_npz_arrays(path)  # OSError when it cannot be opened, else ModelFileError
+        # OSError when it cannot be opened, else ModelFileError. A network has 9 + 2 L entries.
+        data = read_npz_arrays(path, max_members=_MAX_FILE_ENTRIES)
         return cls._from_arrays(data, path)
 
     @classmethod

@@ -125,6 +125,18 @@ class Optimizer:
     def _public_hyper(self) -> dict[str, Any]:
         return self._hyper()
 
+    def _config(self) -> dict[str, Any]:
+        """The constructor's arguments, as plain values (checkpoints rebuild from them)."""
+        return {"lr": self._lr, **self._public_hyper()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+#: The optimizers a checkpoint may name, by their `kind`.
+def _optimizer_classes() -> dict[str, type[Optimizer]]:
+    return {cls.kind: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with momentum (PyTorch's ``torch.optim.SGD``).

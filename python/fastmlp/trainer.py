@@ -7,6 +7,7 @@ progress."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import warnings
@@ -30,6 +31,7 @@ from ._progress import Progress, check_verbose
 from .history import History
 from .network import Network
 from .optim import SGD, Optimizer
+from .schedules import Schedule
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -112,7 +114,7 @@ class Trainer:
         seed: int | None = None,
         *,
         optimizer: Optimizer | None = None,
-        schedule: Any = None,
+        schedule: Schedule | None = None,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"Trainer needs a fastmlp.Network, got {type(network).__name__}")
@@ -127,8 +129,9 @@ class Trainer:
         else:
             optimizer = SGD(check_positive_float(0.1 if lr is None else lr, "lr"))
         self.optimizer = optimizer
-        if schedule is not None and not all(callable(getattr(schedule, m, None)) for m in ("start", "step")):
-            raise TypeError(f"schedule must be a fastmlp.schedules schedule such as StepLR(10), got {schedule!r}")
+        if schedule is not None and not isinstance(schedule, Schedule):
+            hint = " (an instance, not the class)" if isinstance(schedule, type) else ""
+            raise TypeError(f"schedule must be a fastmlp.schedules schedule such as StepLR(10){hint}, got {schedule!r}")
         self.schedule = schedule
         self.batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -398,6 +401,45 @@ class Trainer:
                 for a, saved in zip(W + b, best_weights):
                     np.copyto(a, saved)
         return history
+
+    # ------------------------------------------------------------------ checkpoints and pickling
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Write everything that decides how training goes on to a ``.npz`` file: the network,
+        the optimizer's settings, step count and state, the schedule's state, the epoch count,
+        the dropout key and the shuffling generator's state. Arrays and plain values only (no
+        pickle). A path without ``.npz`` gets it appended.
+
+        Training n epochs, saving, loading (in any process) and training m more equals training
+        n + m epochs, bit for bit. The History is not saved: it belongs to one fit call.
+        """
+        from ._checkpoint import save_checkpoint
+
+        save_checkpoint(self, path)
+
+    @classmethod
+    def load_checkpoint(cls, path: str | os.PathLike[str]) -> Trainer:
+        """Read a checkpoint written by :meth:`save_checkpoint`: a new Trainer with its own new
+        Network (``trainer.network``), optimizer and schedule, ready to ``fit`` on.
+
+        Raises
+        ------
+        OSError
+            The file cannot be opened.
+        ModelFileError (a ValueError)
+            The file is not a valid checkpoint (every entry is checked before anything is built
+            from it).
+        """
+        from ._checkpoint import load_checkpoint
+
+        return load_checkpoint(cls, path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support (for joblib and multiprocessing; unpickle trusted data only): all but
+        the native scratch memory, which is rebuilt on first use."""
+        state = dict(self.__dict__)
+        state["_ws"] = None
+        return state
 
     def _roll_back_and_raise(self, start: list[NDArray[np.floating[Any]]], opt_start: Any, ws: _core.Workspace,
                              X: NDArray[np.floating[Any]], y: NDArray[Any], weights: Optional[NDArray[Any]],

@@ -26,7 +26,8 @@ from fastmlp import datasets
 
 __all__ = ["configure_parser", "run", "main"]
 
-ACTIVATION_CHOICES = ("relu", "tanh", "sigmoid", "identity")
+ACTIVATION_CHOICES = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "identity")
+OPTIMIZER_CHOICES = ("sgd", "adam", "adamw", "rmsprop")
 DTYPE_CHOICES = ("float32", "float64")
 NPZ_FEATURES_KEY = "X"
 NPZ_LABELS_KEY = "y"
@@ -43,6 +44,8 @@ DEFAULT_LR = 0.1
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEED = 0
 DEFAULT_TEST_FRACTION = 0.25
+DEFAULT_VALIDATION_FRACTION = 0.15
+DEFAULT_PATIENCE = 10
 
 
 class UserError(Exception):
@@ -76,6 +79,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be finite and >= 0, got {text}")
+    return value
+
+
+def _dropout_probability(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -94,7 +114,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "(1797 8x8 images, 10 classes)."
     )
     parser.epilog = (
-        "Per-epoch progress (loss and accuracy on the training and held-out parts) goes to stderr; "
+        "The training part is split again: --validation-fraction of it is the validation set that "
+        "early stopping watches (its best epoch's weights are kept), the held-out test part is only "
+        "scored at the end. Per-epoch progress goes to stderr (a bar on a terminal, lines otherwise); "
         "the final 'held-out accuracy: ...' line goes to stdout. User errors exit with status 2."
     )
 
@@ -111,8 +133,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     data.add_argument(
         "--test-fraction", type=_fraction, default=DEFAULT_TEST_FRACTION, metavar="F",
-        help="fraction of the samples held out (seeded by --seed) for validation and the final "
-             "accuracy (default: %(default)s)",
+        help="fraction of the samples held out (seeded by --seed) for the final accuracy "
+             "(default: %(default)s)",
+    )
+    data.add_argument(
+        "--validation-fraction", type=_fraction, default=DEFAULT_VALIDATION_FRACTION, metavar="F",
+        help="fraction of the training part set aside each run (seeded) as the validation data that "
+             "early stopping watches (default: %(default)s)",
     )
 
     model = parser.add_argument_group("model")
@@ -123,6 +150,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     model.add_argument("--activation", choices=ACTIVATION_CHOICES, default=DEFAULT_ACTIVATION,
                        help="activation of the hidden layers (default: %(default)s)")
+    model.add_argument("--dropout", type=_dropout_probability, default=0.0, metavar="P",
+                       help="dropout probability of the hidden layers during training (default: %(default)s)")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default=DEFAULT_DTYPE,
                        help="floating-point type of the weights and the arithmetic "
                             "(default: %(default)s)")
@@ -130,8 +159,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, metavar="N",
                           help="passes over the training part (default: %(default)s)")
-    training.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, metavar="LR",
-                          help="SGD learning rate (default: %(default)s)")
+    training.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="sgd",
+                          help="fastmlp.optim optimizer (default: %(default)s)")
+    training.add_argument("--lr", type=_positive_float, default=None, metavar="LR",
+                          help=f"learning rate (default: {DEFAULT_LR} for sgd, 0.001 for adam and adamw, "
+                               "0.01 for rmsprop)")
+    training.add_argument("--momentum", type=_non_negative_float, default=0.0, metavar="M",
+                          help="momentum of sgd or rmsprop (default: %(default)s)")
+    training.add_argument("--patience", type=_non_negative_int, default=DEFAULT_PATIENCE, metavar="N",
+                          help="stop after N epochs without a better validation loss and keep the best "
+                               "epoch's weights; 0 trains all --epochs (default: %(default)s)")
     training.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="B",
                           help="rows per minibatch (default: %(default)s)")
     training.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED,
@@ -366,20 +403,28 @@ def _train_and_report(args: argparse.Namespace, say: Callable[[str], None]) -> i
             print(f"fastmlp: warning: {warning.message}", file=sys.stderr, flush=True)
 
     layer_sizes = [n_features, *args.hidden, len(classes)]
-    net = fastmlp.Network(layer_sizes, activation=args.activation, dtype=args.dtype, seed=args.seed)
+    net = fastmlp.Network(layer_sizes, activation=args.activation, dtype=args.dtype, seed=args.seed,
+                          dropout=args.dropout if args.hidden else 0.0)
+    optimizer = _make_optimizer(args)
     trainer = fastmlp.Trainer(
-        net, lr=args.lr, batch_size=args.batch_size, shuffle=not args.no_shuffle, seed=args.seed
+        net, batch_size=args.batch_size, shuffle=not args.no_shuffle, seed=args.seed, optimizer=optimizer
     )
     say(
-        f"network: {layer_sizes} {args.activation} {args.dtype}; lr {args.lr}, batch {args.batch_size}, "
-        f"{_plural(args.epochs, 'epoch')} on {len(X_train)} samples, {len(X_test)} held out; "
+        f"network: {layer_sizes} {args.activation} {args.dtype}"
+        + (f", dropout {args.dropout}" if args.dropout and args.hidden else "")
+        + f"; {optimizer!r}, batch {args.batch_size}, up to {_plural(args.epochs, 'epoch')} on "
+        f"{len(X_train)} samples ({args.validation_fraction:g} of them for validation), {len(X_test)} held out; "
         f"{fastmlp.get_num_threads()} thread(s)"
     )
 
     started = time.perf_counter()
-    trainer.fit(X_train, y_train, epochs=args.epochs, validation_data=(X_test, y_test),
-                verbose=not args.quiet)
-    say(f"trained in {time.perf_counter() - started:.2f} s")
+    history = trainer.fit(
+        X_train, y_train, epochs=args.epochs, validation_fraction=args.validation_fraction,
+        early_stopping=args.patience or None, restore_best_weights=bool(args.patience),
+        verbose=0 if args.quiet else 2,
+    )
+    stopped = f", stopped early; kept epoch {history.best_epoch}'s weights" if history.stopped_early else ""
+    say(f"trained {_plural(history.epochs, 'epoch')} in {time.perf_counter() - started:.2f} s{stopped}")
 
     accuracy = net.accuracy(X_test, y_test)
     print(f"held-out accuracy: {accuracy:.4f} ({len(X_test)} samples)", flush=True)
@@ -394,6 +439,19 @@ def _train_and_report(args: argparse.Namespace, say: Callable[[str], None]) -> i
             say(f"note: the saved model predicts indices 0..{len(classes) - 1}; index i stands for "
                 f"the i-th label in sorted order ({_describe_classes(classes)})")
     return 0
+
+
+def _make_optimizer(args: argparse.Namespace) -> fastmlp.optim.Optimizer:
+    """The --optimizer with --lr (or its default) and --momentum, refusing a momentum it has no use for."""
+    if args.momentum and args.optimizer in ("adam", "adamw"):
+        raise UserError(f"--momentum does not apply to {args.optimizer} (it has betas); drop it or use sgd/rmsprop")
+    if args.optimizer == "sgd":
+        return fastmlp.optim.SGD(DEFAULT_LR if args.lr is None else args.lr, momentum=args.momentum)
+    if args.optimizer == "adam":
+        return fastmlp.optim.Adam(1e-3 if args.lr is None else args.lr)
+    if args.optimizer == "adamw":
+        return fastmlp.optim.AdamW(1e-3 if args.lr is None else args.lr)
+    return fastmlp.optim.RMSprop(1e-2 if args.lr is None else args.lr, momentum=args.momentum)
 
 
 def run(args: argparse.Namespace) -> int:

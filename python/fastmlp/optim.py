@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 
+def _set_weight_decay(self: Any, value: float) -> None:
+    # Unlike momentum or betas, the decay keeps no state of its own, so it may change between
+    # steps (scikit-learn's alpha maps onto a decay that depends on the batch).
+    self._weight_decay = _real(value, "weight_decay", 0.0)
+
+
 def _real(value: object, name: str, lo: float, hi: float = math.inf, *, lo_open: bool = False,
           hi_open: bool = False) -> float:
     """A finite float in [lo, hi] (open ends where asked); TypeError/ValueError naming `name`."""
@@ -174,7 +180,8 @@ class SGD(Optimizer):
 
     momentum = property(lambda self: self._momentum, doc="float: the momentum factor (read-only).")
     nesterov = property(lambda self: self._nesterov, doc="bool: Nesterov's form (read-only).")
-    weight_decay = property(lambda self: self._weight_decay, doc="float: the L2 factor on weights (read-only).")
+    weight_decay = property(lambda self: self._weight_decay, _set_weight_decay,
+                            doc="float: the L2 factor on weights; may be changed between steps.")
 
     def _hyper(self) -> dict[str, Any]:
         return {"momentum": self._momentum, "nesterov": self._nesterov, "weight_decay": self._weight_decay}
@@ -215,7 +222,8 @@ class Adam(Optimizer):
 
     betas = property(lambda self: self._betas, doc="(float, float): the moment decay rates (read-only).")
     eps = property(lambda self: self._eps, doc="float: the denominator's epsilon (read-only).")
-    weight_decay = property(lambda self: self._weight_decay, doc="float: the weight decay factor (read-only).")
+    weight_decay = property(lambda self: self._weight_decay, _set_weight_decay,
+                            doc="float: the weight decay factor; may be changed between steps.")
 
     def _hyper(self) -> dict[str, Any]:
         return {"beta1": self._betas[0], "beta2": self._betas[1], "eps": self._eps,
@@ -275,7 +283,8 @@ class RMSprop(Optimizer):
     alpha = property(lambda self: self._alpha, doc="float: the averaging constant (read-only).")
     eps = property(lambda self: self._eps, doc="float: the denominator's epsilon (read-only).")
     momentum = property(lambda self: self._momentum, doc="float: the momentum factor (read-only).")
-    weight_decay = property(lambda self: self._weight_decay, doc="float: the weight decay factor (read-only).")
+    weight_decay = property(lambda self: self._weight_decay, _set_weight_decay,
+                            doc="float: the weight decay factor; may be changed between steps.")
 
     def _hyper(self) -> dict[str, Any]:
         return {"alpha": self._alpha, "eps": self._eps, "momentum": self._momentum,

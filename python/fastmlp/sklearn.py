@@ -539,7 +539,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
                 # The batch size and weights of this call set the decay; the moments carry on.
                 # (fastmlp's optimizers expose weight_decay read-only; the native update reads
                 # the value at every epoch, so changing it between epochs is safe.)
-                self._optimizer._weight_decay = weight_decay
+                self._optimizer.weight_decay = weight_decay
         else:
             self._optimizer = self._new_optimizer(weight_decay)
         trainer = Trainer(self.network_, batch_size=batch_size, shuffle=bool(self.shuffle),

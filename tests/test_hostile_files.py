@@ -351,8 +351,22 @@ def test_too_many_members(good, tmp_path):
 
 
 def test_too_many_members_through_load(good, tmp_path):
-    with pytest.raises(fastmlp.ModelFileError):
-        fastmlp.Network.load(many_members(good, tmp_path))
+    # Network.load and Trainer.load_checkpoint allow more entries than the reader's default
+    # (deep networks, optimizer state), up to a bound that still stops a file of endless members.
+    from fastmlp.network import _MAX_FILE_ENTRIES
+
+    _, _, members = good
+    extra = [(f"extra{i}.npy", npy_of(np.zeros(1))) for i in range(_MAX_FILE_ENTRIES + 1 - len(members))]
+    path = write_zip(tmp_path / "many.npz", members + extra)
+    for load in (fastmlp.Network.load, fastmlp.Trainer.load_checkpoint):
+        with pytest.raises(fastmlp.ModelFileError, match=f"{_MAX_FILE_ENTRIES + 1} members; a model file has at most"):
+            load(path)
+
+
+def test_a_deep_network_saves_and_loads(tmp_path):
+    net = fastmlp.Network([3] + [4] * 40 + [2], seed=0)  # 9 + 2 * 41 entries, more than the default 64
+    net.save(tmp_path / "deep.npz")
+    assert fastmlp.Network.load(tmp_path / "deep.npz").layer_sizes == net.layer_sizes
 
 
 @pytest.mark.parametrize("names,pattern", [

@@ -183,3 +183,12 @@ def test_dropout_regularises_a_memorising_network(rng):
     for net in (plain, dropped):
         fastmlp.Trainer(net, lr=0.3, batch_size=8, seed=0).fit(X, y, epochs=150)
     assert plain.loss(X, y) < dropped.loss(X, y)
+
+
+def test_a_seed_wider_than_64_bits_still_trains(rng):
+    X = rng.standard_normal((16, 6))
+    y = rng.integers(0, 3, 16)
+    a, b = dropout_net(), dropout_net()
+    fastmlp.Trainer(a, lr=0.1, seed=2**64 + 5).fit(X, y, epochs=1)
+    fastmlp.Trainer(b, lr=0.1, seed=2**64 + 5).fit(X, y, epochs=1)
+    assert [w.tobytes() for w in a.weights] == [w.tobytes() for w in b.weights]

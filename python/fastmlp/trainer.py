@@ -141,7 +141,8 @@ class Trainer:
         self._rng = np.random.default_rng(seed)
         # The dropout masks' key: the seed itself, or fresh entropy without one (drawn apart
         # from _rng so that dropout never changes the shuffling order).
-        self._dropout_seed = self.seed if self.seed is not None else \
+        # The native key is 64 bits wide: a larger seed is folded into it.
+        self._dropout_seed = self.seed % 2**64 if self.seed is not None else \
             int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
         self._epochs_done = 0  # across fits: numbers the dropout masks of each epoch
         self._single_steps = 0  # step() calls: their masks use epoch 0 and this batch number

@@ -1,0 +1,86 @@
+"""MPI worker for tests/test_distributed.py: trains a DataParallelTrainer on this rank's shard
+of a fixed dataset and writes what the test compares (rank 0 writes the result file).
+
+Run as ``mpirun -n P python tests/mpi/train_worker.py OUT.npz [options]``; the global dataset
+is the bundled digits (first --rows rows), cut into P contiguous shards of unequal sizes, so
+that the test can train fastmlp.Trainer in one process on their concatenation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import fastmlp
+from fastmlp import optim, schedules
+from fastmlp.distributed import DataParallelTrainer
+
+
+def dataset(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    X, y = fastmlp.datasets.load_digits()
+    return X[:rows], y[:rows]
+
+
+def shard_bounds(n: int, size: int) -> list[int]:
+    # Unequal on purpose (rank r gets a share proportional to r + 1): the global order must
+    # not depend on equal shards.
+    weights = np.arange(1, size + 1, dtype=float)
+    cuts = np.round(np.cumsum(weights) / weights.sum() * n).astype(int)
+    return [0] + list(cuts)
+
+
+def build(args: argparse.Namespace, comm: MPI.Intracomm) -> tuple[fastmlp.Network, DataParallelTrainer]:
+    net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=args.dtype, seed=0)
+    opt = optim.Adam(lr=1e-2) if args.optimizer == "adam" else optim.SGD(0.1, momentum=0.9, weight_decay=1e-3)
+    tr = DataParallelTrainer(net, optimizer=opt, batch_size=args.batch_size, shuffle=not args.no_shuffle, seed=3,
+                             schedule=schedules.StepLR(2, gamma=0.5), comm=comm,
+                             deterministic=args.deterministic)
+    return net, tr
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--dtype", default="float64")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--rows", type=int, default=600)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--validation-fraction", type=float, default=None)
+    p.add_argument("--checkpoint-at", type=int, default=0,
+                   help="train this many epochs, save, load (on this many ranks), train the rest")
+    args = p.parse_args()
+    fastmlp.set_num_threads(1)
+    comm = MPI.COMM_WORLD
+    X, y = dataset(args.rows)
+    bounds = shard_bounds(len(X), comm.size)
+    lo, hi = bounds[comm.rank], bounds[comm.rank + 1]
+    net, tr = build(args, comm)
+    fit = dict(validation_fraction=args.validation_fraction)
+    if args.checkpoint_at:
+        tr.fit(X[lo:hi], y[lo:hi], epochs=args.checkpoint_at, **fit)
+        tr.save_checkpoint(args.out + ".ckpt.npz")
+        comm.Barrier()
+        tr = DataParallelTrainer.load_checkpoint(args.out + ".ckpt.npz", comm, deterministic=args.deterministic)
+        net = tr.network
+        history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs - args.checkpoint_at, **fit)
+    else:
+        history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs, **fit)
+    params = net.weights + net.biases
+    mine = b"".join(np.ascontiguousarray(a).tobytes() for a in params)
+    all_bytes = comm.gather(mine, root=0)
+    if comm.rank == 0:
+        arrays = {f"p{i}": a for i, a in enumerate(params)}
+        arrays.update({f"h_{k}": np.asarray(v) for k, v in history.to_dict().items() if k != "epoch_time"})
+        arrays["identical_on_all_ranks"] = np.array(all(b == all_bytes[0] for b in all_bytes))
+        arrays["size"] = np.array(comm.size)
+        np.savez(args.out, **arrays)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -878,6 +878,7 @@ class _DeterministicStep:
             net = self.owner._trainer.network
             my_chunks = np.unique(chunk[mine]) if len(mine) else np.empty(0, np.int64)
             first_position = mine[0] if len(mine) else 0
+            finite = True
             for j in my_chunks:
                 a = int(j * self.chunk_rows - first_position)
                 e = min(a + self.chunk_rows, len(mine))
@@ -889,11 +890,14 @@ class _DeterministicStep:
                 arrays = [dW for dW, _ in layer_grads] + [db for _, db in layer_grads]
                 scaled = [np.asarray(g, dtype=np.float64) * share for g in arrays]
                 chunk_results.append((scaled, float(loss), int(correct)))
+                if not (math.isfinite(loss) and all(all_finite(g) for g in scaled)):
+                    finite = False  # flagged on its own: a NaN would drop out of max()
+                    continue
                 for i, g in enumerate(scaled):
                     if g.size:
                         maxima[i] = max(maxima[i], float(np.abs(g).max()))
-                maxima[n_arrays] = max(maxima[n_arrays], abs(loss))
-            if not all(math.isfinite(m) for m in maxima[:n_arrays + 1]):
+                maxima[n_arrays] = max(maxima[n_arrays], loss)
+            if not finite:
                 maxima[:n_arrays + 1] = 0.0
                 maxima[n_arrays + 2] = 1.0
         except Exception as exc:

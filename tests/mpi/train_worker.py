@@ -51,25 +51,22 @@ def main() -> int:
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--validation-fraction", type=float, default=None)
-    p.add_argument("--checkpoint-at", type=int, default=0,
-                   help="train this many epochs, save, load (on this many ranks), train the rest")
+    p.add_argument("--load", help="start from this checkpoint instead of a new network")
+    p.add_argument("--save", help="write a checkpoint here after training")
     args = p.parse_args()
     fastmlp.set_num_threads(1)
     comm = MPI.COMM_WORLD
     X, y = dataset(args.rows)
     bounds = shard_bounds(len(X), comm.size)
     lo, hi = bounds[comm.rank], bounds[comm.rank + 1]
-    net, tr = build(args, comm)
-    fit = dict(validation_fraction=args.validation_fraction)
-    if args.checkpoint_at:
-        tr.fit(X[lo:hi], y[lo:hi], epochs=args.checkpoint_at, **fit)
-        tr.save_checkpoint(args.out + ".ckpt.npz")
-        comm.Barrier()
-        tr = DataParallelTrainer.load_checkpoint(args.out + ".ckpt.npz", comm, deterministic=args.deterministic)
+    if args.load:
+        tr = DataParallelTrainer.load_checkpoint(args.load, comm, deterministic=args.deterministic)
         net = tr.network
-        history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs - args.checkpoint_at, **fit)
     else:
-        history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs, **fit)
+        net, tr = build(args, comm)
+    history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs, validation_fraction=args.validation_fraction)
+    if args.save:
+        tr.save_checkpoint(args.save)
     params = net.weights + net.biases
     mine = b"".join(np.ascontiguousarray(a).tobytes() for a in params)
     all_bytes = comm.gather(mine, root=0)

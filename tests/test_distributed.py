@@ -151,11 +151,13 @@ def test_checkpoint_written_on_3_ranks_continues_on_2_and_in_one_process(tmp_pat
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
-def _outcomes(proc: subprocess.CompletedProcess[str], n: int) -> dict[int, str]:
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RANK ")]
-    outcomes = {int(line.split(":")[0].split()[1]): line.split(": ", 1)[1] for line in lines}
-    assert sorted(outcomes) == list(range(n)), f"not every rank reported:\n{proc.stdout}\n{proc.stderr}"
-    return outcomes
+def outcomes(tmp_path: Path, n: int, *args: str) -> dict[int, str]:
+    """Run failure_worker.py on n ranks: what each rank ended with."""
+    proc = run_mpi(n, "failure_worker.py", str(tmp_path), *args)
+    reported = {r: tmp_path / f"rank{r}.txt" for r in range(n)}
+    missing = [r for r, path in reported.items() if not path.exists()]
+    assert not missing, f"ranks {missing} did not report:\n{proc.stdout}\n{proc.stderr}"
+    return {r: path.read_text() for r, path in reported.items()}
 
 
 @needs_mpi
@@ -166,27 +168,25 @@ def _outcomes(proc: subprocess.CompletedProcess[str], n: int) -> dict[int, str]:
     ("nan_in_shard", "ValueError: X contains NaN"),
     ("dropout", "ValueError: DataParallelTrainer does not support dropout yet, and this network has dropout=[0.5]"),
 ])
-def test_a_rank_that_raises_stops_every_rank(mode: str, failing_rank_raises: str) -> None:
-    proc = run_mpi(3, "failure_worker.py", mode)
-    outcomes = _outcomes(proc, 3)
-    assert outcomes[2].startswith(failing_rank_raises), outcomes[2]
+def test_a_rank_that_raises_stops_every_rank(tmp_path: Path, mode: str, failing_rank_raises: str) -> None:
+    ended = outcomes(tmp_path, 3, mode)
+    assert ended[2].startswith(failing_rank_raises), ended[2]
     for rank in (0, 1):
-        assert outcomes[rank].startswith("RankFailedError: rank 2 of 3 failed"), outcomes[rank]
-        assert failing_rank_raises.split(":")[0] in outcomes[rank]
+        assert ended[rank].startswith("RankFailedError: rank 2 of 3 failed"), ended[rank]
+        assert failing_rank_raises.split(":")[0] in ended[rank]
 
 
 @needs_mpi
-def test_a_failure_in_deterministic_mode_stops_every_rank() -> None:
-    outcomes = _outcomes(run_mpi(2, "failure_worker.py", "step_raises", "--deterministic"), 2)
-    assert outcomes[1].startswith("MemoryError")
-    assert outcomes[0].startswith("RankFailedError: rank 1 of 2 failed computing its gradient")
+def test_a_failure_in_deterministic_mode_stops_every_rank(tmp_path: Path) -> None:
+    ended = outcomes(tmp_path, 2, "step_raises", "--deterministic")
+    assert ended[1].startswith("MemoryError")
+    assert ended[0].startswith("RankFailedError: rank 1 of 2 failed computing its gradient")
 
 
 @needs_mpi
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_a_nan_loss_on_one_rank_stops_every_rank_before_the_update(deterministic: bool) -> None:
-    proc = run_mpi(3, "failure_worker.py", "step_nan", *(["--deterministic"] if deterministic else []))
-    for outcome in _outcomes(proc, 3).values():
+def test_a_nan_loss_on_one_rank_stops_every_rank_before_the_update(tmp_path: Path, deterministic: bool) -> None:
+    for outcome in outcomes(tmp_path, 3, "step_nan", *(["--deterministic"] if deterministic else [])).values():
         assert outcome.startswith("TrainingDivergedError: training diverged in epoch 1, batch 3"), outcome
 
 
@@ -199,8 +199,9 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_before_the_update(deterministic
     ("seed", "seed must be the same on every rank: rank 0 has 0, rank 2 has 1"),
     ("no_validation_on_one_rank", "validation_data must be passed on every rank or on none; ranks [2]"),
 ])
-def test_shards_and_settings_that_disagree_are_refused_at_start_on_every_rank(mode: str, message: str) -> None:
-    for outcome in _outcomes(run_mpi(3, "failure_worker.py", mode), 3).values():
+def test_shards_and_settings_that_disagree_are_refused_at_start_on_every_rank(tmp_path: Path, mode: str,
+                                                                             message: str) -> None:
+    for outcome in outcomes(tmp_path, 3, mode).values():
         assert outcome.startswith("ValueError: " + message), outcome
 
 

@@ -3,12 +3,13 @@ line, and every rank prints the exception it ends with, one line ``RANK <r>: <Ty
 (or ``RANK <r>: no error``). The test checks that every rank ends, with the right exception,
 instead of hanging in a collective.
 
-``mpirun -n P python tests/mpi/failure_worker.py MODE [--deterministic]``; the bad rank is the
+``mpirun -n P python tests/mpi/failure_worker.py OUT_DIR MODE [--deterministic]``; the bad rank is the
 last one."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -25,6 +26,7 @@ MODES = ("step_raises", "step_nan", "callback_raises", "width", "nan_in_shard", 
 
 def main() -> int:
     p = argparse.ArgumentParser()
+    p.add_argument("out_dir")
     p.add_argument("mode", choices=MODES)
     p.add_argument("--deterministic", action="store_true")
     args = p.parse_args()
@@ -73,9 +75,11 @@ def main() -> int:
                                  deterministic_chunk_rows=8)
         tr.fit(X_shard, y_shard, epochs=3, callbacks=callbacks, **fit_kwargs)
     except Exception as exc:
-        print(f"RANK {comm.rank}: {type(exc).__name__}: {exc}", flush=True)
-        return 0
-    print(f"RANK {comm.rank}: no error", flush=True)
+        outcome = f"{type(exc).__name__}: {exc}"
+    else:
+        outcome = "no error"
+    with open(os.path.join(args.out_dir, f"rank{comm.rank}.txt"), "w") as f:
+        f.write(outcome)
     return 0
 
 

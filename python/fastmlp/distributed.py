@@ -407,11 +407,13 @@ class DataParallelTrainer:
         # --- 1. Each rank checks its arguments and its shard; any failure stops all ranks.
         error: Optional[BaseException] = None
         summary: Any = None
+        X_arr: Optional[NDArray[Any]] = None
+        y_arr: Optional[NDArray[Any]] = None
         try:
             args = self._check_fit_arguments(epochs, verbose, on_nonfinite, validation_fraction, early_stopping,
                                              restore_best_weights, tol, callbacks, check_label_sets)
-            X = check_X(X, net.n_features, net.dtype)
-            y = net._check_y(y, len(X))
+            X_arr = check_X(X, net.n_features, net.dtype)
+            y_arr = net._check_y(y, len(X_arr))
             Xv = yv = None
             if validation_data is not None:
                 if validation_fraction is not None:
@@ -419,10 +421,12 @@ class DataParallelTrainer:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ValueError("validation_data must be a tuple (X_val, y_val)")
                 Xv, yv = self._check_validation_part(validation_data)
-            summary = (len(X), y.ndim, y.dtype.kind, y.shape[1:], self._classes_present(y), validation_data is None)
+            summary = (len(X_arr), y_arr.ndim, y_arr.dtype.kind, y_arr.shape[1:], self._classes_present(y_arr),
+                       validation_data is None)
         except Exception as exc:
             error = exc
         ranks.raise_if_any_failed(error, "checking its arguments or its shard")
+        assert X_arr is not None and y_arr is not None
         summaries = ranks.comm.allgather(summary)
         # verbose and callbacks may differ (progress on rank 0 only; callbacks need not pickle).
         ranks.same_on_all_ranks({k: v for k, v in args.items() if k not in ("verbose", "callbacks")},
@@ -434,8 +438,8 @@ class DataParallelTrainer:
         sizes = np.array([s[0] for s in summaries], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         if args["validation_fraction"] is not None:
-            X, y, Xv, yv, offsets = self._split_validation(X, y, offsets, args["validation_fraction"])
-        return self._train(X, y, Xv, yv, offsets, args)
+            X_arr, y_arr, Xv, yv, offsets = self._split_validation(X_arr, y_arr, offsets, args["validation_fraction"])
+        return self._train(X_arr, y_arr, Xv, yv, offsets, args)
 
     def _check_fit_arguments(self, epochs: object, verbose: object, on_nonfinite: object,
                              validation_fraction: object, early_stopping: object, restore_best_weights: object,
@@ -678,7 +682,7 @@ class DataParallelTrainer:
     def _weights_checksum(self) -> int:
         crc = 0
         for a in self._trainer.network.weights + self._trainer.network.biases:
-            crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8), crc)
+            crc = zlib.crc32(np.ascontiguousarray(a).data, crc)
         return crc
 
     # ------------------------------------------------------------------ checkpoints

@@ -315,3 +315,24 @@ def test_bench_script_forwards_its_arguments(tmp_path):
     assert result.returncode == 0, result.stderr
     for option in ("--repeats", "--cases", "--peers", "--threads", "--peer-threads", "--scaling", "--memory"):
         assert option in result.stdout
+
+
+def test_bench_adam_backends_train_the_same_steps():
+    # The -adam case's NumPy peer and native backend start from one network and must take the
+    # same Adam steps over the same shuffled batches (else the timing would compare unlike work).
+    from fastmlp import bench
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 12)).astype(np.float32)
+    y = rng.integers(0, 4, 96)
+    net = fastmlp.Network([12, 16, 4], seed=0)
+    start = ([W.copy() for W in net.weights], [b.copy() for b in net.biases])
+    native = bench.NativeBackend(net, X, y, 32, 5, "adam")
+    numpy_peer = bench.NumpyBackend(*start, "relu", X, y, 32, 5, None, "adam")
+    for _ in range(2):
+        native.epoch()
+        numpy_peer.epoch()
+    assert native.last_loss == pytest.approx(numpy_peer.last_loss, rel=1e-4)
+    for ours, theirs in zip(net.weights, numpy_peer.weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+    assert not np.allclose(net.weights[0], start[0][0])

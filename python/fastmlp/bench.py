@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         name: str
         layer_sizes: list[int]
         activation: str
+        optimizer: str
         batch_size: int
         dtype: str
         flop_per_sample: int
@@ -164,6 +165,7 @@ class BenchCase:
     n_samples: int  # rows per epoch: several batches even for the slowest peer within 0.5 s
     with_pure: bool  # pure Python on a 784-wide layer needs minutes for a meaningful sample count
     gemm_bound: bool  # big enough that thread scaling is about the kernels, not per-batch overhead
+    optimizer: str = "sgd"  # "sgd" (plain, lr LEARNING_RATE) or "adam" (lr ADAM_LEARNING_RATE, PyTorch's defaults)
 
     @property
     def flop_per_sample(self) -> int:
@@ -176,6 +178,8 @@ CASES = (
     BenchCase("784-128-10-relu-b32", (784, 128, 10), "relu", 32, 16384, False, False),
     BenchCase("784-128-10-relu-b128", (784, 128, 10), "relu", 128, 16384, False, False),
     BenchCase("784-256-256-10-relu-b128", (784, 256, 256, 10), "relu", 128, 16384, False, False),
+    # Adam adds two state arrays per parameter and an element-wise pass over them each step.
+    BenchCase("784-256-256-10-relu-b128-adam", (784, 256, 256, 10), "relu", 128, 16384, False, False, "adam"),
     # 2 batches: one epoch is already 1-2 s for every backend (200 MFLOP per sample).
     BenchCase("4096-4096-4096-10-relu-b256", (4096, 4096, 4096, 10), "relu", 256, 512, False, True),
 )
@@ -184,6 +188,7 @@ CASES_BY_NAME = {case.name: case for case in CASES}
 # Random labels never become learnable, so a large step only stirs the weights; 0.01 keeps the
 # losses finite (NaN or denormal arithmetic would change the speed being measured).
 LEARNING_RATE = 0.01
+ADAM_LEARNING_RATE = 1e-3
 DTYPE = "float32"
 FLOP_CONVENTION = "6 * sum(IN*OUT) FLOP per sample"
 
@@ -272,11 +277,13 @@ class NativeBackend:
     name = "native"
 
     def __init__(
-        self, net: fastmlp.Network, X: NDArray[np.float32], y: NDArray[np.int64], batch_size: int, seed: int
+        self, net: fastmlp.Network, X: NDArray[np.float32], y: NDArray[np.int64], batch_size: int, seed: int,
+        optimizer: str = "sgd",
     ) -> None:
         self.X, self.y = X, y
         # Built once: the benchmark is of training, not of workspace allocation.
-        self.trainer = fastmlp.Trainer(net, lr=LEARNING_RATE, batch_size=batch_size, shuffle=True, seed=seed)
+        opt = fastmlp.optim.Adam(ADAM_LEARNING_RATE) if optimizer == "adam" else fastmlp.optim.SGD(LEARNING_RATE)
+        self.trainer = fastmlp.Trainer(net, batch_size=batch_size, shuffle=True, seed=seed, optimizer=opt)
         self.last_loss = float("nan")
 
     def threads(self, n: int | None) -> AbstractContextManager[None]:
@@ -306,6 +313,7 @@ class NumpyBackend:
         batch_size: int,
         seed: int,
         blas_limits: BlasLimits | None,
+        optimizer: str = "sgd",
     ) -> None:
         self.weights = [W.copy() for W in weights]
         self.biases = [b.copy() for b in biases]
@@ -314,6 +322,11 @@ class NumpyBackend:
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         self.blas_limits = blas_limits
+        self.optimizer = optimizer
+        # Adam's moments, one pair per parameter (W_1, b_1, W_2, ...), and its step count.
+        params = [p for pair in zip(self.weights, self.biases) for p in pair]
+        self.adam_moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+        self.adam_steps = 0
         self.last_loss = float("nan")
 
     def threads(self, n: int | None) -> AbstractContextManager[object]:
@@ -322,11 +335,35 @@ class NumpyBackend:
     def epoch(self) -> tuple[int, float]:
         started = time.perf_counter()
         order = self.rng.permutation(len(self.X))
-        loss = reference.train_epoch(self.weights, self.biases, self.activation, self.X, self.y,
-                                     self.batch_size, LEARNING_RATE, order=order)
+        if self.optimizer == "adam":
+            loss = self._adam_epoch(order)
+        else:
+            loss = reference.train_epoch(self.weights, self.biases, self.activation, self.X, self.y,
+                                         self.batch_size, LEARNING_RATE, order=order)
         seconds = time.perf_counter() - started
         self.last_loss = float(loss)
         return len(self.X), seconds
+
+    def _adam_epoch(self, order: NDArray[np.int64]) -> float:
+        """The oracle's gradients and Adam written as a NumPy user would, in place (not
+        reference.adam_step, whose emulation of PyTorch's rounding is slower than plain NumPy)."""
+        total = 0.0
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        params = [p for pair in zip(self.weights, self.biases) for p in pair]
+        for start in range(0, len(self.X), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            loss, grads = reference.gradients(self.weights, self.biases, self.activation, self.X[rows], self.y[rows])
+            self.adam_steps += 1
+            step_size = ADAM_LEARNING_RATE / (1 - beta1 ** self.adam_steps)
+            root_bc2 = np.sqrt(1 - beta2 ** self.adam_steps)
+            for param, grad, (m, v) in zip(params, [g for pair in grads for g in pair], self.adam_moments):
+                m *= beta1
+                m += (1 - beta1) * grad
+                v *= beta2
+                v += (1 - beta2) * grad * grad
+                param -= step_size * m / (np.sqrt(v) / root_bc2 + eps)
+            total += loss * len(rows)
+        return total / len(self.X)
 
 
 class TorchBackend:
@@ -346,6 +383,7 @@ class TorchBackend:
         y: NDArray[np.int64],
         batch_size: int,
         seed: int,
+        optimizer: str = "sgd",
     ) -> None:
         self.torch = torch
         nn = torch.nn
@@ -362,7 +400,8 @@ class TorchBackend:
                 layers.append(activation_layer())
         self.model = nn.Sequential(*layers)
         self.loss_fn = nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
+        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=ADAM_LEARNING_RATE) if optimizer == "adam"
+                          else torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE))
         self.X = torch.from_numpy(X)  # shares X's memory: no second copy of the data
         self.y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
         self.batch_size = batch_size
@@ -411,13 +450,15 @@ class SklearnBackend:
         batch_size: int,
         seed: int,
         blas_limits: BlasLimits | None,
+        optimizer: str = "sgd",
     ) -> None:
         n_classes = weights[-1].shape[0]
+        solver = dict(solver="adam", learning_rate_init=ADAM_LEARNING_RATE) if optimizer == "adam" else \
+            dict(solver="sgd", momentum=0.0, nesterovs_momentum=False, learning_rate_init=LEARNING_RATE)
         self.model = neural_network.MLPClassifier(
             hidden_layer_sizes=tuple(W.shape[0] for W in weights[:-1]),
             activation={"sigmoid": "logistic"}.get(activation, activation),
-            solver="sgd", momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-            learning_rate="constant", learning_rate_init=LEARNING_RATE,
+            alpha=0.0, learning_rate="constant", **solver,
             batch_size=batch_size, max_iter=1, shuffle=True, random_state=seed,
         )
         self.X, self.y = X, y
@@ -589,14 +630,15 @@ def _build_backends(
     start_weights = [np.array(W, copy=True) for W in net.weights]
     start_biases = [np.array(b, copy=True) for b in net.biases]
     common = (start_weights, start_biases, case.activation, X, y, case.batch_size, settings.seed)
-    backends: list[Backend] = [NativeBackend(net, X, y, case.batch_size, settings.seed)]
+    opt = case.optimizer
+    backends: list[Backend] = [NativeBackend(net, X, y, case.batch_size, settings.seed, opt)]
     if "numpy" in peers:
-        backends.append(NumpyBackend(*common, blas_limits))
+        backends.append(NumpyBackend(*common, blas_limits, opt))
     torch, neural_network = modules.get("torch"), modules.get("sklearn")
     if "torch" in peers and torch is not None:
-        backends.append(TorchBackend(torch, *common))
+        backends.append(TorchBackend(torch, *common, opt))
     if "sklearn" in peers and neural_network is not None:
-        backends.append(SklearnBackend(neural_network, *common, blas_limits))
+        backends.append(SklearnBackend(neural_network, *common, blas_limits, opt))
     if "pure" in peers and case.with_pure:
         backends.append(PureBackend(*common))
     return backends
@@ -691,6 +733,7 @@ def run_case(
         "name": case.name,
         "layer_sizes": list(case.layer_sizes),
         "activation": case.activation,
+        "optimizer": case.optimizer,
         "batch_size": case.batch_size,
         "dtype": DTYPE,
         "flop_per_sample": case.flop_per_sample,
@@ -1010,8 +1053,8 @@ def format_report(
     peer_threads_text = (f"; {', '.join(tuned)} at {' and '.join(map(str, peer_threads))} threads, "
                          "each at its best median (* below)") if tuned else ""
     lines = [
-        f"fastmlp training throughput: {DTYPE}, one epoch of minibatch SGD (lr {LEARNING_RATE}, softmax "
-        "cross-entropy, reshuffled each epoch) per timed call",
+        f"fastmlp training throughput: {DTYPE}, one epoch of minibatch SGD (lr {LEARNING_RATE}; the -adam case "
+        f"Adam, lr {ADAM_LEARNING_RATE}, in every backend), softmax cross-entropy, reshuffled each epoch, per timed call",
         f"samples/s: median (min{en_dash}max) of {settings.repeats} rounds; in each round every "
         "backend and thread count runs once, the first one rotating",
         f"command : {environment['command']}  ({environment['date']})",
@@ -1277,6 +1320,7 @@ def run(args: argparse.Namespace) -> int:
                 "min_seconds_per_measurement": settings.min_seconds,
                 "pure_seconds_target": settings.pure_seconds,
                 "learning_rate": LEARNING_RATE,
+                "adam_learning_rate": ADAM_LEARNING_RATE,
                 "dtype": DTYPE,
                 "seed": settings.seed,
                 "native_threads": native_threads,

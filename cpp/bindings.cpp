@@ -194,6 +194,17 @@ CheckedTargets<T> check_targets(py::handle y, int64_t N, int64_t K, Output outpu
     return out;
 }
 
+// Row positions (B,) int64 >= 0, below 2^40 so that position * units cannot wrap.
+py::array checked_positions(py::handle rows, int64_t B) {
+    py::array a = checked<int64_t>(rows, "dropout_rows", {B});
+    const int64_t* p = cptr<int64_t>(a);
+    for (int64_t i = 0; i < B; ++i)
+        if (p[i] < 0 || p[i] >= (int64_t{1} << 40))
+            throw std::invalid_argument("dropout_rows[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
+                                        " is outside [0, 2^40)");
+    return a;
+}
+
 // ---------------------------------------------------------------- a network's parameters
 
 // The NetSpec of a Workspace from Python arguments: activations (one name per hidden layer, or
@@ -557,7 +568,8 @@ void bind_kernels(py::module_& m) {
           "targets y (labels (B,) int64 for softmax, or (B, K)); without y, (prediction, None, None, None).");
 
     m.def("dropout_apply",
-          [](py::array x_, double p, uint64_t seed, uint64_t epoch, uint64_t batch, uint64_t layer) {
+          [](py::array x_, double p, uint64_t seed, uint64_t epoch, uint64_t batch, uint64_t layer,
+             py::handle rows_) {
               return by_dtype(x_, "x", [&](auto t) {
                   using T = decltype(t);
                   if (!(p > 0.0 && p < 1.0)) throw std::invalid_argument("p must lie in (0, 1)");
@@ -565,17 +577,25 @@ void bind_kernels(py::module_& m) {
                   auto out = new_array<T>({x.shape(0), x.shape(1)});
                   T* o = out.mutable_data();
                   std::copy(cptr<T>(x), cptr<T>(x) + x.size(), o);
+                  const int64_t* positions = nullptr;
+                  py::array keep_rows;
+                  if (!rows_.is_none()) {
+                      keep_rows = checked_positions(rows_, x.shape(0));
+                      positions = cptr<int64_t>(keep_rows);
+                  }
                   {
                       py::gil_scoped_release nogil;
-                      fastmlp::dropout_apply(o, x.size(), p,
-                                             fastmlp::dropout_layer_key(fastmlp::DropoutKey{seed, epoch, batch}, layer));
+                      fastmlp::dropout_apply(o, x.shape(0), x.shape(1), p,
+                                             fastmlp::dropout_layer_key(fastmlp::DropoutKey{seed, epoch, batch}, layer),
+                                             positions);
                   }
                   return out;
               });
           },
           py::arg("x").noconvert(), py::arg("p"), py::arg("seed"), py::arg("epoch"), py::arg("batch"),
-          py::arg("layer"),
-          "x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units).");
+          py::arg("layer"), py::arg("row_positions") = py::none(),
+          "x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units);\n"
+          "row_positions (B,) int64: each row's place in the batch the mask belongs to (default 0..B-1).");
 
     m.def("optimizer_update",
           [](py::array p_, py::array g_, const py::list& state_, const py::dict& optimizer, double weight_decay) {
@@ -747,10 +767,16 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
 
 template <class T>
 py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
-                         py::handle y_, bool training, fastmlp::DropoutKey key, py::handle sample_weight) {
+                         py::handle y_, bool training, fastmlp::DropoutKey key, py::handle sample_weight,
+                         py::handle dropout_rows) {
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, false, X_, y_);
     attach_weights<T>(c.y, sample_weight, c.B);
+    py::array keep_rows;
+    if (!dropout_rows.is_none()) {
+        keep_rows = checked_positions(dropout_rows, c.B);
+        key.row_positions = cptr<int64_t>(keep_rows);
+    }
     py::list grads;
     std::vector<fastmlp::LayerGrads<T>> out;
     for (std::size_t k = 0; k + 1 < ws.sizes.size(); ++k) {
@@ -930,16 +956,18 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("gradients",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,
-             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index, py::handle sample_weight) {
+             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index, py::handle sample_weight,
+             py::handle dropout_rows) {
               const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
               return with_dtype(ws, [&](auto t) {
-                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key, sample_weight);
+                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key, sample_weight, dropout_rows);
               });
           },
           py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
           py::arg("training") = false, py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
-          py::arg("sample_weight") = py::none(),
-          "Gradients of the batch-mean loss (with training, through the dropout masks of the key).\n"
+          py::arg("sample_weight") = py::none(), py::arg("dropout_rows") = py::none(),
+          "Gradients of the batch-mean loss (with training, through the dropout masks of the key;\n"
+          "dropout_rows (B,) int64 places each row in the batch whose masks it takes, default 0..B-1).\n"
           "Returns (summed loss, correct count, [(dW, db), ...]).");
 
     m.def("evaluate",

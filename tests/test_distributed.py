@@ -75,9 +75,10 @@ def train(tmp_path: Path, n: int, *args: str) -> dict[str, np.ndarray]:
 
 # The worker's setup (tests/mpi/train_worker.py), trained by fastmlp.Trainer in one process.
 def single_process(dtype: str = "float64", optimizer: str = "adam", epochs: int = 4, shuffle: bool = True,
-                   validation_fraction: float | None = None, rows: int = 600) -> tuple[fastmlp.Network, fastmlp.History]:
+                   validation_fraction: float | None = None, rows: int = 600,
+                   dropout: float = 0.0) -> tuple[fastmlp.Network, fastmlp.History]:
     X, y = fastmlp.datasets.load_digits()
-    net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=dtype, seed=0)
+    net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=dtype, seed=0, dropout=dropout)
     opt = optim.Adam(lr=1e-2) if optimizer == "adam" else optim.SGD(0.1, momentum=0.9, weight_decay=1e-3)
     tr = fastmlp.Trainer(net, optimizer=opt, batch_size=64, shuffle=shuffle, seed=3,
                          schedule=schedules.StepLR(2, gamma=0.5))
@@ -100,6 +101,29 @@ def test_float64_equals_single_process_training(tmp_path: Path, n: int) -> None:
     np.testing.assert_allclose(result["h_loss"], history.loss, rtol=1e-12)
     np.testing.assert_allclose(result["h_accuracy"], history.accuracy, rtol=0)
     np.testing.assert_array_equal(result["h_lr"], history.lr)  # the schedule stepped alike
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_dropout_draws_the_single_process_masks(tmp_path: Path, n: int) -> None:
+    result = train(tmp_path, n, "--dropout", "0.3")
+    net, history = single_process(dropout=0.3)
+    assert result["identical_on_all_ranks"]
+    assert relative_error(result, net) < 1e-12
+    np.testing.assert_allclose(result["h_loss"], history.loss, rtol=1e-12)
+    # and the masks matter: without dropout the weights are others
+    plain, _ = single_process()
+    assert relative_error(result, plain) > 1e-3
+
+
+@needs_mpi
+def test_dropout_in_deterministic_mode_is_bitwise_the_same_on_1_and_3_ranks(tmp_path: Path) -> None:
+    one = train(tmp_path, 1, "--deterministic", "--dropout", "0.3")
+    three = train(tmp_path, 3, "--deterministic", "--dropout", "0.3")
+    for i in range(4):
+        assert one[f"p{i}"].tobytes() == three[f"p{i}"].tobytes()
+    net, _ = single_process(dropout=0.3)
+    assert relative_error(one, net) < 1e-12
 
 
 @needs_mpi
@@ -166,7 +190,6 @@ def outcomes(tmp_path: Path, n: int, *args: str) -> dict[int, str]:
     ("callback_raises", "KeyError"),
     ("width", "ValueError: Network expects 64 input features, got X with shape (134, 63)"),
     ("nan_in_shard", "ValueError: X contains NaN"),
-    ("dropout", "ValueError: DataParallelTrainer does not support dropout yet, and this network has dropout=[0.5]"),
 ])
 def test_a_rank_that_raises_stops_every_rank(tmp_path: Path, mode: str, failing_rank_raises: str) -> None:
     ended = outcomes(tmp_path, 3, mode)
@@ -197,6 +220,8 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_before_the_update(tmp_path: Pat
     ("target_kind", "the shards' targets differ: rank 0 gives integer labels of shape (n,), rank 2 gives real "
                     "targets of shape (n, 10)"),
     ("seed", "seed must be the same on every rank: rank 0 has 0, rank 2 has 1"),
+    ("dropout", "the network's architecture must be the same on every rank: rank 0 has ([64, 16, 10], ['relu'], "
+                "'softmax', 'float64', [0.0]), rank 2 has ([64, 16, 10], ['relu'], 'softmax', 'float64', [0.5])"),
     ("no_validation_on_one_rank", "validation_data must be passed on every rank or on none; ranks [2]"),
 ])
 def test_shards_and_settings_that_disagree_are_refused_at_start_on_every_rank(tmp_path: Path, mode: str,

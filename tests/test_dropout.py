@@ -192,3 +192,33 @@ def test_a_seed_wider_than_64_bits_still_trains(rng):
     fastmlp.Trainer(a, lr=0.1, seed=2**64 + 5).fit(X, y, epochs=1)
     fastmlp.Trainer(b, lr=0.1, seed=2**64 + 5).fit(X, y, epochs=1)
     assert [w.tobytes() for w in a.weights] == [w.tobytes() for w in b.weights]
+
+
+def test_row_positions_take_the_masks_of_those_rows_of_the_whole_batch():
+    # What a data-parallel rank does: rows 3, 0 and 6 of a batch of 8, computed alone, get the
+    # masks those rows get when the whole batch is computed.
+    x = np.ones((8, 37))
+    whole = _core.dropout_apply(x, 0.4, 9, 2, 5, 1)
+    positions = np.array([3, 0, 6], dtype=np.int64)
+    part = _core.dropout_apply(x[:3].copy(), 0.4, 9, 2, 5, 1, positions)
+    np.testing.assert_array_equal(part, whole[positions])
+    np.testing.assert_array_equal(part, ref.dropout_mask((3, 37), 0.4, 9, 2, 5, layer=1, row_positions=positions))
+    with pytest.raises(ValueError, match=r"dropout_rows\[1\] = -1"):
+        _core.dropout_apply(x[:2].copy(), 0.4, 9, 2, 5, 1, np.array([0, -1], dtype=np.int64))
+
+
+def test_gradients_of_a_part_of_a_batch_sum_to_the_whole(rng):
+    # Gradients over disjoint parts of a batch, each part with its rows' positions, weighted by
+    # their share, add up to the gradient of the whole batch: dropout included.
+    net = dropout_net()
+    X = rng.standard_normal((12, 6))
+    y = rng.integers(0, 3, 12)
+    ws = net._workspace(12, training=True)
+    _, _, whole = _core.gradients(ws, net.weights, net.biases, X, y, True, 4, 1, 2)
+    total = [np.zeros_like(dW) for dW, _ in whole]
+    for part in (np.array([0, 5, 7, 11]), np.array([1, 2, 3, 4, 6, 8, 9, 10])):
+        _, _, grads = _core.gradients(ws, net.weights, net.biases, X[part], y[part], True, 4, 1, 2, None, part)
+        for t, (dW, _) in zip(total, grads):
+            t += dW * len(part) / 12
+    for t, (dW, _) in zip(total, whole):
+        np.testing.assert_allclose(t, dW, rtol=1e-12, atol=1e-15)

@@ -7,6 +7,7 @@
 // function in NumPy.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -29,6 +30,7 @@ struct DropoutKey {
     std::uint64_t seed = 0;
     std::uint64_t epoch = 0;
     std::uint64_t batch = 0;
+    const std::int64_t* row_positions = nullptr;  // see dropout_apply; null: rows 0..B-1
 };
 
 // The key of one layer's mask in one batch.
@@ -49,18 +51,27 @@ inline T dropout_scale(double p) {
 }
 
 // x *= mask * scale, in place: the forward (x = h) and the backward (x = da) use the same.
-// x (n,) is one batch's (B, units) block, e = row * units + unit. p in (0, 1).
-// Parallel over 16 Ki-element chunks; each element's result depends on nothing else.
+// x (B, units) is one batch's block of a layer. Element (r, u) is mask element
+// e = position(r) * units + u, where position(r) is row_positions[r] when given (the row's
+// place in a global batch that this call computes only part of, as a data-parallel rank does)
+// and r otherwise. p in (0, 1). Parallel over chunks of rows; each element's result depends on
+// nothing else.
 template <class T>
-void dropout_apply(T* x, std::int64_t n, double p, std::uint64_t layer_key) {
+void dropout_apply(T* x, std::int64_t B, std::int64_t units, double p, std::uint64_t layer_key,
+                   const std::int64_t* row_positions = nullptr) {
     const std::uint64_t threshold = dropout_keep_threshold(p);
     const T scale = dropout_scale<T>(p);
-    constexpr std::int64_t kChunk = 16 * 1024;
-    parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
-        const std::int64_t i1 = c * kChunk + kChunk < n ? c * kChunk + kChunk : n;
-        for (std::int64_t i = c * kChunk; i < i1; ++i) {
-            const bool keep = (mix64(layer_key ^ static_cast<std::uint64_t>(i)) >> 32) < threshold;
-            x[i] = x[i] * (keep ? scale : T(0));  // a product, as PyTorch's: NaN/inf stay visible
+    const std::int64_t rows_per_task = units > 0 ? std::max<std::int64_t>(1, 16 * 1024 / units) : B;
+    parallel_for((B + rows_per_task - 1) / rows_per_task, B * units, [&](std::int64_t c) {
+        const std::int64_t r1 = std::min(B, (c + 1) * rows_per_task);
+        for (std::int64_t r = c * rows_per_task; r < r1; ++r) {
+            const std::int64_t position = row_positions != nullptr ? row_positions[r] : r;
+            const auto first = static_cast<std::uint64_t>(position) * static_cast<std::uint64_t>(units);
+            T* row = x + r * units;
+            for (std::int64_t u = 0; u < units; ++u) {
+                const bool keep = (mix64(layer_key ^ (first + static_cast<std::uint64_t>(u))) >> 32) < threshold;
+                row[u] = row[u] * (keep ? scale : T(0));  // a product, as PyTorch's: NaN/inf stay visible
+            }
         }
     });
 }

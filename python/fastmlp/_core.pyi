@@ -45,9 +45,10 @@ def output_forward_backward(
 
 def dropout_apply(
     x: NDArray[_Float], p: SupportsFloat, seed: SupportsIndex, epoch: SupportsIndex, batch: SupportsIndex,
-    layer: SupportsIndex,
+    layer: SupportsIndex, row_positions: NDArray[np.int64] | None = None,
 ) -> NDArray[_Float]:
-    """x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units)."""
+    """x * mask / (1 - p) with the training loop's mask for (seed, epoch, batch, layer); x (B, units);
+    row_positions: each row's place in the batch the mask belongs to (default 0..B-1)."""
 
 def optimizer_update(
     param: NDArray[_Float], grad: NDArray[_Float], state: list[NDArray[_Float]], optimizer: dict[str, Any],
@@ -170,6 +171,7 @@ def gradients(
     epoch: SupportsIndex = 0,
     batch_index: SupportsIndex = 0,
     sample_weight: NDArray[np.floating[Any]] | None = None,
+    dropout_rows: NDArray[np.int64] | None = None,
 ) -> tuple[float, int, list[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]]:
     """Gradients of the batch-mean loss. Returns (summed loss, correct count, [(dW, db), ...])."""
 

@@ -5,8 +5,8 @@ sharded over the ranks of an MPI communicator, and gives the weights that
 Each rank computes the gradient sums of its rows of a global batch natively, one allreduce
 combines them, and every rank applies the same optimizer step to its copy of the weights.
 Python drives the step loop here (one native gradient call and one allreduce per batch); the
-single-process Trainer's one-native-call-per-epoch loop cannot stop for a collective. Dropout
-and sample weights are not supported yet (see the class Notes). Needs ``mpi4py``
+single-process Trainer's one-native-call-per-epoch loop cannot stop for a collective. Sample
+weights are not supported yet (see the class Notes). Needs ``mpi4py``
 (``pip install "fastmlp[mpi]"``), imported only when a DataParallelTrainer is built.
 """
 
@@ -216,9 +216,10 @@ class DataParallelTrainer:
     the trainer's calls are the script's: start it with ``mpirun ... python -m mpi4py
     train.py`` so that an uncaught exception on one rank aborts them all.
 
-    **Not supported yet**: dropout (the native masks are keyed by a row's position in its
-    native call, which differs between a rank's share of a batch and the whole batch; a
-    network with dropout is refused) and ``sample_weight``.
+    **Dropout** draws the masks one process would draw: each row's masks are keyed by its
+    position in the global batch (passed down to the native kernel), not in the rank's share.
+
+    **Not supported yet**: ``sample_weight``.
 
     **Checkpoints**: :meth:`save_checkpoint` writes :meth:`Trainer.save_checkpoint`'s format
     from rank 0; :meth:`load_checkpoint` reads it on any number of ranks (and
@@ -265,12 +266,6 @@ class DataParallelTrainer:
 
     @staticmethod
     def _check_options(network: Network, deterministic: object, chunk_rows: object) -> None:
-        if any(p > 0 for p in network.dropout):
-            raise ValueError(
-                f"DataParallelTrainer does not support dropout yet, and this network has dropout={network.dropout}: "
-                "the native masks are keyed by a row's position within one native call, which differs between a "
-                "rank's share of a batch and the whole batch, so training would not match one process. Build the "
-                "network with dropout=0 (or train it with fastmlp.Trainer).")
         if not isinstance(deterministic, (bool, np.bool_)):
             raise TypeError(f"deterministic must be True or False, got {deterministic!r}")
         check_int(chunk_rows, "deterministic_chunk_rows", 1)
@@ -577,7 +572,8 @@ class DataParallelTrainer:
                 loss_sum, n_correct = 0.0, 0
                 for batch_index, start in enumerate(range(0, n_total, batch_size)):
                     stop = min(start + batch_size, n_total)
-                    grads, batch_loss, batch_correct = step.run(order, start, stop, lo, hi)
+                    key = (t._dropout_seed, epoch, batch_index)  # the batch's dropout masks, as Trainer's
+                    grads, batch_loss, batch_correct = step.run(order, start, stop, lo, hi, key)
                     if not (math.isfinite(batch_loss) and all(all_finite(g) for g in grads)):
                         if args["on_nonfinite"] == "raise":
                             t._epochs_done = epoch
@@ -766,12 +762,15 @@ class _AllreduceStep:
             self.order_id = id(order)
         return self.local
 
-    def run(self, order: NDArray[np.int64], start: int, stop: int, lo: int,
-            hi: int) -> tuple[list[NDArray[Any]], float, int]:
+    def run(self, order: NDArray[np.int64], start: int, stop: int, lo: int, hi: int,
+            key: tuple[int, int, int]) -> tuple[list[NDArray[Any]], float, int]:
         MPI = self.ranks.MPI
         positions, rows = self._local_rows(order, lo, hi)
         first, last = np.searchsorted(positions, [start, stop])
         mine = rows[first:last]
+        # Each row's place in the global batch: it keys the row's dropout masks, so a rank draws
+        # exactly the masks one process would draw for that row.
+        in_batch = positions[first:last] - start
         error: Optional[BaseException] = None
         self.scalars[:] = 0.0
         try:
@@ -779,7 +778,8 @@ class _AllreduceStep:
                 X_rows = np.take(self.X, mine, axis=0, out=self.X_rows[:len(mine)])
                 y_rows = np.take(self.y, mine, axis=0, out=self.y_rows[:len(mine)])
                 with self.owner._trainer.network._locked():
-                    loss, correct, layer_grads = _core.gradients(self.ws, self.W, self.b, X_rows, y_rows)
+                    loss, correct, layer_grads = _core.gradients(self.ws, self.W, self.b, X_rows, y_rows, True,
+                                                                 *key, None, in_batch)
                 # The mean over this rank's rows, weighted by its share: the allreduce's sum is the
                 # gradient of the mean over the whole batch.
                 share = len(mine) / (stop - start)
@@ -846,8 +846,8 @@ class _DeterministicStep:
                        [recv.reshape(-1), (recv_counts * width, r_displ)])
         return recv
 
-    def run(self, order: NDArray[np.int64], start: int, stop: int, lo: int,
-            hi: int) -> tuple[list[NDArray[Any]], float, int]:
+    def run(self, order: NDArray[np.int64], start: int, stop: int, lo: int, hi: int,
+            key: tuple[int, int, int]) -> tuple[list[NDArray[Any]], float, int]:
         ranks, MPI = self.ranks, self.ranks.MPI
         size, rank = ranks.size, ranks.rank
         n_rows = stop - start
@@ -886,10 +886,11 @@ class _DeterministicStep:
             for j in my_chunks:
                 a = int(j * self.chunk_rows - first_position)
                 e = min(a + self.chunk_rows, len(mine))
-                with net._locked():
+                with net._locked():  # positions mine[a:e] in the batch key the rows' dropout masks
                     loss, correct, layer_grads = _core.gradients(self.ws, self.W, self.b,
                                                                  np.ascontiguousarray(X_rows[a:e]),
-                                                                 np.ascontiguousarray(y_rows[a:e]))
+                                                                 np.ascontiguousarray(y_rows[a:e]), True, *key, None,
+                                                                 np.ascontiguousarray(mine[a:e], dtype=np.int64))
                 share = (e - a) / n_rows
                 arrays = [dW for dW, _ in layer_grads] + [db for _, db in layer_grads]
                 scaled = [np.asarray(g, dtype=np.float64) * share for g in arrays]

@@ -32,7 +32,7 @@ def shard_bounds(n: int, size: int) -> list[int]:
 
 
 def build(args: argparse.Namespace, comm: MPI.Intracomm) -> tuple[fastmlp.Network, DataParallelTrainer]:
-    net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=args.dtype, seed=0)
+    net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=args.dtype, seed=0, dropout=args.dropout)
     opt = optim.Adam(lr=1e-2) if args.optimizer == "adam" else optim.SGD(0.1, momentum=0.9, weight_decay=1e-3)
     tr = DataParallelTrainer(net, optimizer=opt, batch_size=args.batch_size, shuffle=not args.no_shuffle, seed=3,
                              schedule=schedules.StepLR(2, gamma=0.5), comm=comm,
@@ -50,6 +50,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--validation-fraction", type=float, default=None)
     p.add_argument("--load", help="start from this checkpoint instead of a new network")
     p.add_argument("--save", help="write a checkpoint here after training")

@@ -442,10 +442,12 @@ def _mix64(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
 
 
 def dropout_mask(shape: tuple[int, int], p: float, seed: int, epoch: int, batch: int, layer: int,
-                 dtype: Any = np.float64) -> _FloatArray:
+                 dtype: Any = np.float64, row_positions: ArrayLike | None = None) -> _FloatArray:
     """The multiplier inverted dropout applies to a hidden layer's output in a training batch.
 
-    Element e (row-major index into `shape`) of layer `layer` (1-based) is kept when the top 32
+    Element (r, u) is mask element e = position(r) * units + u, where position(r) is
+    ``row_positions[r]`` (the row's place in a larger batch) or r itself; e of layer `layer`
+    (1-based) is kept when the top 32
     bits of mix64(key ^ e) are below floor((1 - p) 2^32), with key = mix64(mix64(mix64(mix64(
     seed) ^ epoch) ^ batch) ^ layer): a counter-based generator, so the same arguments always
     give the same mask, whatever computes it.
@@ -464,8 +466,10 @@ def dropout_mask(shape: tuple[int, int], p: float, seed: int, epoch: int, batch:
         return np.array([v & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
 
     key = _mix64(_mix64(_mix64(_mix64(u64(seed)) ^ u64(epoch)) ^ u64(batch)) ^ u64(layer))
-    n = int(np.prod(shape))
-    bits = _mix64(key ^ np.arange(n, dtype=np.uint64)) >> np.uint64(32)
+    rows, units = shape
+    positions = np.arange(rows) if row_positions is None else np.asarray(row_positions)
+    elements = (positions.astype(np.uint64)[:, None] * np.uint64(units) + np.arange(units, dtype=np.uint64)).reshape(-1)
+    bits = _mix64(key ^ elements) >> np.uint64(32)
     threshold = np.uint64(int(math.floor((1.0 - p) * 4294967296.0)))
     scale = np.dtype(dtype).type(1.0 / (1.0 - p))
     mask: _FloatArray = np.where(bits < threshold, scale, np.dtype(dtype).type(0)).reshape(shape)

@@ -467,8 +467,10 @@ def dropout_mask(shape: tuple[int, int], p: float, seed: int, epoch: int, batch:
 
     key = _mix64(_mix64(_mix64(_mix64(u64(seed)) ^ u64(epoch)) ^ u64(batch)) ^ u64(layer))
     rows, units = shape
-    positions = np.arange(rows) if row_positions is None else np.asarray(row_positions)
-    elements = (positions.astype(np.uint64)[:, None] * np.uint64(units) + np.arange(units, dtype=np.uint64)).reshape(-1)
+    positions: NDArray[np.uint64] = (np.arange(rows) if row_positions is None else np.asarray(row_positions)).astype(
+        np.uint64)
+    elements: NDArray[np.uint64] = (positions[:, None] * np.uint64(units)
+                                    + np.arange(units, dtype=np.uint64)).reshape(-1)
     bits = _mix64(key ^ elements) >> np.uint64(32)
     threshold = np.uint64(int(math.floor((1.0 - p) * 4294967296.0)))
     scale = np.dtype(dtype).type(1.0 / (1.0 - p))

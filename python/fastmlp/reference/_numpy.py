@@ -469,8 +469,8 @@ def dropout_mask(shape: tuple[int, int], p: float, seed: int, epoch: int, batch:
     rows, units = shape
     positions: NDArray[np.uint64] = (np.arange(rows) if row_positions is None else np.asarray(row_positions)).astype(
         np.uint64)
-    elements: NDArray[np.uint64] = (positions[:, None] * np.uint64(units)
-                                    + np.arange(units, dtype=np.uint64)).reshape(-1)
+    # Unsigned throughout (NumPy's stubs type this sum as float64, hence the explicit cast).
+    elements = (positions[:, None] * np.uint64(units) + np.arange(units, dtype=np.uint64)).reshape(-1).astype(np.uint64)
     bits = _mix64(key ^ elements) >> np.uint64(32)
     threshold = np.uint64(int(math.floor((1.0 - p) * 4294967296.0)))
     scale = np.dtype(dtype).type(1.0 / (1.0 - p))

@@ -139,6 +139,7 @@ struct GemmScratch {
 template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
+    static constexpr bool has_pack_transposed = false;
     static void run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc) {
         T acc[MR][NR] = {};
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR)
@@ -170,17 +171,28 @@ void pack_a(T* dst, const View<T>& A, std::int64_t m0, std::int64_t M, std::int6
 }
 
 // dst[k * NR + j] = B(pc + k, n0 + j); columns past N are zero.
-template <class T, int NR>
+template <class T, class Kernel>
 void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int64_t pc, std::int64_t kc) {
+    constexpr int NR = Kernel::NR;
     const std::int64_t nr = std::min<std::int64_t>(NR, N - n0);
     if (nr < NR) std::fill(dst, dst + kc * NR, T(0));
     if (B.cs == 1) {  // rows of B contiguous (W in da W, h in da^T h)
-        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * nr);
-    } else {  // B = W^T in the forward product: read each row of W once, contiguously
-        for (std::int64_t j = 0; j < nr; ++j) {
-            const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;
-            for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * B.rs];
+        if (nr == NR)  // a constant size: inlined moves instead of a libc call per row
+            for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * NR);
+        else
+            for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * nr);
+        return;
+    }
+    if constexpr (Kernel::has_pack_transposed) {
+        if (B.rs == 1 && nr == NR) {  // B = W^T in the forward product, a full sliver
+            Kernel::pack_transposed(dst, B.p + n0 * B.cs + pc, B.cs, kc);
+            return;
         }
+    }
+    // B = W^T (or any strided B): read each row of W once, contiguously
+    for (std::int64_t j = 0; j < nr; ++j) {
+        const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;
+        for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * B.rs];
     }
 }
 
@@ -257,7 +269,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
             const std::int64_t kc = std::min(kGemmKC, K - pc);
             const bool first = pc == 0, last = pc + kc == K;
             error.run([&] {
-                for (std::int64_t j = j_lo; j < j_hi; ++j) pack_b<T, NR>(packed_b + j * kc_max * NR, p.B, j * NR, N, pc, kc);
+                for (std::int64_t j = j_lo; j < j_hi; ++j) pack_b<T, Kernel>(packed_b + j * kc_max * NR, p.B, j * NR, N, pc, kc);
                 if (!direct_a) {
                     std::int64_t lo, hi;
                     share(m_slivers, t, nt, lo, hi);

@@ -230,7 +230,7 @@ inline void share(std::int64_t n, int t, int p, std::int64_t& lo, std::int64_t& 
 // for da^T in the weight gradient while kc rows of da stay within a few dozen pages. Past that
 // (a 4096-wide da^T: one page per k) the sliver is packed, as the TLB and the L1 would thrash.
 constexpr std::int64_t kDirectASpanBytes = 256 * 1024;
-constexpr std::int64_t kRowEpilogueBytes = 64 * 1024;
+constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
 
 template <class T, class Kernel>
 void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
@@ -289,9 +289,9 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                     const std::int64_t is_begin = m_slivers * ib / m_blocks, is_end = m_slivers * (ib + 1) / m_blocks;
                     const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
                     // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
-                    // of the row block is small enough to stay in L1/L2, once per row of it: one call
+                    // of the row block is small enough to stay in L2, once per row of it: one call
                     // per row instead of one per row of every tile, which cost 20-40 % of a product
-                    // whose tiles are cheap (K = 10 or 128). The values are the same either way.
+                    // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
                     const bool row_epilogue =
                         (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
                     for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {

@@ -222,3 +222,58 @@ def test_weight_gradient_over_a_long_batch_stays_accurate(rng, dtype, tol):
     dW, db = _core.dense_backward_params(da, h)
     want_dW, want_db = ref.dense_backward_params(da.astype(np.float64), h.astype(np.float64))
     assert np.max(np.abs(dW - want_dW) / np.abs(want_dW)) < tol
+
+
+# The GEMM engine reads A in place when its k range spans little memory and packs it otherwise
+# (gemm.hpp, kDirectASpanBytes = 256 KiB over kGemmKC = 512 values of k). In da^T h the k
+# stride of A is OUT: OUT = 300 with a batch past 512 rows takes the packed path, OUT = 40 the
+# in-place one; both must agree with the oracle and be bitwise independent of the thread count.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,IN,OUT", [(700, 37, 300), (700, 37, 40), (513, 130, 129)])
+def test_weight_gradient_on_packed_and_in_place_paths(rng, threads, dtype, B, IN, OUT):
+    da, h_prev = data(rng, (B, OUT), dtype), data(rng, (B, IN), dtype)
+    want_dW, want_db = ref.dense_backward_params(da.astype(np.float64), h_prev.astype(np.float64))
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        dW, db = _core.dense_backward_params(da, h_prev)
+        close(dW, want_dW, dtype, B)
+        close(db, want_db, dtype, B)
+        results.append(dW.tobytes())
+    assert results[0] == results[1] == results[2]
+
+
+# The forward product packs B = W^T with 8 x 8 register transposes for whole 16-wide slivers
+# and element by element for the rest: fan-ins around multiples of 8 and of the 512-deep k
+# block, fan-outs around multiples of 16, on both sides of every edge.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("IN", [7, 8, 9, 511, 512, 513, 1031])
+@pytest.mark.parametrize("OUT", [15, 16, 17, 48])
+def test_dense_forward_transposed_packing_edges(rng, threads, dtype, IN, OUT):
+    B = 13
+    x, W, b = data(rng, (B, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    want = ref.dense_forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), "identity")
+    got = []
+    for n in (1, 2):
+        threads(n)
+        got.append(_core.dense_forward(x, W, b, "identity"))
+        close(got[-1], want, dtype, IN)
+    assert got[0].tobytes() == got[1].tobytes()
+
+
+# The input gradient below a narrow layer (K = OUT small) runs its epilogue once per row of a
+# thread's block instead of once per tile row; the fused g' must still be applied everywhere.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("B,IN,OUT", [(128, 128, 10), (131, 259, 10), (7, 2000, 3)])
+def test_dense_backward_input_narrow_layer_epilogue(rng, threads, dtype, activation, B, IN, OUT):
+    da, W = data(rng, (B, OUT), dtype), data(rng, (OUT, IN), dtype)
+    h_prev = _core.activation_forward(data(rng, (B, IN), dtype, -3, 3), activation)
+    dh = ref.dense_backward_input(da.astype(np.float64), W.astype(np.float64))
+    want = ref.activation_backward(dh, h_prev.astype(np.float64), activation)
+    got = []
+    for n in (1, 2):
+        threads(n)
+        got.append(_core.dense_backward_input(da, W, h_prev, activation))
+        close(got[-1], want, dtype, OUT)
+    assert got[0].tobytes() == got[1].tobytes()

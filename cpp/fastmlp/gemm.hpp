@@ -115,6 +115,7 @@ constexpr int kMaxMR = 6, kMaxNR = 16;
 // A product is shared between threads only when each gets at least kGemmWorkScale times the
 // generic minimum (parallel.hpp): its two barriers per block of k cost more than a loop's one.
 constexpr std::int64_t kGemmWorkScale = 8;
+constexpr std::int64_t kGemmDirectWorkScale = 8;
 
 // Packing space for products up to M x N (any K); allocate once, before any training step.
 template <class T>
@@ -132,16 +133,18 @@ struct GemmScratch {
     }
 };
 
-// Portable micro-kernel: the same tile contract as the AVX2 ones, in plain C++ the compiler
-// vectorizes for the baseline ISA (separate multiply and add: no FMA is assumed).
+// Portable micro-kernel: the same tile contract as the AVX2 ones (row i of the A sliver is
+// a[i][k * ks]), in plain C++ the compiler vectorizes for the baseline ISA (separate multiply
+// and add: no FMA is assumed).
 template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
-    static void run(std::int64_t kc, const T* a, const T* b, T* c, std::int64_t ldc) {
+    static constexpr bool has_pack_transposed = false;
+    static void run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc) {
         T acc[MR][NR] = {};
-        for (std::int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+        for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR)
             for (int i = 0; i < MR; ++i)
-                for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+                for (int j = 0; j < NR; ++j) acc[i][j] += a[i][o] * b[j];
         for (int i = 0; i < MR; ++i)
             for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
     }
@@ -168,17 +171,28 @@ void pack_a(T* dst, const View<T>& A, std::int64_t m0, std::int64_t M, std::int6
 }
 
 // dst[k * NR + j] = B(pc + k, n0 + j); columns past N are zero.
-template <class T, int NR>
+template <class T, class Kernel>
 void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int64_t pc, std::int64_t kc) {
+    constexpr int NR = Kernel::NR;
     const std::int64_t nr = std::min<std::int64_t>(NR, N - n0);
     if (nr < NR) std::fill(dst, dst + kc * NR, T(0));
     if (B.cs == 1) {  // rows of B contiguous (W in da W, h in da^T h)
-        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * nr);
-    } else {  // B = W^T in the forward product: read each row of W once, contiguously
-        for (std::int64_t j = 0; j < nr; ++j) {
-            const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;
-            for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * B.rs];
+        if (nr == NR)  // a constant size: inlined moves instead of a libc call per row
+            for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * NR);
+        else
+            for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * nr);
+        return;
+    }
+    if constexpr (Kernel::has_pack_transposed) {
+        if (B.rs == 1 && nr == NR) {  // B = W^T in the forward product, a full sliver
+            Kernel::pack_transposed(dst, B.p + n0 * B.cs + pc, B.cs, kc);
+            return;
         }
+    }
+    // B = W^T (or any strided B): read each row of W once, contiguously
+    for (std::int64_t j = 0; j < nr; ++j) {
+        const T* src = B.p + (n0 + j) * B.cs + pc * B.rs;
+        for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * B.rs];
     }
 }
 
@@ -211,6 +225,13 @@ inline void share(std::int64_t n, int t, int p, std::int64_t& lo, std::int64_t& 
     hi = n * (t + 1) / p;
 }
 
+// A sliver's rows are read in place, unpacked, when its k range spans little memory: always
+// when A's rows are contiguous (x or h in the forward product, da in the input gradient), and
+// for da^T in the weight gradient while kc rows of da stay within a few dozen pages. Past that
+// (a 4096-wide da^T: one page per k) the sliver is packed, as the TLB and the L1 would thrash.
+constexpr std::int64_t kDirectASpanBytes = 256 * 1024;
+constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
+
 template <class T, class Kernel>
 void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     constexpr int MR = Kernel::MR, NR = Kernel::NR;
@@ -223,70 +244,102 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     }
     const std::int64_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
     // Row blocks of at most MC rows and of equal size (128 rows: 66 + 62, not 96 + 32), so
-    // that threads splitting the tiles get equal work.
+    // that an A block stays in L2 while the slivers of B pass.
     const std::int64_t m_blocks = (m_slivers + kGemmMC / MR - 1) / (kGemmMC / MR);
-    // task = (one NR sliver) x (one row block), numbered sliver-major: a thread's tasks walk its
-    // own slivers of B (which it packed itself) against every block of the shared A.
-    const std::int64_t tiles = m_blocks * n_slivers;
+    const std::int64_t kc_max = std::min(kGemmKC, K);
+    const bool direct_a =
+        p.A.cs == 1 || (p.A.rows == nullptr && (p.A.cs < 0 ? -p.A.cs : p.A.cs) * kc_max *
+                                                        static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes);
     T* packed_a = s.a.data();
+    // Sliver j of B sits at j * kc_max * NR in every block of k, so that a thread's slivers never
+    // overlap another's, whose previous block may still be in use (there is no barrier).
     T* packed_b = s.b.data();
 
+    // Threads split the NR slivers of B (columns of C): each packs its own slivers, so that with
+    // A read in place no thread ever waits for another; only a packed A, shared by all, needs a
+    // barrier after its packing and before it is rewritten for the next block of k.
     // Work between barriers runs inside error.run(): a throw is caught in its own thread, the
     // thread still reaches every barrier (skipping a barrier would deadlock the others), and
     // all threads skip the remaining work. Nothing here throws today; this keeps it that way
     // for an epilogue that one day might.
     FirstException error;
     auto body = [&](int t, int nt) {
-        std::int64_t lo, hi;
+        std::int64_t j_lo, j_hi;
+        share(n_slivers, t, nt, j_lo, j_hi);
         for (std::int64_t pc = 0; pc < K; pc += kGemmKC) {
             const std::int64_t kc = std::min(kGemmKC, K - pc);
             const bool first = pc == 0, last = pc + kc == K;
             error.run([&] {
-                share(n_slivers, t, nt, lo, hi);
-                for (std::int64_t j = lo; j < hi; ++j) pack_b<T, NR>(packed_b + j * kc * NR, p.B, j * NR, N, pc, kc);
-                share(m_slivers, t, nt, lo, hi);
-                for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
-            });
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-            error.run([&] {
-                share(tiles, t, nt, lo, hi);
-                for (std::int64_t task = lo; task < hi; ++task) {
-                    const std::int64_t jb = task / m_blocks, ib = task % m_blocks;
-                    const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-                    const std::int64_t i_end = m_slivers * (ib + 1) / m_blocks;
-                    for (std::int64_t is = m_slivers * ib / m_blocks; is < i_end; ++is) {
-                        const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
-                        T* c = p.C + m0 * p.ldc + n0;
-                        const T* a = packed_a + is * kc * MR;
-                        const T* b = packed_b + jb * kc * NR;
-                        if (first && mr == MR && nr == NR) {
-                            Kernel::run(kc, a, b, c, p.ldc);
-                        } else {  // a later k block, or an edge tile: the block's chain on a padded tile
-                            alignas(64) T tmp[MR * NR];
-                            Kernel::run(kc, a, b, tmp, NR);
-                            for (std::int64_t i = 0; i < mr; ++i) {
-                                T* row = c + i * p.ldc;
-                                const T* part = tmp + i * NR;
-                                if (first) std::memcpy(row, part, sizeof(T) * nr);
-                                else
-                                    for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
-                            }
-                        }
-                        if (last) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
-                    }
+                for (std::int64_t j = j_lo; j < j_hi; ++j) pack_b<T, Kernel>(packed_b + j * kc_max * NR, p.B, j * NR, N, pc, kc);
+                if (!direct_a) {
+                    std::int64_t lo, hi;
+                    share(m_slivers, t, nt, lo, hi);
+                    for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
                 }
             });
 #ifdef _OPENMP
-            if (!last) {
-#pragma omp barrier  // the packed buffers are rewritten for the next block of k
+            if (!direct_a) {
+#pragma omp barrier
+            }
+#endif
+            error.run([&] {
+                if (j_lo >= j_hi) return;
+                const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
+                for (std::int64_t ib = 0; ib < m_blocks; ++ib) {
+                    const std::int64_t is_begin = m_slivers * ib / m_blocks, is_end = m_slivers * (ib + 1) / m_blocks;
+                    const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
+                    // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
+                    // of the row block is small enough to stay in L2, once per row of it: one call
+                    // per row instead of one per row of every tile, which cost 20-40 % of a product
+                    // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
+                    const bool row_epilogue =
+                        (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
+                    for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
+                        const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
+                        const T* b = packed_b + jb * kc_max * NR;
+                        for (std::int64_t is = is_begin; is < is_end; ++is) {
+                            const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
+                            T* c = p.C + m0 * p.ldc + n0;
+                            const T* a[MR];
+                            std::int64_t ks;
+                            if (direct_a) {  // rows past M repeat row m0: computed, never stored
+                                for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
+                                ks = p.A.cs;
+                            } else {
+                                for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
+                                ks = MR;
+                            }
+                            if (first && mr == MR && nr == NR) {
+                                Kernel::run(kc, a, ks, b, c, p.ldc);
+                            } else {  // a later k block, or an edge tile: the block's chain on a padded tile
+                                alignas(64) T tmp[MR * NR];
+                                Kernel::run(kc, a, ks, b, tmp, NR);
+                                for (std::int64_t i = 0; i < mr; ++i) {
+                                    T* row = c + i * p.ldc;
+                                    const T* part = tmp + i * NR;
+                                    if (first) std::memcpy(row, part, sizeof(T) * nr);
+                                    else
+                                        for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
+                                }
+                            }
+                            if (last && !row_epilogue) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
+                        }
+                    }
+                    if (last && row_epilogue)
+                        apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo, n_hi - n_lo);
+                }
+            });
+#ifdef _OPENMP
+            if (!direct_a && !last) {
+#pragma omp barrier  // the packed A is rewritten for the next block of k
             }
 #endif
         }
     };
 
-    const int threads = threads_for(tiles, M * N * K / kGemmWorkScale);
+    // Without barriers (A read in place) a product pays only the fork and join to be shared.
+    const std::int64_t scale = direct_a ? kGemmDirectWorkScale : kGemmWorkScale;
+    const int threads = threads_for(n_slivers, M * N * K / scale);
 #ifdef _OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)

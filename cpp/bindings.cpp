@@ -576,7 +576,6 @@ void bind_kernels(py::module_& m) {
                   py::array x = checked<T>(x_, "x", {-1, -1});
                   auto out = new_array<T>({x.shape(0), x.shape(1)});
                   T* o = out.mutable_data();
-                  std::copy(cptr<T>(x), cptr<T>(x) + x.size(), o);
                   const int64_t* positions = nullptr;
                   py::array keep_rows;
                   if (!rows_.is_none()) {
@@ -585,7 +584,7 @@ void bind_kernels(py::module_& m) {
                   }
                   {
                       py::gil_scoped_release nogil;
-                      fastmlp::dropout_apply(o, x.shape(0), x.shape(1), p,
+                      fastmlp::dropout_apply(o, cptr<T>(x), x.shape(0), x.shape(1), p,
                                              fastmlp::dropout_layer_key(fastmlp::DropoutKey{seed, epoch, batch}, layer),
                                              positions);
                   }

@@ -50,14 +50,15 @@ inline T dropout_scale(double p) {
     return static_cast<T>(1.0 / (1.0 - p));
 }
 
-// x *= mask * scale, in place: the forward (x = h) and the backward (x = da) use the same.
-// x (B, units) is one batch's block of a layer. Element (r, u) is mask element
+// out = x * mask * scale: the forward (x = h, out = the layer's dropped-out output) and the
+// backward (x = out = da, in place) use the same. x and out (B, units) are one batch's block
+// of a layer; out may alias x. Element (r, u) is mask element
 // e = position(r) * units + u, where position(r) is row_positions[r] when given (the row's
 // place in a global batch that this call computes only part of, as a data-parallel rank does)
 // and r otherwise. p in (0, 1). Parallel over chunks of rows; each element's result depends on
 // nothing else.
 template <class T>
-void dropout_apply(T* x, std::int64_t B, std::int64_t units, double p, std::uint64_t layer_key,
+void dropout_apply(T* out, const T* x, std::int64_t B, std::int64_t units, double p, std::uint64_t layer_key,
                    const std::int64_t* row_positions = nullptr) {
     const std::uint64_t threshold = dropout_keep_threshold(p);
     const T scale = dropout_scale<T>(p);
@@ -67,10 +68,11 @@ void dropout_apply(T* x, std::int64_t B, std::int64_t units, double p, std::uint
         for (std::int64_t r = c * rows_per_task; r < r1; ++r) {
             const std::int64_t position = row_positions != nullptr ? row_positions[r] : r;
             const auto first = static_cast<std::uint64_t>(position) * static_cast<std::uint64_t>(units);
-            T* row = x + r * units;
+            const T* in = x + r * units;
+            T* row = out + r * units;
             for (std::int64_t u = 0; u < units; ++u) {
                 const bool keep = (mix64(layer_key ^ (first + static_cast<std::uint64_t>(u))) >> 32) < threshold;
-                row[u] = row[u] * (keep ? scale : T(0));  // a product, as PyTorch's: NaN/inf stay visible
+                row[u] = in[u] * (keep ? scale : T(0));  // a product, as PyTorch's: NaN/inf stay visible
             }
         }
     });

@@ -26,7 +26,7 @@ LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B,
                       const T* weight = nullptr) {
     LossStats stats;
     const T n = static_cast<T>(B) * static_cast<T>(K);
-    const RowWeights rw = RowWeights::of(weight, B);
+    const RowWeights<T> rw(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -35,14 +35,14 @@ LossStats sigmoid_bce(T* out, const T* logits, const T* targets, std::int64_t B,
         const T* y = targets + r * K;
         double row = 0.0;
         bool correct = true;
-        const T f = rw.active() ? static_cast<T>(rw.gradient_factor<T>(r) / static_cast<double>(K)) : T(0);
+        const T f = rw.active() ? static_cast<T>(rw.gradient_factor(r) / static_cast<double>(K)) : T(0);
         for (std::int64_t i = 0; i < K; ++i) {
             const double ad = a[i], yd = y[i];
             row += std::fmax(ad, 0.0) - ad * yd + std::log1p(std::exp(-std::fabs(ad)));
             correct = correct && ((a[i] > T(0)) == (y[i] > T(0.5)));
             if (what == LossOutput::gradient) o[i] = rw.active() ? (o[i] - y[i]) * f : (o[i] - y[i]) / n;
         }
-        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor<T>(r) : 1.0);
+        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor(r) : 1.0);
         stats.n_correct += correct;
     }
     return stats;
@@ -57,7 +57,7 @@ LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t 
                         const T* weight = nullptr) {
     LossStats stats;
     const T n = static_cast<T>(B) * static_cast<T>(K);
-    const RowWeights rw = RowWeights::of(weight, B);
+    const RowWeights<T> rw(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -67,14 +67,14 @@ LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t 
         }
         const T* y = targets + r * K;
         double row = 0.0;
-        const T f = rw.active() ? static_cast<T>(2.0 * rw.gradient_factor<T>(r) / static_cast<double>(K)) : T(0);
+        const T f = rw.active() ? static_cast<T>(2.0 * rw.gradient_factor(r) / static_cast<double>(K)) : T(0);
         for (std::int64_t i = 0; i < K; ++i) {
             const double d = static_cast<double>(a[i]) - static_cast<double>(y[i]);
             row += d * d;
             if (what != LossOutput::gradient) o[i] = a[i];
             else o[i] = rw.active() ? (a[i] - y[i]) * f : T(2) * (a[i] - y[i]) / n;
         }
-        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor<T>(r) : 1.0);
+        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor(r) : 1.0);
     }
     return stats;
 }

@@ -208,8 +208,7 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
                           k < L ? spec.g(k) : Activation::identity, ws.gemm, rows);
         }
         if (training != nullptr && spec.has_dropout(k)) {
-            std::copy(ws.h[k].data(), ws.h[k].data() + n, ws.hd[k].data());
-            dropout_apply(ws.hd[k].data(), B, layer.n_out, spec.p(k),
+            dropout_apply(ws.hd[k].data(), ws.h[k].data(), B, layer.n_out, spec.p(k),
                           dropout_layer_key(*training, static_cast<std::uint64_t>(k)), training->row_positions);
         }
         in = ws.layer_output(k, training != nullptr);
@@ -265,7 +264,7 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
             dense_backward_input(da_below, da, layer.W, ws.saved_for_gprime(k - 1), B, layer.n_in, layer.n_out,
                                  spec.g(k - 1), ws.gemm);
             if (training != nullptr && spec.has_dropout(k - 1))
-                dropout_apply(da_below, B, layer.n_in, spec.p(k - 1),
+                dropout_apply(da_below, da_below, B, layer.n_in, spec.p(k - 1),
                               dropout_layer_key(*training, static_cast<std::uint64_t>(k - 1)), training->row_positions);
         }
         if (fused_sgd && lr > T(0))  // dW_k, db_k, and the SGD step on each tile as soon as it is final

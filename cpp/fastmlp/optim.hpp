@@ -55,18 +55,11 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
     const T lr = static_cast<T>(o.lr);
     const T wd = static_cast<T>(weight_decay);
     const bool decay = weight_decay != 0.0;
-    constexpr std::int64_t kChunk = 16 * 1024;
-    auto chunks = [&](auto&& body) {
-        parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
-            const std::int64_t i1 = c * kChunk + kChunk < n ? c * kChunk + kChunk : n;
-            for (std::int64_t i = c * kChunk; i < i1; ++i) body(i);
-        });
-    };
     switch (o.kind) {
         case OptimizerKind::sgd: {
             const T mu = static_cast<T>(o.momentum);
             const bool first = o.step <= 1;
-            chunks([&](std::int64_t i) {
+            parallel_for_elements(n, [&](std::int64_t i) {
                 T d = decay ? grad[i] + param[i] * wd : grad[i];
                 if (s1 != nullptr) {  // momentum buffer: the gradient itself on the first step
                     s1[i] = first ? d : s1[i] * mu + d;
@@ -88,7 +81,7 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
             const bool decoupled = o.kind == OptimizerKind::adamw && decay;
             const T shrink = static_cast<T>(1.0 - o.lr * weight_decay);
             const bool l2 = o.kind == OptimizerKind::adam && decay;
-            chunks([&](std::int64_t i) {
+            parallel_for_elements(n, [&](std::int64_t i) {
                 if (decoupled) param[i] = param[i] * shrink;
                 const T d = l2 ? grad[i] + param[i] * wd : grad[i];
                 s1[i] = s1[i] + one_minus_b1 * (d - s1[i]);      // m: lerp towards d
@@ -101,7 +94,7 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
         case OptimizerKind::rmsprop: {
             const T alpha = static_cast<T>(o.alpha), one_minus_alpha = static_cast<T>(1.0 - o.alpha);
             const T mu = static_cast<T>(o.momentum), eps = static_cast<T>(o.eps);
-            chunks([&](std::int64_t i) {
+            parallel_for_elements(n, [&](std::int64_t i) {
                 const T d = decay ? grad[i] + param[i] * wd : grad[i];
                 s1[i] = s1[i] * alpha + one_minus_alpha * (d * d);  // square average
                 const T avg = std::sqrt(s1[i]) + eps;

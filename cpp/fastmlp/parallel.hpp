@@ -108,4 +108,16 @@ void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
     for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
 }
 
+// Calls body(i) for i in [0, n), an element-wise loop shared between threads in chunks of
+// 16 Ki elements (the SGD and optimizer updates): each element is written by one call, so any
+// partition gives the same bits.
+template <class Body>
+void parallel_for_elements(std::int64_t n, Body&& body) {
+    constexpr std::int64_t kChunk = 16 * 1024;
+    parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
+        const std::int64_t end = std::min(n, (c + 1) * kChunk);
+        for (std::int64_t i = c * kChunk; i < end; ++i) body(i);
+    });
+}
+
 }  // namespace fastmlp

@@ -14,11 +14,7 @@ namespace fastmlp {
 template <class T>
 void sgd_update(T* param, const T* grad, std::int64_t n, T lr) {
     if (lr == T(0)) return;  // a true no-op: -0.0 - 0 * (negative) would turn -0.0 into +0.0
-    constexpr std::int64_t kChunk = 16 * 1024;
-    parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
-        const std::int64_t i1 = std::min(n, (c + 1) * kChunk);
-        for (std::int64_t i = c * kChunk; i < i1; ++i) param[i] -= lr * grad[i];
-    });
+    parallel_for_elements(n, [&](std::int64_t i) { param[i] -= lr * grad[i]; });
 }
 
 }  // namespace fastmlp

@@ -21,28 +21,22 @@ enum class LossOutput : int { prediction, gradient };
 // (yhat - y) w_r / Σ w, and its loss enters LossStats::loss_sum as w_r l_r B / Σ w (so that
 // loss_sum / B is still the batch's mean loss). A batch whose weights sum to 0 contributes
 // nothing. Without weights (null) nothing is scaled: the kernels divide by B as before.
+template <class T>
 struct RowWeights {
-    const void* w = nullptr;  // T* of the kernel's T, (B,), or null
+    const T* w = nullptr;  // (B,), or null: unweighted
     double sum = 0.0;
     std::int64_t B = 0;
 
-    template <class T>
-    static RowWeights of(const T* w, std::int64_t B) {
-        RowWeights rw;
-        rw.w = w;
-        rw.B = B;
+    RowWeights(const T* weights, std::int64_t rows) : w(weights), B(rows) {
         if (w != nullptr)
-            for (std::int64_t r = 0; r < B; ++r) rw.sum += static_cast<double>(w[r]);
-        return rw;
+            for (std::int64_t r = 0; r < B; ++r) sum += static_cast<double>(w[r]);
     }
     bool active() const { return w != nullptr; }
-    template <class T>
-    double row(std::int64_t r) const { return static_cast<double>(static_cast<const T*>(w)[r]); }
     // Factor of row r's gradient, relative to an unweighted row's 1: w_r / Σw (times the divisor).
-    template <class T>
-    double gradient_factor(std::int64_t r) const { return sum > 0.0 ? row<T>(r) / sum : 0.0; }
-    template <class T>
-    double loss_factor(std::int64_t r) const { return sum > 0.0 ? row<T>(r) * static_cast<double>(B) / sum : 0.0; }
+    double gradient_factor(std::int64_t r) const { return sum > 0.0 ? static_cast<double>(w[r]) / sum : 0.0; }
+    double loss_factor(std::int64_t r) const {
+        return sum > 0.0 ? static_cast<double>(w[r]) * static_cast<double>(B) / sum : 0.0;
+    }
 };
 
 // With `gradient`: out = (softmax(a) - y) / B (or scaled by row weights, see RowWeights); with
@@ -55,7 +49,7 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
                        std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
     LossStats stats;
     const T batch = static_cast<T>(B);
-    const RowWeights rw = RowWeights::of(weight, B);
+    const RowWeights<T> rw(weight, B);
     for (std::int64_t r = 0; r < B; ++r) {
         const T* a = logits + r * K;
         T* o = out + r * K;
@@ -91,9 +85,9 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
             continue;
         }
         if (rw.active()) {
-            stats.loss_sum += row_loss * rw.loss_factor<T>(r);
+            stats.loss_sum += row_loss * rw.loss_factor(r);
             if (what == LossOutput::gradient) {
-                const T f = static_cast<T>(rw.gradient_factor<T>(r));
+                const T f = static_cast<T>(rw.gradient_factor(r));
                 for (std::int64_t i = 0; i < K; ++i) o[i] *= f;
             }
         } else {

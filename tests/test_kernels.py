@@ -225,8 +225,8 @@ def test_weight_gradient_over_a_long_batch_stays_accurate(rng, dtype, tol):
 
 
 # The GEMM engine reads A in place when its k range spans little memory and packs it otherwise
-# (gemm.hpp, kDirectASpanBytes = 256 KiB over kGemmKC = 512 values of k). In da^T h the k
-# stride of A is OUT: OUT = 300 with a batch past 512 rows takes the packed path, OUT = 40 the
+# (gemm.hpp, kDirectASpanBytes = 256 KiB over up to kGemmKC = 256 values of k). In da^T h the k
+# stride of A is OUT: OUT = 300 with a batch of 700 rows (3 blocks of 234) takes the packed path, OUT = 40 the
 # in-place one; both must agree with the oracle and be bitwise independent of the thread count.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,IN,OUT", [(700, 37, 300), (700, 37, 40), (513, 130, 129)])

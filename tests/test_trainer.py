@@ -108,6 +108,26 @@ def test_thread_count_does_not_change_a_bit(threads, dtype, isa):
     assert results[0] == results[1] == results[2]
 
 
+# Plain SGD takes its step inside the weight gradient's micro-kernel, from registers, and never
+# stores dW (gemm.hpp, Epilogue::sgd_step). That must be bitwise the step written out: the
+# gradient, then W - lr * dW rounded as two operations. The shapes give full and edge tiles, a
+# batch of 300 summed in two blocks of k (so the step follows an accumulated block), and a
+# first layer of 520 x 300 floats (624 KiB), past the size where the step used to be unfused.
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_rows", [300, 37])
+def test_the_fused_sgd_step_is_bitwise_the_gradient_then_the_update(dtype, n_rows, isa, threads):
+    for n in (1, 2):
+        threads(n)
+        net, X, y = problem(sizes=(300, 520, 70, 9), n=n_rows, dtype=dtype, activation="relu", seed=4)
+        lr = net.weights[0].dtype.type(0.05)
+        _, grads = net.gradients(X, y)
+        want_W = [W - lr * dW for W, (dW, _) in zip(net.weights, grads)]
+        want_b = [b - lr * db for b, (_, db) in zip(net.biases, grads)]
+        fastmlp.Trainer(net, lr=0.05).step(X, y)
+        for got, want in zip(net.weights + net.biases, want_W + want_b):
+            assert got.tobytes() == want.tobytes()
+
+
 def test_targets_train_like_labels():
     net, X, y = problem(n=30)
     twin = net.copy()

@@ -9,7 +9,8 @@
 // thread count changes a bit; and a long sum (dW over a 60,000-row batch) rounds like one of
 // KC + K/KC terms instead of K, which keeps float32 near 1e-6 relative.
 // Threads split only M and N (tiles), never k. Epilogues (bias + activation, ⊙ g', the SGD
-// step) run on each tile right after its last k block, while it is in L1.
+// step) run on each tile right after its last k block, while it is in L1; the SGD step inside
+// the micro-kernel, from registers, so that a weight gradient is never stored at all.
 #pragma once
 
 #include <algorithm>
@@ -44,7 +45,7 @@ enum class Epilogue : int {
     store,            // C = A B
     bias_activation,  // C = g(A B + bias[n])
     times_gprime,     // C = (A B) ⊙ g'(h[m, n])
-    sgd_step,         // C = A B, then W[m, n] -= lr * C[m, n]
+    sgd_step,         // W[m, n] -= lr * (A B)[m, n]; C is scratch, its contents unspecified
 };
 
 template <class T>
@@ -109,8 +110,15 @@ private:
     std::int64_t size_ = 0;
 };
 
-constexpr std::int64_t kGemmKC = 512;  // a B sliver (KC x NR floats = 32 KiB) fills L1 while a block of A streams past
-constexpr std::int64_t kGemmMC = 96;   // an A block (MC x KC) stays in L2; a multiple of every MR
+// At most KC values of k per block: a B sliver (KC x NR floats = 16 KiB) then takes half of
+// L1 and the A rows streaming past it the other half. At 512 (the whole 32 KiB L1) the
+// 256 x 4096 x 4096 products ran 6-8 % slower. K is cut into equal blocks (784 = 4 x 196,
+// not 3 x 256 + 16), so no block is too short to pay for its packing.
+constexpr std::int64_t kGemmKC = 256;
+// An A block (MC x KC, 264 KiB of floats) stays in L2 while every sliver of B passes it; a
+// multiple of every MR. 264 rows take a 256-row batch in one block, so each B sliver is used
+// by all of M while in L1 (96, before, made three passes over B: 3-5 % slower at 4096 wide).
+constexpr std::int64_t kGemmMC = 264;
 constexpr int kMaxMR = 6, kMaxNR = 16;
 // A product is shared between threads only when each gets at least kGemmWorkScale times the
 // generic minimum (parallel.hpp): its two barriers per block of k cost more than a loop's one.
@@ -134,19 +142,25 @@ struct GemmScratch {
 };
 
 // Portable micro-kernel: the same tile contract as the AVX2 ones (row i of the A sliver is
-// a[i][k * ks]), in plain C++ the compiler vectorizes for the baseline ISA (separate multiply
-// and add: no FMA is assumed).
+// a[i][k * ks]; accumulate adds to c; with w set, w -= lr * tile replaces the store), in plain
+// C++ the compiler vectorizes for the baseline ISA (separate multiply and add: no FMA is
+// assumed).
 template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr bool has_pack_transposed = false;
-    static void run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc) {
+    static void run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc,
+                    bool accumulate, T* w, std::int64_t ldw, T lr) {
         T acc[MR][NR] = {};
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR)
             for (int i = 0; i < MR; ++i)
                 for (int j = 0; j < NR; ++j) acc[i][j] += a[i][o] * b[j];
         for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
+            for (int j = 0; j < NR; ++j) {
+                const T v = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+                if (w == nullptr) c[i * ldc + j] = v;
+                else w[i * ldw + j] -= lr * v;
+            }
     }
 };
 
@@ -243,13 +257,15 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
         return;
     }
     const std::int64_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
-    // Row blocks of at most MC rows and of equal size (128 rows: 66 + 62, not 96 + 32), so
+    // Row blocks of at most MC rows and of equal size (300 rows: 150 + 150, not 264 + 36), so
     // that an A block stays in L2 while the slivers of B pass.
     const std::int64_t m_blocks = (m_slivers + kGemmMC / MR - 1) / (kGemmMC / MR);
-    const std::int64_t kc_max = std::min(kGemmKC, K);
+    const std::int64_t k_blocks = (K + kGemmKC - 1) / kGemmKC;
+    const std::int64_t kc_max = (K + k_blocks - 1) / k_blocks;  // the longest of the equal blocks
     const bool direct_a =
         p.A.cs == 1 || (p.A.rows == nullptr && (p.A.cs < 0 ? -p.A.cs : p.A.cs) * kc_max *
                                                         static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes);
+    const bool kernel_step = p.epilogue.kind == Epilogue::sgd_step;
     T* packed_a = s.a.data();
     // Sliver j of B sits at j * kc_max * NR in every block of k, so that a thread's slivers never
     // overlap another's, whose previous block may still be in use (there is no barrier).
@@ -266,11 +282,10 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     auto body = [&](int t, int nt) {
         std::int64_t j_lo, j_hi;
         share(n_slivers, t, nt, j_lo, j_hi);
-        for (std::int64_t pc = 0; pc < K; pc += kGemmKC) {
-            const std::int64_t kc = std::min(kGemmKC, K - pc);
-            const bool first = pc == 0, last = pc + kc == K;
+        for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
+            const std::int64_t pc = K * kb / k_blocks, kc = K * (kb + 1) / k_blocks - pc;
+            const bool first = kb == 0, last = kb + 1 == k_blocks;
             error.run([&] {
-                for (std::int64_t j = j_lo; j < j_hi; ++j) pack_b<T, Kernel>(packed_b + j * kc_max * NR, p.B, j * NR, N, pc, kc);
                 if (!direct_a) {
                     std::int64_t lo, hi;
                     share(m_slivers, t, nt, lo, hi);
@@ -292,11 +307,13 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                     // of the row block is small enough to stay in L2, once per row of it: one call
                     // per row instead of one per row of every tile, which cost 20-40 % of a product
                     // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
+                    // The SGD step is taken inside the micro-kernel on every full tile, from registers.
                     const bool row_epilogue =
-                        (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
+                        !kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
                     for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
                         const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-                        const T* b = packed_b + jb * kc_max * NR;
+                        T* b = packed_b + jb * kc_max * NR;
+                        if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
                         for (std::int64_t is = is_begin; is < is_end; ++is) {
                             const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
                             T* c = p.C + m0 * p.ldc + n0;
@@ -309,11 +326,17 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                                 for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
                                 ks = MR;
                             }
-                            if (first && mr == MR && nr == NR) {
-                                Kernel::run(kc, a, ks, b, c, p.ldc);
-                            } else {  // a later k block, or an edge tile: the block's chain on a padded tile
+                            const bool full = mr == MR && nr == NR;
+                            if (full && last && kernel_step) {
+                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, p.epilogue.W + m0 * p.epilogue.ldw + n0,
+                                            p.epilogue.ldw, p.epilogue.lr);
+                                continue;
+                            }
+                            if (full) {
+                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr, 0, T(0));
+                            } else {  // an edge tile: the block's chain on a padded tile
                                 alignas(64) T tmp[MR * NR];
-                                Kernel::run(kc, a, ks, b, tmp, NR);
+                                Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr, 0, T(0));
                                 for (std::int64_t i = 0; i < mr; ++i) {
                                     T* row = c + i * p.ldc;
                                     const T* part = tmp + i * NR;

@@ -200,7 +200,7 @@ MEMORY_ROWS = 60000
 MEMORY_LAYERS = (784, 128, 10)
 MEMORY_BATCH = 128
 # Depth of the native GEMM's packed panels (kGemmKC in cpp/fastmlp/gemm.hpp), for the estimate only.
-GEMM_PANEL_DEPTH = 512
+GEMM_PANEL_DEPTH = 256
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,23 @@ def test_shuffled_fit_follows_the_seeded_permutation():
     assert_params_close(net, W, b, 1e-12)
 
 
+# A first layer of at least 64 slivers (1024 float32 or 512 float64 outputs) packs the shuffled
+# rows of X it gathers (gemm.hpp, kPackScatteredRowsSlivers); narrower ones read them in place.
+@pytest.mark.parametrize("dtype,width,tol", [("float32", 1030, 1e-5), ("float64", 515, 1e-12)])
+def test_a_wide_first_layer_packs_the_shuffled_rows_and_still_follows_the_oracle(dtype, width, tol, isa, threads):
+    net, X, y = problem(sizes=(20, width, 5), n=40, dtype=dtype, activation="relu")
+    W, b = params64(net)
+    ref.train_epoch(W, b, "relu", X.astype(np.float64), y, 8, 0.1, order=np.random.default_rng(5).permutation(40))
+    results = []
+    for n in (1, 2):
+        threads(n)
+        twin = net.copy()
+        fastmlp.Trainer(twin, lr=0.1, batch_size=8, shuffle=True, seed=5).fit(X, y, epochs=1)
+        results.append(snapshot(twin))
+    assert results[0] == results[1]
+    assert_params_close(twin, W, b, tol)
+
+
 def test_same_seeds_give_bitwise_the_same_weights():
     results = []
     for trainer_seed in (3, 3, 4):

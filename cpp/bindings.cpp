@@ -761,7 +761,8 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
                                  stop_on_nonfinite);
     }
     poll.rethrow();
-    return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen, e.n_steps);
+    py::object finite = e.params_finite < 0 ? py::object(py::none()) : py::object(py::bool_(e.params_finite == 1));
+    return py::make_tuple(e.totals.loss_sum, e.totals.n_correct, e.n_seen, e.n_steps, finite);
 }
 
 template <class T>
@@ -950,8 +951,9 @@ PYBIND11_MODULE(_core, m) {
           "One epoch of minibatch training over the rows of X in `order` (None: in order), in place.\n"
           "optimizer['step'] numbers the first update. Batch j uses the dropout masks of\n"
           "(dropout_seed, epoch, j). Returns (summed pre-update loss, correct count, rows seen, steps\n"
-          "taken). Ctrl-C stops it after a batch; with stop_on_nonfinite, so does the first batch with a\n"
-          "NaN/inf loss, before its update (then rows seen < len(X) and no exception).");
+          "taken, parameters finite: True/False when the last batch was trained, else None). Ctrl-C\n"
+          "stops it after a batch; with stop_on_nonfinite, so does the first batch with a NaN/inf loss,\n"
+          "before its update (then rows seen < len(X) and no exception).");
 
     m.def("gradients",
           [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,

@@ -111,7 +111,61 @@ def test_the_rollback_replays_the_shuffled_epoch_bitwise(monkeypatch):
     finite_states = {b"".join(s) for s in states[:4]}
     monkeypatch.setattr(fastmlp.trainer, "_all_finite",
                         lambda arrays: b"".join(a.tobytes() for a in arrays) in finite_states)
+    native = fastmlp._core.train_epoch
+
+    def unchecked(*args, **kwargs):  # hide the native loop's own finiteness check: _all_finite decides
+        return native(*args, **kwargs)[:4] + (None,)
+
+    monkeypatch.setattr(fastmlp._core, "train_epoch", unchecked)
     net = fastmlp.Network([8, 16, 3], seed=0)
     with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch 4 of 9"):
         fastmlp.Trainer(net, lr=0.1, batch_size=batch, seed=seed).fit(X, y, epochs=1)
     assert snapshot(net) == states[3]
+
+
+# The native epoch reports whether the parameters it leaves are finite (True/False; None when
+# it stopped before its last batch), checked as the update writes them (for plain SGD inside
+# the GEMM's micro-kernels). fit relies on it instead of scanning every parameter each epoch.
+def native_epoch(net, X, y, optimizer, batch_size=7, stop_on_nonfinite=True, order=None):
+    ws = net._workspace(batch_size)
+    return fastmlp._core.train_epoch(ws, net.weights, net.biases, X, y, order, batch_size, optimizer._spec(),
+                                     optimizer._state_for(net), stop_on_nonfinite, 0, 1, None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [lambda: fastmlp.optim.SGD(lr=0.05), lambda: fastmlp.optim.SGD(lr=0.0),
+                                  lambda: fastmlp.optim.Adam(lr=1e-3)])
+@pytest.mark.parametrize("sizes", [[8, 16, 3], [300, 70, 9]])  # edge tiles only / full and edge tiles
+def test_the_native_epoch_reports_finite_parameters(dtype, make, sizes, isa):
+    rng = np.random.default_rng(1)
+    net = fastmlp.Network(sizes, seed=0, dtype=dtype)
+    X, y = rng.standard_normal((40, sizes[0])).astype(dtype), rng.integers(0, sizes[-1], size=40)
+    _, _, n_seen, n_steps, finite = native_epoch(net, X, y, make(), order=rng.permutation(40))
+    assert (n_seen, n_steps, finite) == (40, 6, True)
+
+
+# [16, 48, 96, 6] has only full tiles (float32 6 x 16, float64 6 x 8): the micro-kernels alone
+# must see the overflow (the biases do not overflow here); [8, 16, 3] only edge tiles.
+@pytest.mark.parametrize("sizes", [[8, 16, 3], [16, 48, 96, 6]])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])  # the step in the GEMM / in optimizer_update
+def test_the_native_epoch_reports_parameters_that_overflow(sizes, dtype, optimizer, isa):
+    rng = np.random.default_rng(0)
+    X, y = (rng.standard_normal((60, sizes[0])) * 100).astype(dtype), rng.integers(0, sizes[-1], size=60)
+    net = fastmlp.Network(sizes, seed=0, dtype=dtype)
+    lr = 1e38 if dtype == "float32" else 1e307
+    opt = fastmlp.optim.SGD(lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
+    loss, _, n_seen, _, finite = native_epoch(net, X, y, opt, batch_size=60)
+    assert np.isfinite(loss) and n_seen == 60  # the one batch's loss was finite; its update was not
+    assert not all(np.isfinite(a).all() for a in net.weights)
+    if len(sizes) == 4 and optimizer == "sgd":
+        assert all(np.isfinite(b).all() for b in net.biases)
+    assert finite is False
+
+
+def test_the_native_epoch_that_stops_early_leaves_finiteness_open():
+    X, y = data(scale=1.0)
+    net = fastmlp.Network([8, 16, 3], seed=0)
+    net.weights[0][0, 0] = np.inf  # the first batch's loss is NaN: the epoch stops before its update
+    _, _, n_seen, n_steps, finite = native_epoch(net, X, y, fastmlp.optim.SGD(lr=0.05))
+    assert (n_seen, n_steps, finite) == (0, 0, None)

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 
 #include "activations.hpp"
@@ -63,22 +65,31 @@ void bias_gradient(T* db, const T* da, std::int64_t B, std::int64_t OUT) {
 // layer's memory traffic).
 // da (B, OUT), h_prev (B, IN), dW and W (OUT, IN), db and b (OUT).
 // Overwrites dW and db (B = 0 gives zeros). Scratch reserved for (OUT, IN).
-// With h_rows set, row r of h_prev is h_prev[h_rows[r]].
+// With h_rows set, row r of h_prev is h_prev[h_rows[r]]. With `nonfinite` (and the step), it is
+// set when a new weight or bias is NaN or infinite: checked as the values are written.
 template <class T>
 void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int64_t B, std::int64_t IN,
                            std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr,
-                           T lr = T(0), const std::int64_t* h_rows = nullptr) {
+                           T lr = T(0), const std::int64_t* h_rows = nullptr,
+                           std::atomic<bool>* nonfinite = nullptr) {
     GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1, h_rows}, dW, IN, {}};
     if (W != nullptr) {
         p.epilogue.kind = Epilogue::sgd_step;
         p.epilogue.W = W;
         p.epilogue.ldw = IN;
         p.epilogue.lr = lr;
+        p.epilogue.nonfinite = nonfinite;
     }
     gemm(p, scratch);
     bias_gradient(db, da, B, OUT);
-    if (b != nullptr)
-        for (std::int64_t o = 0; o < OUT; ++o) b[o] -= lr * db[o];
+    if (b != nullptr) {
+        bool bad = false;
+        for (std::int64_t o = 0; o < OUT; ++o) {
+            b[o] -= lr * db[o];
+            bad |= !std::isfinite(b[o]);
+        }
+        if (bad && nonfinite != nullptr) nonfinite->store(true, std::memory_order_relaxed);
+    }
 }
 
 }  // namespace fastmlp

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +29,7 @@
 #include "gemm_avx2.hpp"
 #include "isa.hpp"
 #include "parallel.hpp"
+#include "tile_step.hpp"
 
 namespace fastmlp {
 
@@ -58,6 +61,8 @@ struct EpilogueArgs {
     T* W = nullptr;            // sgd_step, row stride ldw
     std::int64_t ldw = 0;
     T lr = T(0);
+    // sgd_step: set (never cleared) when a new weight is NaN or infinite.
+    std::atomic<bool>* nonfinite = nullptr;
 };
 
 // C (M x N, row stride ldc) = A (M x K) B (K x N), then the epilogue.
@@ -142,25 +147,32 @@ struct GemmScratch {
 };
 
 // Portable micro-kernel: the same tile contract as the AVX2 ones (row i of the A sliver is
-// a[i][k * ks]; accumulate adds to c; with w set, w -= lr * tile replaces the store), in plain
+// a[i][k * ks]; accumulate adds to c; a step replaces the store by w -= lr * tile), in plain
 // C++ the compiler vectorizes for the baseline ISA (separate multiply and add: no FMA is
 // assumed).
 template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr bool has_pack_transposed = false;
-    static void run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc,
-                    bool accumulate, T* w, std::int64_t ldw, T lr) {
+    static bool run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc,
+                    bool accumulate, const TileStep<T>* step) {
         T acc[MR][NR] = {};
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR)
             for (int i = 0; i < MR; ++i)
                 for (int j = 0; j < NR; ++j) acc[i][j] += a[i][o] * b[j];
+        bool bad = false;
         for (int i = 0; i < MR; ++i)
             for (int j = 0; j < NR; ++j) {
                 const T v = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
-                if (w == nullptr) c[i * ldc + j] = v;
-                else w[i * ldw + j] -= lr * v;
+                if (step == nullptr) {
+                    c[i * ldc + j] = v;
+                    continue;
+                }
+                T& w = step->w[i * step->ld + j];
+                w -= step->lr * v;
+                bad |= !std::isfinite(w);
             }
+        return bad;
     }
 };
 
@@ -210,9 +222,11 @@ void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int6
     }
 }
 
+// Returns whether the SGD step made a weight NaN or infinite (false for the other kinds).
 template <class T>
-void apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0,
+bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0,
                     std::int64_t mr, std::int64_t nr) {
+    bool bad = false;
     for (std::int64_t i = 0; i < mr; ++i) {
         T* row = c + i * ldc;
         switch (e.kind) {
@@ -226,11 +240,15 @@ void apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
                 break;
             case Epilogue::sgd_step: {
                 T* w = e.W + (m0 + i) * e.ldw + n0;
-                for (std::int64_t j = 0; j < nr; ++j) w[j] -= e.lr * row[j];
+                for (std::int64_t j = 0; j < nr; ++j) {
+                    w[j] -= e.lr * row[j];
+                    bad |= !std::isfinite(w[j]);
+                }
                 break;
             }
         }
     }
+    return bad;
 }
 
 // Static share [lo, hi) of n items for thread t of p.
@@ -259,7 +277,8 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     if (M == 0 || N == 0) return;
     if (K == 0) {  // an empty sum: zeros, then the epilogue as usual
         for (std::int64_t i = 0; i < M; ++i) std::fill(p.C + i * p.ldc, p.C + i * p.ldc + N, T(0));
-        apply_epilogue(p.epilogue, p.C, p.ldc, 0, 0, M, N);
+        if (apply_epilogue(p.epilogue, p.C, p.ldc, 0, 0, M, N) && p.epilogue.nonfinite)
+            p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
         return;
     }
     const std::int64_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
@@ -287,6 +306,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     // for an epilogue that one day might.
     FirstException error;
     auto body = [&](int t, int nt) {
+        bool bad = false;  // this thread's steps made a weight NaN or infinite
         std::int64_t j_lo, j_hi;
         share(n_slivers, t, nt, j_lo, j_hi);
         for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
@@ -335,15 +355,17 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                             }
                             const bool full = mr == MR && nr == NR;
                             if (full && last && kernel_step) {
-                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, p.epilogue.W + m0 * p.epilogue.ldw + n0,
-                                            p.epilogue.ldw, p.epilogue.lr);
+                                const EpilogueArgs<T>& e = p.epilogue;
+                                const std::int64_t at = m0 * e.ldw + n0;
+                                const TileStep<T> step{e.W + at, e.ldw, e.lr};
+                                bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
                                 continue;
                             }
                             if (full) {
-                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr, 0, T(0));
+                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
                             } else {  // an edge tile: the block's chain on a padded tile
                                 alignas(64) T tmp[MR * NR];
-                                Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr, 0, T(0));
+                                Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
                                 for (std::int64_t i = 0; i < mr; ++i) {
                                     T* row = c + i * p.ldc;
                                     const T* part = tmp + i * NR;
@@ -352,11 +374,12 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                                         for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
                                 }
                             }
-                            if (last && !row_epilogue) apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
+                            if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
                         }
                     }
                     if (last && row_epilogue)
-                        apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo, n_hi - n_lo);
+                        bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo,
+                                              n_hi - n_lo);
                 }
             });
 #ifdef _OPENMP
@@ -365,6 +388,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
             }
 #endif
         }
+        if (bad && p.epilogue.nonfinite) p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
     };
 
     // Without barriers (A read in place) a product pays only the fork and join to be shared.

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "tile_step.hpp"
+
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FASTMLP_HAVE_AVX2_KERNELS 1
 #include <immintrin.h>
@@ -29,11 +31,15 @@ __attribute__((always_inline)) inline void prefetch_tile(const T* c, std::int64_
 
 // The end of a micro-kernel call for one row of its tile, held in two registers r0 | r1: add
 // what c holds (accumulate), then either store the row into c, or take the SGD step
-// w -= lr * row on the weights instead (c is then left as it was). The product lr * row is
-// rounded before the subtraction, as in sgd_update and the generic path: the empty asm keeps
-// the compiler from contracting the two into one FMA, which would change the bits.
+// w -= lr * row on the weights instead (c is then left as it was), or-ing into `bad` the lanes
+// whose new weight is NaN or infinite (x - x is NaN exactly then): the caller learns whether
+// the step left every weight finite without a second pass over them.
+// The product lr * row is rounded before the subtraction, as in sgd_update and the generic
+// path: the empty asm keeps the compiler from contracting the two into one FMA, which would
+// change the bits.
 __attribute__((target("avx2,fma"), always_inline)) inline void finish_row(__m256 r0, __m256 r1, float* c,
-                                                                          bool accumulate, float* w, __m256 lr) {
+                                                                          bool accumulate, float* w, __m256 lr,
+                                                                          __m256& bad) {
     if (accumulate) {
         r0 = _mm256_add_ps(_mm256_loadu_ps(c), r0);
         r1 = _mm256_add_ps(_mm256_loadu_ps(c + 8), r1);
@@ -43,14 +49,20 @@ __attribute__((target("avx2,fma"), always_inline)) inline void finish_row(__m256
         _mm256_storeu_ps(c + 8, r1);
         return;
     }
+    __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
     __m256 s0 = _mm256_mul_ps(lr, r0), s1 = _mm256_mul_ps(lr, r1);
     __asm__("" : "+x"(s0), "+x"(s1));
-    _mm256_storeu_ps(w, _mm256_sub_ps(_mm256_loadu_ps(w), s0));
-    _mm256_storeu_ps(w + 8, _mm256_sub_ps(_mm256_loadu_ps(w + 8), s1));
+    w0 = _mm256_sub_ps(w0, s0);
+    w1 = _mm256_sub_ps(w1, s1);
+    _mm256_storeu_ps(w, w0);
+    _mm256_storeu_ps(w + 8, w1);
+    const __m256 d0 = _mm256_sub_ps(w0, w0), d1 = _mm256_sub_ps(w1, w1);
+    bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(d0, d0, _CMP_UNORD_Q), _mm256_cmp_ps(d1, d1, _CMP_UNORD_Q)));
 }
 
 __attribute__((target("avx2,fma"), always_inline)) inline void finish_row(__m256d r0, __m256d r1, double* c,
-                                                                          bool accumulate, double* w, __m256d lr) {
+                                                                          bool accumulate, double* w, __m256d lr,
+                                                                          __m256d& bad) {
     if (accumulate) {
         r0 = _mm256_add_pd(_mm256_loadu_pd(c), r0);
         r1 = _mm256_add_pd(_mm256_loadu_pd(c + 4), r1);
@@ -60,10 +72,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline void finish_row(__m256
         _mm256_storeu_pd(c + 4, r1);
         return;
     }
+    __m256d w0 = _mm256_loadu_pd(w), w1 = _mm256_loadu_pd(w + 4);
     __m256d s0 = _mm256_mul_pd(lr, r0), s1 = _mm256_mul_pd(lr, r1);
     __asm__("" : "+x"(s0), "+x"(s1));
-    _mm256_storeu_pd(w, _mm256_sub_pd(_mm256_loadu_pd(w), s0));
-    _mm256_storeu_pd(w + 4, _mm256_sub_pd(_mm256_loadu_pd(w + 4), s1));
+    w0 = _mm256_sub_pd(w0, s0);
+    w1 = _mm256_sub_pd(w1, s1);
+    _mm256_storeu_pd(w, w0);
+    _mm256_storeu_pd(w + 4, w1);
+    const __m256d d0 = _mm256_sub_pd(w0, w0), d1 = _mm256_sub_pd(w1, w1);
+    bad = _mm256_or_pd(bad, _mm256_or_pd(_mm256_cmp_pd(d0, d0, _CMP_UNORD_Q), _mm256_cmp_pd(d1, d1, _CMP_UNORD_Q)));
 }
 
 struct Avx2KernelF32 {
@@ -113,12 +130,15 @@ struct Avx2KernelF32 {
     // c (MR x NR, row stride ldc) = sum over k of (a[0][k ks], ..., a[5][k ks]) (a column of MR)
     // x b[k] (a row of NR), one fused multiply-add per k in k order from zero: each element is
     // one FMA chain over the block, whether A was packed or not. With accumulate, the chain is
-    // added to what c holds (a later block of k) instead of replacing it. With w set (the
-    // weight gradient's last block of k, plain SGD), the tile is not stored: w -= lr * tile.
-    __attribute__((target("avx2,fma"))) static void run(std::int64_t kc, const float* const* a, std::int64_t ks,
+    // added to what c holds (a later block of k) instead of replacing it. With a step (the
+    // weight gradient's last block of k, plain SGD), the tile is not stored: w -= lr * tile
+    // (see finish_row); returns whether a new weight is NaN or infinite (false without a step).
+    __attribute__((target("avx2,fma"))) static bool run(std::int64_t kc, const float* const* a, std::int64_t ks,
                                                          const float* b, float* c, std::int64_t ldc, bool accumulate,
-                                                         float* w, std::int64_t ldw, float lr) {
+                                                         const TileStep<float>* step) {
         const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+        float* const w = step ? step->w : nullptr;
+        const std::int64_t ldw = step ? step->ld : 0;
         if (accumulate || w == nullptr) prefetch_tile<MR, NR>(c, ldc);
         if (w != nullptr) prefetch_tile<MR, NR>(w, ldw);
         __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
@@ -138,20 +158,28 @@ struct Avx2KernelF32 {
             ai = _mm256_broadcast_ss(a5 + o);
             c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
         }
-        const __m256 vlr = _mm256_set1_ps(lr);
-        finish_row(c00, c01, c + 0 * ldc, accumulate, w, vlr); finish_row(c10, c11, c + 1 * ldc, accumulate, w ? w + 1 * ldw : w, vlr);
-        finish_row(c20, c21, c + 2 * ldc, accumulate, w ? w + 2 * ldw : w, vlr); finish_row(c30, c31, c + 3 * ldc, accumulate, w ? w + 3 * ldw : w, vlr);
-        finish_row(c40, c41, c + 4 * ldc, accumulate, w ? w + 4 * ldw : w, vlr); finish_row(c50, c51, c + 5 * ldc, accumulate, w ? w + 5 * ldw : w, vlr);
+        const __m256 vlr = _mm256_set1_ps(step ? step->lr : float(0));
+        __m256 bad = _mm256_setzero_ps();
+        auto row_of = [](auto* p, std::int64_t i, std::int64_t ld) { return p ? p + i * ld : p; };
+        finish_row(c00, c01, c + 0 * ldc, accumulate, w, vlr, bad);
+        finish_row(c10, c11, c + 1 * ldc, accumulate, row_of(w, 1, ldw), vlr, bad);
+        finish_row(c20, c21, c + 2 * ldc, accumulate, row_of(w, 2, ldw), vlr, bad);
+        finish_row(c30, c31, c + 3 * ldc, accumulate, row_of(w, 3, ldw), vlr, bad);
+        finish_row(c40, c41, c + 4 * ldc, accumulate, row_of(w, 4, ldw), vlr, bad);
+        finish_row(c50, c51, c + 5 * ldc, accumulate, row_of(w, 5, ldw), vlr, bad);
+        return _mm256_movemask_ps(bad) != 0;
     }
 };
 
 struct Avx2KernelF64 {
     static constexpr int MR = 6, NR = 8;
     static constexpr bool has_pack_transposed = false;  // float32 is the speed-critical type
-    __attribute__((target("avx2,fma"))) static void run(std::int64_t kc, const double* const* a, std::int64_t ks,
+    __attribute__((target("avx2,fma"))) static bool run(std::int64_t kc, const double* const* a, std::int64_t ks,
                                                          const double* b, double* c, std::int64_t ldc, bool accumulate,
-                                                         double* w, std::int64_t ldw, double lr) {
+                                                         const TileStep<double>* step) {
         const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+        double* const w = step ? step->w : nullptr;
+        const std::int64_t ldw = step ? step->ld : 0;
         if (accumulate || w == nullptr) prefetch_tile<MR, NR>(c, ldc);
         if (w != nullptr) prefetch_tile<MR, NR>(w, ldw);
         __m256d c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
@@ -171,10 +199,16 @@ struct Avx2KernelF64 {
             ai = _mm256_broadcast_sd(a5 + o);
             c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
         }
-        const __m256d vlr = _mm256_set1_pd(lr);
-        finish_row(c00, c01, c + 0 * ldc, accumulate, w, vlr); finish_row(c10, c11, c + 1 * ldc, accumulate, w ? w + 1 * ldw : w, vlr);
-        finish_row(c20, c21, c + 2 * ldc, accumulate, w ? w + 2 * ldw : w, vlr); finish_row(c30, c31, c + 3 * ldc, accumulate, w ? w + 3 * ldw : w, vlr);
-        finish_row(c40, c41, c + 4 * ldc, accumulate, w ? w + 4 * ldw : w, vlr); finish_row(c50, c51, c + 5 * ldc, accumulate, w ? w + 5 * ldw : w, vlr);
+        const __m256d vlr = _mm256_set1_pd(step ? step->lr : double(0));
+        __m256d bad = _mm256_setzero_pd();
+        auto row_of = [](auto* p, std::int64_t i, std::int64_t ld) { return p ? p + i * ld : p; };
+        finish_row(c00, c01, c + 0 * ldc, accumulate, w, vlr, bad);
+        finish_row(c10, c11, c + 1 * ldc, accumulate, row_of(w, 1, ldw), vlr, bad);
+        finish_row(c20, c21, c + 2 * ldc, accumulate, row_of(w, 2, ldw), vlr, bad);
+        finish_row(c30, c31, c + 3 * ldc, accumulate, row_of(w, 3, ldw), vlr, bad);
+        finish_row(c40, c41, c + 4 * ldc, accumulate, row_of(w, 4, ldw), vlr, bad);
+        finish_row(c50, c51, c + 5 * ldc, accumulate, row_of(w, 5, ldw), vlr, bad);
+        return _mm256_movemask_pd(bad) != 0;
     }
 };
 

@@ -154,11 +154,12 @@ def train_epoch(
     dropout_seed: SupportsIndex = 0,
     epoch: SupportsIndex = 0,
     sample_weight: NDArray[np.floating[Any]] | None = None,
-) -> tuple[float, int, int, int]:
+) -> tuple[float, int, int, int, bool | None]:
     """One epoch of minibatch training over the rows of X in `order` (None: in order), in place.
-    Returns (summed pre-update loss, correct count, rows seen, steps taken). Ctrl-C stops it
-    after a batch; with stop_on_nonfinite, so does the first batch with a NaN/inf loss, before
-    its update (then rows seen < len(X) and no exception)."""
+    Returns (summed pre-update loss, correct count, rows seen, steps taken, parameters finite:
+    True/False when the last batch was trained, else None). Ctrl-C stops it after a batch; with
+    stop_on_nonfinite, so does the first batch with a NaN/inf loss, before its update (then rows
+    seen < len(X) and no exception)."""
 
 def gradients(
     workspace: Workspace,

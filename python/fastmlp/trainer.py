@@ -352,16 +352,18 @@ class Trainer:
                         np.copyto(saved, a)
                     opt_start = opt._snapshot() if on_nonfinite == "raise" else None
                     spec = opt._spec()
-                    loss_sum, n_correct, n_seen, n_steps = _core.train_epoch(
+                    loss_sum, n_correct, n_seen, n_steps, finite = _core.train_epoch(
                         ws, W, b, X, y, order, batch_size, spec, state, on_nonfinite == "raise",
                         self._dropout_seed, epoch, weights)
                     opt.steps += n_steps
                     self._epochs_done = epoch
-                    if on_nonfinite == "raise" and (n_seen < n or not _all_finite(W + b)):
+                    if finite is None:  # the native check runs only when the epoch reaches its last batch
+                        finite = _all_finite(W + b)
+                    if on_nonfinite == "raise" and (n_seen < n or not finite):
                         assert opt_start is not None
                         self._roll_back_and_raise(start, opt_start, ws, X, y, weights, order, batch_size, spec,
                                                   n_seen, epoch, shown)
-                    if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and _all_finite(W + b)) \
+                    if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and finite) \
                             and not warned:
                         warned = True
                         warnings.warn(f"training diverged in epoch {shown}: the loss or the weights are NaN or "
@@ -467,7 +469,7 @@ class Trainer:
             opt._restore(opt_start)
             m = min(k * batch_size, len(X))
             if m:
-                _, _, _, steps = _core.train_epoch(
+                _, _, _, steps, _ = _core.train_epoch(
                     ws, W, b, np.ascontiguousarray(X[rows[:m]]), np.ascontiguousarray(y[rows[:m]]), None,
                     batch_size, spec, opt._state_for(net), False, self._dropout_seed, epoch,
                     None if weights is None else np.ascontiguousarray(weights[rows[:m]]))

@@ -243,11 +243,34 @@ def test_weight_gradient_on_packed_and_in_place_paths(rng, threads, dtype, B, IN
     assert results[0] == results[1] == results[2]
 
 
-# The forward product packs B = W^T with 8 x 8 register transposes for whole 16-wide slivers
-# and element by element for the rest: fan-ins around multiples of 8 and of the 512-deep k
-# block, fan-outs around multiples of 16, on both sides of every edge.
+# With several blocks of k and A read in place, a thread takes its slivers of B in groups whose
+# strip of C stays in L2 (gemm.hpp, kGemmCStripBytes: 31 slivers for a 264-row block), every
+# block of k per group. A batch of 264 rows, K = 300 (two blocks) and 1040 float32 (520 float64)
+# outputs make 65 slivers: groups of 31, 31 and 3 on one thread, and on each of two or three.
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("IN", [7, 8, 9, 511, 512, 513, 1031])
+def test_products_taken_in_groups_of_slivers(rng, threads, dtype):
+    B, K = 264, 300
+    OUT = 1040 if dtype == "float32" else 520
+    x, W, b = data(rng, (B, K), dtype), data(rng, (OUT, K), dtype), data(rng, OUT, dtype)
+    da, W2 = data(rng, (B, K), dtype), data(rng, (K, OUT), dtype)  # dh = da W2: K = 300 deep, OUT wide
+    want_h = ref.dense_forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), "identity")
+    want_dh = ref.dense_backward_input(da.astype(np.float64), W2.astype(np.float64))
+    got = []
+    for n in (1, 2, 3):
+        threads(n)
+        h, dh = _core.dense_forward(x, W, b, "identity"), _core.dense_backward_input(da, W2)
+        close(h, want_h, dtype, K)
+        close(dh, want_dh, dtype, K)
+        got.append((h.tobytes(), dh.tobytes()))
+    assert got[0] == got[1] == got[2]
+
+
+# The forward product packs B = W^T with 8 x 8 register transposes for whole 16-wide slivers
+# and element by element for the rest: fan-ins around multiples of 8 and of the 256-deep k
+# block (cut into equal blocks: 257 = 128 + 129), fan-outs around multiples of 16, on both
+# sides of every edge.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("IN", [7, 8, 9, 255, 256, 257, 511, 512, 513, 1031])
 @pytest.mark.parametrize("OUT", [15, 16, 17, 48])
 def test_dense_forward_transposed_packing_edges(rng, threads, dtype, IN, OUT):
     B = 13

@@ -125,6 +125,11 @@ constexpr std::int64_t kGemmKC = 256;
 // by all of M while in L1 (96, before, made three passes over B: 3-5 % slower at 4096 wide).
 constexpr std::int64_t kGemmMC = 264;
 constexpr int kMaxMR = 6, kMaxNR = 16;
+// A strip of C this large (a row block's rows x a group of slivers' columns) stays in L2 while
+// the blocks of k add to it: 256 x 512 floats. Across the whole row (256 x 4096 floats, 4 MiB)
+// every block of k took C from L3 and back: the forward product of a 4096-wide layer ran
+// 5-7 % slower.
+constexpr std::int64_t kGemmCStripBytes = 512 * 1024;
 // A product is shared between threads only when each gets at least kGemmWorkScale times the
 // generic minimum (parallel.hpp): its two barriers per block of k cost more than a loop's one.
 constexpr std::int64_t kGemmWorkScale = 8;
@@ -251,6 +256,8 @@ bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
     return bad;
 }
 
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
 // Static share [lo, hi) of n items for thread t of p.
 inline void share(std::int64_t n, int t, int p, std::int64_t& lo, std::int64_t& hi) {
     lo = n * t / p;
@@ -292,6 +299,13 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
         (p.A.rows == nullptr &&
          (p.A.cs < 0 ? -p.A.cs : p.A.cs) * kc_max * static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes);
     const bool kernel_step = p.epilogue.kind == Epilogue::sgd_step;
+    const std::int64_t block_rows = std::min<std::int64_t>(M, kGemmMC);
+    // Slivers per group (see body): all of them when there is one block of k, or when A is packed
+    // (the packing space holds one block of k, so a group would pack A again).
+    const std::int64_t group_slivers =
+        k_blocks == 1 || !direct_a
+            ? n_slivers
+            : std::max<std::int64_t>(1, kGemmCStripBytes / (block_rows * NR * static_cast<std::int64_t>(sizeof(T))));
     T* packed_a = s.a.data();
     // Sliver j of B sits at j * kc_max * NR in every block of k, so that a thread's slivers never
     // overlap another's, whose previous block may still be in use (there is no barrier).
@@ -307,86 +321,95 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     FirstException error;
     auto body = [&](int t, int nt) {
         bool bad = false;  // this thread's steps made a weight NaN or infinite
-        std::int64_t j_lo, j_hi;
-        share(n_slivers, t, nt, j_lo, j_hi);
-        for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-            const std::int64_t pc = K * kb / k_blocks, kc = K * (kb + 1) / k_blocks - pc;
-            const bool first = kb == 0, last = kb + 1 == k_blocks;
-            error.run([&] {
-                if (!direct_a) {
-                    std::int64_t lo, hi;
-                    share(m_slivers, t, nt, lo, hi);
-                    for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
-                }
-            });
-#ifdef _OPENMP
-            if (!direct_a) {
-#pragma omp barrier
-            }
-#endif
-            error.run([&] {
-                if (j_lo >= j_hi) return;
-                const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
-                for (std::int64_t ib = 0; ib < m_blocks; ++ib) {
-                    const std::int64_t is_begin = m_slivers * ib / m_blocks, is_end = m_slivers * (ib + 1) / m_blocks;
-                    const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
-                    // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
-                    // of the row block is small enough to stay in L2, once per row of it: one call
-                    // per row instead of one per row of every tile, which cost 20-40 % of a product
-                    // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
-                    // The SGD step is taken inside the micro-kernel on every full tile, from registers.
-                    const bool row_epilogue =
-                        !kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
-                    for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
-                        const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-                        T* b = packed_b + jb * kc_max * NR;
-                        if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
-                        for (std::int64_t is = is_begin; is < is_end; ++is) {
-                            const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
-                            T* c = p.C + m0 * p.ldc + n0;
-                            const T* a[MR];
-                            std::int64_t ks;
-                            if (direct_a) {  // rows past M repeat row m0: computed, never stored
-                                for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
-                                ks = p.A.cs;
-                            } else {
-                                for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
-                                ks = MR;
-                            }
-                            const bool full = mr == MR && nr == NR;
-                            if (full && last && kernel_step) {
-                                const EpilogueArgs<T>& e = p.epilogue;
-                                const std::int64_t at = m0 * e.ldw + n0;
-                                const TileStep<T> step{e.W + at, e.ldw, e.lr};
-                                bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
-                                continue;
-                            }
-                            if (full) {
-                                Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
-                            } else {  // an edge tile: the block's chain on a padded tile
-                                alignas(64) T tmp[MR * NR];
-                                Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
-                                for (std::int64_t i = 0; i < mr; ++i) {
-                                    T* row = c + i * p.ldc;
-                                    const T* part = tmp + i * NR;
-                                    if (first) std::memcpy(row, part, sizeof(T) * nr);
-                                    else
-                                        for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
-                                }
-                            }
-                            if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
-                        }
+        std::int64_t t_lo, t_hi;
+        share(n_slivers, t, nt, t_lo, t_hi);
+        // The thread's slivers go in groups whose strip of C (rows of one block x the group's
+        // columns) stays in L2 through every block of k; every thread counts the same number of
+        // groups (some maybe empty), so that they all meet the same barriers.
+        const std::int64_t n_groups = (ceil_div(n_slivers, nt) + group_slivers - 1) / group_slivers;
+        for (std::int64_t g = 0; g < n_groups; ++g) {
+            const std::int64_t j_lo = std::min(t_hi, t_lo + g * group_slivers);
+            const std::int64_t j_hi = std::min(t_hi, j_lo + group_slivers);
+            const bool last_group = g + 1 == n_groups;
+            for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
+                const std::int64_t pc = K * kb / k_blocks, kc = K * (kb + 1) / k_blocks - pc;
+                const bool first = kb == 0, last = kb + 1 == k_blocks;
+                error.run([&] {
+                    if (!direct_a) {
+                        std::int64_t lo, hi;
+                        share(m_slivers, t, nt, lo, hi);
+                        for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
                     }
-                    if (last && row_epilogue)
-                        bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo,
-                                              n_hi - n_lo);
-                }
-            });
+                });
 #ifdef _OPENMP
-            if (!direct_a && !last) {
-#pragma omp barrier  // the packed A is rewritten for the next block of k
-            }
+                if (!direct_a) {
+#pragma omp barrier
+                }
 #endif
+                error.run([&] {
+                    if (j_lo >= j_hi) return;
+                    const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
+                    for (std::int64_t ib = 0; ib < m_blocks; ++ib) {
+                        const std::int64_t is_begin = m_slivers * ib / m_blocks, is_end = m_slivers * (ib + 1) / m_blocks;
+                        const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
+                        // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
+                        // of the row block is small enough to stay in L2, once per row of it: one call
+                        // per row instead of one per row of every tile, which cost 20-40 % of a product
+                        // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
+                        // The SGD step is taken inside the micro-kernel on every full tile, from registers.
+                        const bool row_epilogue =
+                            !kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
+                        for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
+                            const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
+                            T* b = packed_b + jb * kc_max * NR;
+                            if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
+                            for (std::int64_t is = is_begin; is < is_end; ++is) {
+                                const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
+                                T* c = p.C + m0 * p.ldc + n0;
+                                const T* a[MR];
+                                std::int64_t ks;
+                                if (direct_a) {  // rows past M repeat row m0: computed, never stored
+                                    for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
+                                    ks = p.A.cs;
+                                } else {
+                                    for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
+                                    ks = MR;
+                                }
+                                const bool full = mr == MR && nr == NR;
+                                if (full && last && kernel_step) {
+                                    const EpilogueArgs<T>& e = p.epilogue;
+                                    const std::int64_t at = m0 * e.ldw + n0;
+                                    const TileStep<T> step{e.W + at, e.ldw, e.lr};
+                                    bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
+                                    continue;
+                                }
+                                if (full) {
+                                    Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
+                                } else {  // an edge tile: the block's chain on a padded tile
+                                    alignas(64) T tmp[MR * NR];
+                                    Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
+                                    for (std::int64_t i = 0; i < mr; ++i) {
+                                        T* row = c + i * p.ldc;
+                                        const T* part = tmp + i * NR;
+                                        if (first) std::memcpy(row, part, sizeof(T) * nr);
+                                        else
+                                            for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
+                                    }
+                                }
+                                if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
+                            }
+                        }
+                        if (last && row_epilogue)
+                            bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo,
+                                                  n_hi - n_lo);
+                    }
+                });
+#ifdef _OPENMP
+                if (!direct_a && !(last && last_group)) {
+#pragma omp barrier  // the packed A is rewritten for the next block of k (or group)
+                }
+#endif
+            }
         }
         if (bad && p.epilogue.nonfinite) p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
     };

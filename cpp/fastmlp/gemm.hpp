@@ -151,6 +151,14 @@ struct GemmScratch {
     }
 };
 
+// GCC vectorizes the generic kernel's k loop (across k, with transposes and spills: a quarter of
+// the speed) unless told not to; the j loops are then vectorized as straight-line code.
+#if defined(__GNUC__) && !defined(__clang__)
+#define FASTMLP_NO_LOOP_VECTORIZE __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define FASTMLP_NO_LOOP_VECTORIZE
+#endif
+
 // Portable micro-kernel: the same tile contract as the AVX2 ones (row i of the A sliver is
 // a[i][k * ks]; accumulate adds to c; a step replaces the store by w -= lr * tile), in plain
 // C++ the compiler vectorizes for the baseline ISA (separate multiply and add: no FMA is
@@ -159,8 +167,8 @@ template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr bool has_pack_transposed = false;
-    static bool run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc,
-                    bool accumulate, const TileStep<T>* step) {
+    FASTMLP_NO_LOOP_VECTORIZE static bool run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c,
+                                              std::int64_t ldc, bool accumulate, const TileStep<T>* step) {
         T acc[MR][NR] = {};
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR)
             for (int i = 0; i < MR; ++i)

@@ -4,6 +4,7 @@ the argument, what was expected and what was given. Nothing here touches a netwo
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections.abc import Iterable
@@ -104,6 +105,40 @@ def check_dropout(dropout: object, n_hidden: int) -> list[float]:
             raise ValueError(f"{name} must lie in [0, 1): the probability of dropping a unit, got {p!r}")
         out.append(float(p))
     return out
+
+
+def is_bool(value: object) -> bool:
+    """True for Python's and NumPy's booleans, which are Integral/Real but never a valid number here."""
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_bool(value: object, name: str) -> bool:
+    """A Python bool from True/False (NumPy's bool too); anything else is a TypeError naming `name`."""
+    if not is_bool(value):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_real(value: object, name: str, lo: float = -math.inf, hi: float = math.inf, *,
+               lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite float in [lo, hi] (open ends where asked); TypeError/ValueError naming `name`."""
+    if is_bool(value) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    inside = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not inside:
+        lo_s = ("(" if lo_open or lo == -math.inf else "[") + ("-inf" if lo == -math.inf else f"{lo:g}")
+        hi_s = ("inf" if hi == math.inf else f"{hi:g}") + (")" if hi_open or hi == math.inf else "]")
+        raise ValueError(f"{name} must be finite and in {lo_s}, {hi_s}, got {value!r}")
+    return v
+
+
+def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
+    """One of the strings in `choices`; a ValueError listing them otherwise."""
+    options = tuple(choices)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
 
 
 def check_int(value: object, name: str, minimum: int) -> int:

@@ -1,0 +1,239 @@
+// The process-wide side of fastmlp._core: threads, instruction set, build information, and the
+// two process events native code must survive: interpreter exit while other threads are inside
+// a call, and fork(). Holds ReleasedGil, the bindings' only way to give up and retake the GIL.
+//
+// Exit: from Python 3.8 to 3.13, a thread that retakes the GIL once the interpreter is finalizing
+// is ended by pthread_exit(), which unwinds its C++ frames; going through a destructor (noexcept)
+// that unwinding calls std::terminate: SIGABRT at the end of a script with a daemon thread in
+// fit(). So an atexit callback (registered at import, so it runs after the callbacks registered
+// later) closes a gate before finalization starts: it waits for threads already retaking the GIL,
+// and from then on a thread other than the exiting one parks at the gate (sleeps until the
+// process ends) instead of retaking the GIL. Nothing is unwound, and the interpreter exits
+// normally, flushing its output.
+//
+// Fork: GNU libgomp's thread pool does not survive fork() (a child's first parallel region waits
+// forever for the parent's threads). A pthread_atfork handler pins the child to one thread.
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FASTMLP_HAS_ATFORK 1
+#endif
+
+#include "common.hpp"
+#include "fastmlp/checked.hpp"
+#include "fastmlp/parallel.hpp"
+
+namespace fastmlp_py {
+
+namespace {
+
+struct ExitGate {
+    std::mutex mutex;
+    std::condition_variable idle;  // signalled when `retaking` drops to 0
+    bool closed = false;
+    std::thread::id exiting_thread;
+    int retaking = 0;  // threads inside PyEval_RestoreThread
+};
+// Never destroyed: parked threads are still alive while the process runs static destructors.
+ExitGate& gate() {
+    static ExitGate* g = new ExitGate;
+    return *g;
+}
+
+std::atomic<bool> forked_child{false};
+
+// Sleeps until the process ends: the thread holds no lock and touches nothing shared.
+[[noreturn]] void park() {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+void retake_gil(PyThreadState* state) noexcept {
+    ExitGate& g = gate();
+    {
+        std::unique_lock<std::mutex> lock(g.mutex);
+        if (g.closed && std::this_thread::get_id() != g.exiting_thread) {
+            lock.unlock();
+            park();
+        }
+        ++g.retaking;
+    }
+    PyEval_RestoreThread(state);  // finalization cannot start while retaking > 0 (close_gate waits)
+    std::lock_guard<std::mutex> lock(g.mutex);
+    if (--g.retaking == 0) g.idle.notify_all();
+}
+
+// The atexit callback, with the GIL held, before the interpreter starts finalizing.
+void close_gate() {
+    ExitGate& g = gate();
+    std::unique_lock<std::mutex> lock(g.mutex);
+    g.closed = true;
+    g.exiting_thread = std::this_thread::get_id();
+    if (g.retaking == 0) return;
+    PyThreadState* self = PyEval_SaveThread();  // let the threads already retaking the GIL get it
+    g.idle.wait(lock, [&g] { return g.retaking == 0; });
+    lock.unlock();
+    PyEval_RestoreThread(self);  // this thread is the exiting one: not finalizing yet
+}
+
+thread_local PyThreadState* released_state = nullptr;
+
+#ifdef FASTMLP_HAS_ATFORK
+// The forking thread holds the gate's mutex across fork(), so the child's copy is consistent.
+void before_fork() { gate().mutex.lock(); }
+void after_fork_in_parent() { gate().mutex.unlock(); }
+void after_fork_in_child() {
+    ExitGate& g = gate();
+    g.retaking = 0;  // the threads that were retaking the GIL do not exist in the child
+    g.closed = false;
+    g.mutex.unlock();
+    forked_child.store(true);
+    fastmlp::set_num_threads(1);
+}
+#endif
+
+std::string simd_level() {
+#if defined(__AVX512F__)
+    return "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+    return "AVX2+FMA";
+#elif defined(__AVX__)
+    return "AVX";
+#elif defined(__SSE2__) || defined(_M_X64)
+    return "SSE2";
+#elif defined(__ARM_NEON)
+    return "NEON";
+#else
+    return "scalar";
+#endif
+}
+
+std::string compiler() {
+#if defined(__clang__)
+    return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+           std::to_string(__GNUC_PATCHLEVEL__);
+#elif defined(_MSC_VER)
+    return "msvc " + std::to_string(_MSC_VER);
+#else
+    return "unknown";
+#endif
+}
+
+// Any Python integer (or __index__ object) in [1, INT_MAX], else ValueError naming the range:
+// pybind11's own int conversion would report a too-large value as a TypeError.
+int thread_count(const py::object& n) {
+    const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+    if (!index) throw py::error_already_set();
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (overflow != 0 || v < 1 || v > INT_MAX)
+        throw std::invalid_argument("the number of threads must lie in [1, " + std::to_string(INT_MAX) + "], got " +
+                                    std::string(py::str(index)));
+    return static_cast<int>(v);
+}
+
+}  // namespace
+
+ReleasedGil::ReleasedGil() : saved_(PyEval_SaveThread()), outer_(released_state) { released_state = saved_; }
+
+ReleasedGil::~ReleasedGil() {
+    released_state = outer_;
+    retake_gil(saved_);
+}
+
+ReleasedGil::Held::Held() { retake_gil(released_state); }
+
+ReleasedGil::Held::~Held() { released_state = PyEval_SaveThread(); }
+
+void bind_runtime(py::module_& m) {
+    // Registered at import: atexit runs callbacks last-registered first, so the callbacks a
+    // program registers after importing fastmlp (which may still call it) run before the gate.
+    py::module_::import("atexit").attr("register")(py::cpp_function(&close_gate));
+#ifdef FASTMLP_HAS_ATFORK
+    pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+#endif
+
+    m.def(
+        "set_num_threads",
+        [](const py::object& n) {
+            const int threads = thread_count(n);
+            if (threads > 1 && forked_child.load()) {
+                // Not an error: code written for the parent keeps working, on one thread.
+                if (PyErr_WarnEx(PyExc_RuntimeWarning,
+                                 "fastmlp stays on one thread in a process created by fork(): the OpenMP "
+                                 "runtime cannot start threads there (it would hang); use the 'spawn' or "
+                                 "'forkserver' start method for threaded children",
+                                 1) != 0)
+                    throw py::error_already_set();
+                return;
+            }
+            fastmlp::set_num_threads(threads);
+        },
+        py::arg("n"), "Use n threads (1 <= n <= INT_MAX) in the kernels from now on, process-wide.");
+    m.def("get_num_threads", &fastmlp::get_num_threads);
+    m.def(
+        "set_isa",
+        [](const std::string& name) {
+            const fastmlp::Isa isa = parse_enum(kIsas, name);
+            if (!fastmlp::set_active_isa(isa))
+                throw std::invalid_argument(std::string("this CPU cannot run the '") + name +
+                                            "' kernels; the best it supports is '" +
+                                            enum_name(kIsas, fastmlp::best_isa()) + "'");
+        },
+        py::arg("name"), "Use the 'generic' or 'avx2' kernels from now on, process-wide.");
+    m.def("get_isa", []() { return std::string(enum_name(kIsas, fastmlp::active_isa())); });
+    m.def("build_info", []() {
+        py::dict d;
+        d["version"] = FASTMLP_VERSION;
+        d["compiler"] = compiler();
+        d["openmp"] = fastmlp::has_openmp();
+#ifdef _OPENMP
+        d["openmp_version"] = _OPENMP;
+#else
+        d["openmp_version"] = py::none();
+#endif
+        d["simd"] = simd_level();
+        d["isa"] = enum_name(kIsas, fastmlp::active_isa());
+        d["isa_available"] = enum_name(kIsas, fastmlp::best_isa());
+        d["max_threads"] = fastmlp::get_num_threads();
+        return d;
+    });
+
+    // Private test hook: a parallel_for whose task `throw_at` throws std::runtime_error, run on
+    // as many threads as get_num_threads() allows. It must reach Python as RuntimeError, not
+    // std::terminate. Returns the number of tasks that ran when nothing threw.
+    m.def(
+        "_parallel_raise_test",
+        [](int64_t n_tasks, int64_t throw_at) {
+            if (n_tasks < 0) throw std::invalid_argument("n_tasks must be >= 0");
+            std::atomic<int64_t> ran{0};
+            {
+                ReleasedGil nogil;
+                // work large enough that threads_for() wakes every thread allowed
+                fastmlp::parallel_for(
+                    n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread), [&](int64_t t) {
+                        if (t == throw_at) {
+#ifdef _OPENMP
+                            const int thread = omp_get_thread_num();
+#else
+                            const int thread = 0;
+#endif
+                            throw std::runtime_error("task " + std::to_string(t) + " failed on thread " +
+                                                     std::to_string(thread));
+                        }
+                        ran.fetch_add(1, std::memory_order_relaxed);
+                    });
+            }
+            return ran.load();
+        },
+        py::arg("n_tasks"), py::arg("throw_at"));
+}
+
+}  // namespace fastmlp_py

@@ -10,9 +10,11 @@ namespace fastmlp_py {
 namespace {
 // In fastmlp._validation's order (ACTIVATIONS, OUTPUTS), not the enums' numeric order.
 constexpr EnumName<Activation> kActivationRows[] = {
-    {"relu", Activation::relu},         {"leaky_relu", Activation::leaky_relu}, {"elu", Activation::elu},
-    {"gelu", Activation::gelu},         {"silu", Activation::silu},             {"tanh", Activation::tanh},
-    {"sigmoid", Activation::sigmoid},   {"softplus", Activation::softplus},     {"identity", Activation::identity},
+    {"relu", Activation::relu},         {"leaky_relu", Activation::leaky_relu},
+    {"elu", Activation::elu},           {"gelu", Activation::gelu},
+    {"silu", Activation::silu},         {"tanh", Activation::tanh},
+    {"sigmoid", Activation::sigmoid},   {"softplus", Activation::softplus},
+    {"identity", Activation::identity},
 };
 constexpr EnumName<Output> kOutputRows[] = {
     {"softmax", Output::softmax},

@@ -206,9 +206,9 @@ private:
 
 // ---------------------------------------------------------------- the sections of the module
 
-void bind_kernels(py::module_& m);   // kernels.cpp: single kernels, for tests and users
-void bind_workspace(py::module_& m); // workspace.cpp: the Workspace class and its sizing
-void bind_network(py::module_& m);   // network.cpp: whole-network training and evaluation
-void bind_runtime(py::module_& m);   // runtime.cpp: threads, ISA, build info, exit and fork
+void bind_kernels(py::module_& m);    // kernels.cpp: single kernels, for tests and users
+void bind_workspace(py::module_& m);  // workspace.cpp: the Workspace class and its sizing
+void bind_network(py::module_& m);    // network.cpp: whole-network training and evaluation
+void bind_runtime(py::module_& m);    // runtime.cpp: threads, ISA, build info, exit and fork
 
 }  // namespace fastmlp_py

@@ -49,8 +49,8 @@ struct CheckedBatch {
 };
 
 template <class T>
-CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, const py::list& biases,
-                            bool writable, py::handle X_, py::handle y_) {
+CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, const py::list& biases, bool writable,
+                            py::handle X_, py::handle y_) {
     CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), checked<T>(X_, "X", {-1, ws.sizes[0]}), 0, {}};
     c.B = c.X.shape(0);
     check_fits(ws, c.B, "a batch");
@@ -84,8 +84,8 @@ CheckedUpdate<T> check_update(const AnyWorkspace& ws, const py::dict& optimizer,
             if (bufs.size() != nb)
                 throw std::invalid_argument("this optimizer keeps " + std::to_string(nb) +
                                             " state array(s) per parameter, got " + std::to_string(bufs.size()));
-            const std::vector<int64_t> shape = which == 0 ? std::vector<int64_t>{ws.sizes[k + 1], ws.sizes[k]}
-                                                          : std::vector<int64_t>{ws.sizes[k + 1]};
+            const std::vector<int64_t> shape =
+                which == 0 ? std::vector<int64_t>{ws.sizes[k + 1], ws.sizes[k]} : std::vector<int64_t>{ws.sizes[k + 1]};
             for (std::size_t i = 0; i < nb; ++i) {
                 const std::string name = "state[" + std::to_string(2 * k + which) + "][" + std::to_string(i) + "]";
                 c.keep.push_back(checked<T>(bufs[i], name.c_str(), shape, true));
@@ -178,8 +178,8 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
 }
 
 template <class T>
-py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_,
-                        py::handle y_, bool want_preds) {
+py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_, py::handle y_,
+                        bool want_preds) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, false);
     py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
@@ -204,66 +204,69 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
 }  // namespace
 
 void bind_network(py::module_& m) {
-    m.def("train_batch",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y,
-             const py::dict& optimizer, const py::list& state, uint64_t dropout_seed, uint64_t epoch,
-             uint64_t batch_index, py::handle sample_weight) {
-              const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
-              return with_dtype(ws, [&](auto t) {
-                  return train_batch_impl<decltype(t)>(ws, W, b, X, y, optimizer, state, key, sample_weight);
-              });
-          },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
-          py::arg("optimizer"), py::arg("state"), py::arg("dropout_seed") = 0, py::arg("epoch") = 0,
-          py::arg("batch_index") = 0, py::arg("sample_weight") = py::none(),
-          "One optimizer step on one batch, in place (parameters and optimizer state), with the dropout\n"
-          "masks of (dropout_seed, epoch, batch_index). Returns (summed loss before the step, correct count).");
+    m.def(
+        "train_batch",
+        [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y,
+           const py::dict& optimizer, const py::list& state, uint64_t dropout_seed, uint64_t epoch,
+           uint64_t batch_index, py::handle sample_weight) {
+            const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
+            return with_dtype(ws, [&](auto t) {
+                return train_batch_impl<decltype(t)>(ws, W, b, X, y, optimizer, state, key, sample_weight);
+            });
+        },
+        py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"), py::arg("optimizer"),
+        py::arg("state"), py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
+        py::arg("sample_weight") = py::none(),
+        "One optimizer step on one batch, in place (parameters and optimizer state), with the dropout\n"
+        "masks of (dropout_seed, epoch, batch_index). Returns (summed loss before the step, correct count).");
 
-    m.def("train_epoch",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, py::handle order,
-             int64_t batch_size, const py::dict& optimizer, const py::list& state, bool stop_on_nonfinite,
-             uint64_t dropout_seed, uint64_t epoch, py::handle sample_weight) {
-              const fastmlp::DropoutKey key{dropout_seed, epoch, 0};
-              return with_dtype(ws, [&](auto t) {
-                  return train_epoch_impl<decltype(t)>(ws, W, b, X, y, order, batch_size, optimizer, state,
-                                                       stop_on_nonfinite, key, sample_weight);
-              });
-          },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"), py::arg("order"),
-          py::arg("batch_size"), py::arg("optimizer"), py::arg("state"), py::arg("stop_on_nonfinite") = false,
-          py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("sample_weight") = py::none(),
-          "One epoch of minibatch training over the rows of X in `order` (None: in order), in place.\n"
-          "optimizer['step'] numbers the first update. Batch j uses the dropout masks of\n"
-          "(dropout_seed, epoch, j). Returns (summed pre-update loss, correct count, rows seen, steps\n"
-          "taken, parameters finite: True/False when the last batch was trained, else None). Ctrl-C\n"
-          "stops it after a batch; with stop_on_nonfinite, so does the first batch with a NaN/inf loss,\n"
-          "before its update (then rows seen < len(X) and no exception).");
+    m.def(
+        "train_epoch",
+        [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, py::handle order,
+           int64_t batch_size, const py::dict& optimizer, const py::list& state, bool stop_on_nonfinite,
+           uint64_t dropout_seed, uint64_t epoch, py::handle sample_weight) {
+            const fastmlp::DropoutKey key{dropout_seed, epoch, 0};
+            return with_dtype(ws, [&](auto t) {
+                return train_epoch_impl<decltype(t)>(ws, W, b, X, y, order, batch_size, optimizer, state,
+                                                     stop_on_nonfinite, key, sample_weight);
+            });
+        },
+        py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"), py::arg("order"),
+        py::arg("batch_size"), py::arg("optimizer"), py::arg("state"), py::arg("stop_on_nonfinite") = false,
+        py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("sample_weight") = py::none(),
+        "One epoch of minibatch training over the rows of X in `order` (None: in order), in place.\n"
+        "optimizer['step'] numbers the first update. Batch j uses the dropout masks of\n"
+        "(dropout_seed, epoch, j). Returns (summed pre-update loss, correct count, rows seen, steps\n"
+        "taken, parameters finite: True/False when the last batch was trained, else None). Ctrl-C\n"
+        "stops it after a batch; with stop_on_nonfinite, so does the first batch with a NaN/inf loss,\n"
+        "before its update (then rows seen < len(X) and no exception).");
 
-    m.def("gradients",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,
-             uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index, py::handle sample_weight,
-             py::handle dropout_rows) {
-              const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
-              return with_dtype(ws, [&](auto t) {
-                  return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key, sample_weight, dropout_rows);
-              });
-          },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
-          py::arg("training") = false, py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
-          py::arg("sample_weight") = py::none(), py::arg("dropout_rows") = py::none(),
-          "Gradients of the batch-mean loss (with training, through the dropout masks of the key;\n"
-          "dropout_rows (B,) int64 places each row in the batch whose masks it takes, default 0..B-1).\n"
-          "Returns (summed loss, correct count, [(dW, db), ...]).");
+    m.def(
+        "gradients",
+        [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool training,
+           uint64_t dropout_seed, uint64_t epoch, uint64_t batch_index, py::handle sample_weight,
+           py::handle dropout_rows) {
+            const fastmlp::DropoutKey key{dropout_seed, epoch, batch_index};
+            return with_dtype(ws, [&](auto t) {
+                return gradients_impl<decltype(t)>(ws, W, b, X, y, training, key, sample_weight, dropout_rows);
+            });
+        },
+        py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y"),
+        py::arg("training") = false, py::arg("dropout_seed") = 0, py::arg("epoch") = 0, py::arg("batch_index") = 0,
+        py::arg("sample_weight") = py::none(), py::arg("dropout_rows") = py::none(),
+        "Gradients of the batch-mean loss (with training, through the dropout masks of the key;\n"
+        "dropout_rows (B,) int64 places each row in the batch whose masks it takes, default 0..B-1).\n"
+        "Returns (summed loss, correct count, [(dW, db), ...]).");
 
-    m.def("evaluate",
-          [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool want_preds) {
-              return with_dtype(ws, [&](auto t) { return evaluate_impl<decltype(t)>(ws, W, b, X, y, want_preds); });
-          },
-          py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y") = py::none(),
-          py::arg("want_preds") = true,
-          "Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct count,\n"
-          "predictions or None): softmax probabilities, sigmoids, or the outputs of an identity output.");
-
+    m.def(
+        "evaluate",
+        [](AnyWorkspace& ws, const py::list& W, const py::list& b, py::handle X, py::handle y, bool want_preds) {
+            return with_dtype(ws, [&](auto t) { return evaluate_impl<decltype(t)>(ws, W, b, X, y, want_preds); });
+        },
+        py::arg("workspace"), py::arg("weights"), py::arg("biases"), py::arg("X"), py::arg("y") = py::none(),
+        py::arg("want_preds") = true,
+        "Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct count,\n"
+        "predictions or None): softmax probabilities, sigmoids, or the outputs of an identity output.");
 }
 
 }  // namespace fastmlp_py

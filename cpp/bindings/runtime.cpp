@@ -217,19 +217,19 @@ void bind_runtime(py::module_& m) {
             {
                 ReleasedGil nogil;
                 // work large enough that threads_for() wakes every thread allowed
-                fastmlp::parallel_for(
-                    n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread), [&](int64_t t) {
-                        if (t == throw_at) {
+                fastmlp::parallel_for(n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread),
+                                      [&](int64_t t) {
+                                          if (t == throw_at) {
 #ifdef _OPENMP
-                            const int thread = omp_get_thread_num();
+                                              const int thread = omp_get_thread_num();
 #else
                             const int thread = 0;
 #endif
-                            throw std::runtime_error("task " + std::to_string(t) + " failed on thread " +
-                                                     std::to_string(thread));
-                        }
-                        ran.fetch_add(1, std::memory_order_relaxed);
-                    });
+                                              throw std::runtime_error("task " + std::to_string(t) +
+                                                                       " failed on thread " + std::to_string(thread));
+                                          }
+                                          ran.fetch_add(1, std::memory_order_relaxed);
+                                      });
             }
             return ran.load();
         },

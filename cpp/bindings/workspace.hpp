@@ -63,8 +63,7 @@ struct CheckedLayers {
 };
 
 template <class T>
-CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, const py::list& biases,
-                              bool writable) {
+CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, const py::list& biases, bool writable) {
     const std::size_t L = ws.sizes.size() - 1;
     if (weights.size() != L || biases.size() != L)
         throw std::invalid_argument("expected " + std::to_string(L) + " weight matrices and bias vectors, got " +

@@ -75,19 +75,42 @@ class BuildInfo(TypedDict):
     max_threads: int
 
 
+# The largest thread count the native side takes (a C int); far above any useful value.
+_MAX_THREADS = 2**31 - 1
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def set_num_threads(n: int) -> None:
     """Use `n` threads (>= 1) in the native kernels from now on, process-wide.
 
-    Results are bitwise identical for every thread count. In a build without OpenMP the
-    kernels are serial: asking for more than one thread warns and changes nothing.
+    Results are bitwise identical for every thread count. More threads than the process has
+    cores is allowed (the setting is kept) but warns: the kernels then run slower, not faster.
+    In a build without OpenMP the kernels are serial: asking for more than one thread warns
+    and changes nothing; so does asking in a process created by ``fork()`` (the OpenMP runtime
+    cannot start threads there), which stays on one thread.
     """
     n = check_int(n, "n", 1)
+    if n > _MAX_THREADS:
+        raise ValueError(f"n must be at most {_MAX_THREADS}, got {n}; this machine lets the process use "
+                         f"{_usable_cores()} cores, a sensible upper bound")
     if n > 1 and not _core.build_info()["openmp"]:
         warnings.warn(
             f"fastmlp was built without OpenMP, so set_num_threads({n}) has no effect; rebuild "
             "with a compiler that supports OpenMP (FASTMLP_OPENMP=ON pip install .) for threads",
             RuntimeWarning, stacklevel=2)
         return
+    cores = _usable_cores()
+    if n > cores:
+        warnings.warn(
+            f"set_num_threads({n}): this process can use only {cores} cores, so {n} threads would "
+            f"take turns on them and make the kernels slower; set_num_threads({cores}) is the most "
+            "that helps", RuntimeWarning, stacklevel=2)
     _core.set_num_threads(n)
 
 

@@ -1,8 +1,10 @@
-"""Type stubs for fastmlp._core, the pybind11 module built from cpp/bindings.cpp.
+"""Type stubs for fastmlp._core, the pybind11 module built from cpp/bindings/.
 
 Written by hand to match the bindings: the kernel functions keep the dtype of their first array
 (float32 or float64, never converted), the whole-network calls work in the Workspace's dtype.
-Holds types only; the behaviour and the checks live in the C++ and in the docstrings there."""
+Every parameter is also a keyword; names, order and defaults here are the module's own
+(tests/test_core_interface.py compares them). Holds types only; the behaviour and the checks
+live in the C++ and in the docstrings there."""
 
 from __future__ import annotations
 
@@ -23,6 +25,12 @@ _Params = list[NDArray[np.floating[Any]]]
 _Targets = NDArray[np.int64] | NDArray[np.floating[Any]]
 
 __version__: str
+
+# The names each enum of the C++ side accepts, in the order the Python package lists them.
+ACTIVATIONS: tuple[str, ...]
+OUTPUTS: tuple[str, ...]
+OPTIMIZERS: tuple[str, ...]
+ISAS: tuple[str, ...]
 
 # ---------------------------------------------------------------- single kernels
 
@@ -210,7 +218,10 @@ def evaluate(
 
 # ---------------------------------------------------------------- process-wide settings
 
-def set_num_threads(n: SupportsIndex) -> None: ...
+def set_num_threads(n: SupportsIndex) -> None:
+    """Use n threads (1 <= n <= INT_MAX, else ValueError) from now on, process-wide; in a process
+    created by fork() it warns and stays on one thread."""
+
 def get_num_threads() -> int: ...
 def set_isa(name: str) -> None:
     """Use the 'generic' or 'avx2' kernels from now on, process-wide."""

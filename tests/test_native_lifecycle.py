@@ -159,7 +159,7 @@ def test_training_in_an_os_fork_child_matches_the_parent():
         assert status == 0, status
         fastmlp.Trainer(net, seed=3).fit(X, y, epochs=2)
         assert threads == 1, threads
-        assert any("fork" in w for w in warned), warned
+        assert any("fork" in w or "without OpenMP" in w for w in warned), warned
         assert all(np.array_equal(a, b) for a, b in zip(weights, net.weights))
         print("child agrees")
     """)

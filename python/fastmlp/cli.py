@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 import fastmlp
 from fastmlp import datasets
+from fastmlp._model_file import npz_target
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -351,8 +352,8 @@ def _describe_classes(classes: NDArray[np.int64]) -> str:
 
 
 def _model_file_name(path: str) -> str:
-    """The file Network.save will write: numpy.savez, under it, appends .npz to a name without it."""
-    return path if path.endswith(".npz") else f"{path}.npz"
+    """The file Network.save will write: like numpy.savez, it appends .npz to a name without it."""
+    return npz_target(path)
 
 
 def _check_save_path(path: str) -> None:

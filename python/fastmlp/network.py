@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import _core
 from ._lock import FairRLock
 from ._model_file import (
-    MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # noqa: F401  (read by _checkpoint.py from here)
+    MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # read by _checkpoint.py from here
     ModelFileError as ModelFileError,  # re-exported: fastmlp.network.ModelFileError stays importable
     NetworkFields,
     network_entries,
@@ -23,6 +23,9 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
+
+# Names other modules read from here since before the model-file format had its own module.
+__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES"]
 from ._torch_export import sequential_from_parameters
 from ._summary import NetworkSummary, summary
 from ._validation import (
@@ -513,7 +516,11 @@ class Network:
         written to a temporary file in the same folder and renamed over `path` only when
         complete: an error, Ctrl-C, a kill or a full disk leave the previous file as it was.
         """
-        write_npz(path, self._to_arrays())
+        arrays = self._to_arrays()
+        if hasattr(path, "write"):  # a stream, as numpy.savez takes: written as is (its owner's to replace)
+            np.savez(path, **arrays)  # type: ignore[arg-type, unused-ignore]
+            return
+        write_npz(path, arrays)
 
     def _to_arrays(self) -> dict[str, NDArray[Any]]:
         """The entries of a model file: the description and a copy of every parameter, taken

@@ -25,7 +25,7 @@ from ._model_file import (
 )
 
 # Names other modules read from here since before the model-file format had its own module.
-__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES"]
+__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES", "evaluate_rows"]
 from ._torch_export import sequential_from_parameters
 from ._summary import NetworkSummary, summary
 from ._validation import (
@@ -41,9 +41,16 @@ from ._validation import (
     check_y,
 )
 
-#: Rows per native forward chunk for predict/loss: bounds the scratch memory, not the result
-#: (rows are independent, so chunking changes no bit of the output).
+#: The most rows per native forward call in predict/loss/accuracy and validation: bounds the
+#: scratch memory, not the result (rows are independent, so chunking changes no bit of the output).
 _EVAL_CHUNK = 1024
+
+#: Multiply-adds per native forward call, which sets the rows per call for wide networks: Python
+#: runs signal handlers between two calls, so Ctrl-C takes effect within one call (1024 rows of
+#: 784-1024-10 are 0.8 G multiply-adds, about 50 ms here). At least _EVAL_MIN_ROWS rows per call,
+#: so that packing a layer's weights, done once per call, stays a small part of the work.
+_EVAL_MACS_PER_CALL = 1 << 30
+_EVAL_MIN_ROWS = 64
 
 #: Activations whose networks start from He initialisation under init="auto" (Glorot otherwise).
 _RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
@@ -54,6 +61,31 @@ _NetworkT = TypeVar("_NetworkT", bound="Network")
 
 # Guards the lazy creation of a network's lock in Network._locked (see there).
 _LOCK_CREATION = threading.Lock()
+
+
+def evaluate_rows(
+    ws: _core.Workspace, weights: list[NDArray[np.floating[Any]]], biases: list[NDArray[np.floating[Any]]],
+    X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool,
+) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
+    """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
+    ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``), so that Ctrl-C is
+    seen between two calls instead of after the whole pass. The summed loss, the correct count
+    and the predictions are bitwise those of one call: the native loop sums the same chunks in
+    the same order. X of at most one chunk is one call, with nothing allocated here."""
+    n, step = len(X), ws.max_batch
+    if n <= step:
+        return _core.evaluate(ws, weights, biases, X, y, want_preds)
+    preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
+    loss_sum, n_correct = 0.0, 0
+    for start in range(0, n, step):
+        stop = min(n, start + step)  # row slices of a C-contiguous array: views, no copies
+        chunk_loss, chunk_correct, chunk_preds = _core.evaluate(
+            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds)
+        loss_sum += chunk_loss
+        n_correct += chunk_correct
+        if preds is not None:
+            preds[start:stop] = chunk_preds
+    return loss_sum, n_correct, preds
 
 
 class Network:
@@ -334,7 +366,10 @@ class Network:
                                self._dropout if training else None)
 
     def _eval_workspace(self, rows: int) -> _core.Workspace:
-        return self._workspace(max(1, min(rows, _EVAL_CHUNK)))
+        """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
+        macs_per_row = sum(i * o for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
+        per_call = min(_EVAL_CHUNK, max(_EVAL_MIN_ROWS, _EVAL_MACS_PER_CALL // max(1, macs_per_row)))
+        return self._workspace(max(1, min(rows, per_call)))
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
@@ -347,9 +382,9 @@ class Network:
         ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
-            _, _, preds = _core.evaluate(ws, W, b, X, None, True)
-        out: NDArray[np.floating[Any]] = preds
-        return out
+            _, _, preds = evaluate_rows(ws, W, b, X, None, True)
+        assert preds is not None
+        return preds
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Predicted probabilities.
@@ -398,7 +433,7 @@ class Network:
         ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
-            loss_sum, n_correct, _ = _core.evaluate(ws, W, b, X, y, False)
+            loss_sum, n_correct, _ = evaluate_rows(ws, W, b, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,

@@ -29,6 +29,8 @@ __all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES", "evaluate_rows"]
 from ._torch_export import sequential_from_parameters
 from ._summary import NetworkSummary, summary
 from ._validation import (
+    check_bool,
+    check_int,
     check_activations,
     check_dropout,
     check_dtype,
@@ -61,6 +63,17 @@ _NetworkT = TypeVar("_NetworkT", bound="Network")
 
 # Guards the lazy creation of a network's lock in Network._locked (see there).
 _LOCK_CREATION = threading.Lock()
+
+
+def _check_dropout_seed(seed: object) -> int:
+    """The key of the dropout masks: an int in [0, 2**64) (None means 0), as the native call takes it."""
+    if seed is None:
+        return 0
+    value = check_int(seed, "seed", 0)
+    if value >= 2**64:
+        raise ValueError(f"seed must be in [0, 2**64): the dropout masks' key is a 64-bit unsigned integer; "
+                         f"got {value}")
+    return value
 
 
 def evaluate_rows(
@@ -507,16 +520,15 @@ class Network:
             (softmax; ``/ (B K)`` for sigmoid, ``2 (a - y) / (B K)`` for identity),
             ``dh_{k-1} = da_k @ W_k``, ``da_{k-1} = dh_{k-1} * g'(a_{k-1})``.
         """
-        if not isinstance(training, (bool, np.bool_)):
-            raise TypeError(f"training must be True or False, got {training!r}")
-        seed = check_seed(seed) or 0
+        training = check_bool(training, "training")
+        seed = _check_dropout_seed(seed)
         X = check_X(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)
-        ws = self._workspace(len(X), training=bool(training))
+        ws = self._workspace(len(X), training=training)
         with self._locked():
             W, b = self._params()
-            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, bool(training), seed, 0, 0, weights)
+            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, training, seed, 0, 0, weights)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ description and conversion

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-import fastmlp.network as network
+import fastmlp._forward as forward
 
 PYTHON_DIR = str(pathlib.Path(fastmlp.__file__).parent.parent)
 
@@ -85,13 +85,13 @@ def test_ctrl_c_stops_a_long_forward_pass_between_native_calls(what):
 
 def _counting_evaluate(monkeypatch):
     calls = []
-    real = network._core.evaluate
+    real = forward._core.evaluate
 
     def counting(ws, W, b, X, *rest):
         calls.append((ws.max_batch, X))
         return real(ws, W, b, X, *rest)
 
-    monkeypatch.setattr(network._core, "evaluate", counting)
+    monkeypatch.setattr(forward._core, "evaluate", counting)
     return calls
 
 
@@ -106,8 +106,8 @@ def test_a_small_call_is_one_native_call_on_the_callers_array(monkeypatch):
 def test_chunk_rows_follow_the_work_per_row(monkeypatch):
     small = fastmlp.Network([64, 128, 10], seed=0)  # 9,472 multiply-adds per row: 1024 rows a call
     wide = fastmlp.Network([256, 4096, 4096, 10], seed=0)  # 17.8 M: the 64-row floor
-    assert small._eval_workspace(10**6).max_batch == network._EVAL_CHUNK
-    assert wide._eval_workspace(10**6).max_batch == network._EVAL_MIN_ROWS
+    assert small._eval_workspace(10**6).max_batch == forward.EVAL_CHUNK
+    assert wide._eval_workspace(10**6).max_batch == forward.EVAL_MIN_ROWS
     assert fastmlp.Network([784, 1024, 10])._eval_workspace(10**6).max_batch == 1024
 
 
@@ -119,8 +119,8 @@ def test_chunked_results_are_bitwise_those_of_one_native_call():
     ws = net._eval_workspace(len(X))
     assert ws.max_batch < len(X)  # several calls
     W, b = net._params()
-    one_loss, one_correct, one_preds = network._core.evaluate(ws, W, b, X, y, True)
-    loss, correct, preds = network.evaluate_rows(ws, W, b, X, y, True)
+    one_loss, one_correct, one_preds = forward._core.evaluate(ws, W, b, X, y, True)
+    loss, correct, preds = forward.evaluate_rows(ws, W, b, X, y, True)
     assert (loss, correct) == (one_loss, one_correct)
     assert np.array_equal(preds, one_preds)
     assert np.array_equal(net.predict_proba(X), one_preds)

@@ -381,3 +381,27 @@ def _check_real_targets(
         raise ValueError(f"targets of a sigmoid output must lie in [0, 1] (0/1 labels, or probabilities); "
                          f"{name} has values in [{out.min().item()!r}, {out.max().item()!r}]")
     return out
+
+
+def check_parameters(
+    weights: object, biases: object, layer_sizes: list[int], dtype: np.dtype[np.floating[Any]], for_update: bool
+) -> None:
+    """That a network's `weights` and `biases` lists (which users may edit or replace) still hold
+    C-contiguous arrays of `dtype` and the shapes of `layer_sizes`, writeable when `for_update`."""
+    for kind, arrays, shapes in (
+        ("weights", weights, [(o, i) for i, o in zip(layer_sizes[:-1], layer_sizes[1:])]),
+        ("biases", biases, [(o,) for o in layer_sizes[1:]]),
+    ):
+        if not isinstance(arrays, list) or len(arrays) != len(shapes):
+            raise ValueError(f"net.{kind} must be a list of {len(shapes)} arrays; it was replaced by {arrays!r:.80}")
+        for k, (a, shape) in enumerate(zip(arrays, shapes)):
+            if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
+                got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                raise ValueError(
+                    f"net.{kind}[{k}] must be a {dtype.name} array of shape {shape}, got {got}; "
+                    f"assign values with net.{kind}[{k}][...] = new_values")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
+            if for_update and not a.flags.writeable:
+                raise ValueError(f"net.{kind}[{k}] is read-only, so training cannot update it; "
+                                 f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")

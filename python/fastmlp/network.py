@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
+from ._forward import check_dropout_seed, eval_rows_per_call, evaluate_rows
+from ._initialisation import initial_parameters
 from ._lock import FairRLock
 from ._model_file import (
     MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # read by _checkpoint.py from here
@@ -23,39 +25,25 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
-
-# Names other modules read from here since before the model-file format had its own module.
-__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES", "evaluate_rows"]
-from ._torch_export import sequential_from_parameters
 from ._summary import NetworkSummary, summary
+from ._torch_export import sequential_from_parameters
 from ._validation import (
-    check_bool,
-    check_int,
     check_activations,
+    check_bool,
     check_dropout,
     check_dtype,
     check_init,
     check_layer_sizes,
     check_output,
+    check_parameters,
     check_sample_weight,
     check_seed,
     check_X,
     check_y,
 )
 
-#: The most rows per native forward call in predict/loss/accuracy and validation: bounds the
-#: scratch memory, not the result (rows are independent, so chunking changes no bit of the output).
-_EVAL_CHUNK = 1024
-
-#: Multiply-adds per native forward call, which sets the rows per call for wide networks: Python
-#: runs signal handlers between two calls, so Ctrl-C takes effect within one call (1024 rows of
-#: 784-1024-10 are 0.8 G multiply-adds, about 50 ms here). At least _EVAL_MIN_ROWS rows per call,
-#: so that packing a layer's weights, done once per call, stays a small part of the work.
-_EVAL_MACS_PER_CALL = 1 << 30
-_EVAL_MIN_ROWS = 64
-
-#: Activations whose networks start from He initialisation under init="auto" (Glorot otherwise).
-_RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
+# Names other modules read from here since before the model-file format had its own module.
+__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES"]
 
 # load() returns an instance of the class it is called on (typing.Self needs Python 3.11).
 _NetworkT = TypeVar("_NetworkT", bound="Network")
@@ -63,42 +51,6 @@ _NetworkT = TypeVar("_NetworkT", bound="Network")
 
 # Guards the lazy creation of a network's lock in Network._locked (see there).
 _LOCK_CREATION = threading.Lock()
-
-
-def _check_dropout_seed(seed: object) -> int:
-    """The key of the dropout masks: an int in [0, 2**64) (None means 0), as the native call takes it."""
-    if seed is None:
-        return 0
-    value = check_int(seed, "seed", 0)
-    if value >= 2**64:
-        raise ValueError(f"seed must be in [0, 2**64): the dropout masks' key is a 64-bit unsigned integer; "
-                         f"got {value}")
-    return value
-
-
-def evaluate_rows(
-    ws: _core.Workspace, weights: list[NDArray[np.floating[Any]]], biases: list[NDArray[np.floating[Any]]],
-    X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool,
-) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
-    """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
-    ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``), so that Ctrl-C is
-    seen between two calls instead of after the whole pass. The summed loss, the correct count
-    and the predictions are bitwise those of one call: the native loop sums the same chunks in
-    the same order. X of at most one chunk is one call, with nothing allocated here."""
-    n, step = len(X), ws.max_batch
-    if n <= step:
-        return _core.evaluate(ws, weights, biases, X, y, want_preds)
-    preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
-    loss_sum, n_correct = 0.0, 0
-    for start in range(0, n, step):
-        stop = min(n, start + step)  # row slices of a C-contiguous array: views, no copies
-        chunk_loss, chunk_correct, chunk_preds = _core.evaluate(
-            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds)
-        loss_sum += chunk_loss
-        n_correct += chunk_correct
-        if preds is not None:
-            preds[start:stop] = chunk_preds
-    return loss_sum, n_correct, preds
 
 
 class Network:
@@ -196,29 +148,8 @@ class Network:
         self._init = check_init(init)
         self._dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
-        rng = np.random.default_rng(seed)
-        self.weights = []
-        self.biases = []
-        L = len(self._layer_sizes) - 1
-        for k, (n_in, n_out) in enumerate(zip(self._layer_sizes[:-1], self._layer_sizes[1:]), start=1):
-            scheme = self._init
-            if scheme == "auto":
-                # The activation after layer k (the output layer: the last hidden one's).
-                follows = self._activations[min(k, L - 1) - 1] if L > 1 else \
-                    (self._activation if isinstance(self._activation, str) else "relu")
-                scheme = "he_normal" if follows in _RELU_FAMILY else "glorot_uniform"
-            if scheme == "he_normal":
-                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)
-            elif scheme == "he_uniform":
-                limit = np.sqrt(6.0 / n_in)
-                W = rng.uniform(-limit, limit, size=(n_out, n_in))
-            elif scheme == "glorot_normal":
-                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / (n_in + n_out))
-            else:
-                limit = np.sqrt(6.0 / (n_in + n_out))
-                W = rng.uniform(-limit, limit, size=(n_out, n_in))
-            self.weights.append(np.ascontiguousarray(W, dtype=self._dtype))
-            self.biases.append(np.zeros(n_out, dtype=self._dtype))
+        self.weights, self.biases = initial_parameters(
+            self._layer_sizes, self._activations, self._activation, self._init, self._dtype, seed)
 
     # ------------------------------------------------------------------ description
 
@@ -354,23 +285,7 @@ class Network:
     ) -> tuple[list[NDArray[np.floating[Any]]], list[NDArray[np.floating[Any]]]]:
         """The parameter lists, after checking that user edits kept them usable in place
         (and writeable, when a training step is about to update them)."""
-        for kind, arrays, shapes in (
-            ("weights", self.weights, [(o, i) for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:])]),
-            ("biases", self.biases, [(o,) for o in self._layer_sizes[1:]]),
-        ):
-            if not isinstance(arrays, list) or len(arrays) != len(shapes):
-                raise ValueError(f"net.{kind} must be a list of {len(shapes)} arrays; it was replaced by {arrays!r:.80}")
-            for k, (a, shape) in enumerate(zip(arrays, shapes)):
-                if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != self._dtype:
-                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
-                    raise ValueError(
-                        f"net.{kind}[{k}] must be a {self._dtype.name} array of shape {shape}, got {got}; "
-                        f"assign values with net.{kind}[{k}][...] = new_values")
-                if not a.flags.c_contiguous:
-                    raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
-                if for_update and not a.flags.writeable:
-                    raise ValueError(f"net.{kind}[{k}] is read-only, so training cannot update it; "
-                                     f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")
+        check_parameters(self.weights, self.biases, self._layer_sizes, self._dtype, for_update)
         return self.weights, self.biases
 
     def _workspace(self, rows: int, training: bool = False) -> _core.Workspace:
@@ -380,9 +295,7 @@ class Network:
 
     def _eval_workspace(self, rows: int) -> _core.Workspace:
         """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
-        macs_per_row = sum(i * o for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:]))
-        per_call = min(_EVAL_CHUNK, max(_EVAL_MIN_ROWS, _EVAL_MACS_PER_CALL // max(1, macs_per_row)))
-        return self._workspace(max(1, min(rows, per_call)))
+        return self._workspace(max(1, min(rows, eval_rows_per_call(self._layer_sizes))))
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
@@ -521,7 +434,7 @@ class Network:
             ``dh_{k-1} = da_k @ W_k``, ``da_{k-1} = dh_{k-1} * g'(a_{k-1})``.
         """
         training = check_bool(training, "training")
-        seed = _check_dropout_seed(seed)
+        seed = check_dropout_seed(seed)
         X = check_X(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)

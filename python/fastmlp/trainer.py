@@ -29,7 +29,8 @@ from ._validation import (
 )
 from ._progress import Progress, check_verbose
 from .history import History
-from .network import Network, evaluate_rows
+from ._forward import evaluate_rows
+from .network import Network
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 

@@ -57,10 +57,12 @@ def _object_array_as_float(arr: NDArray[Any], name: str) -> NDArray[Any]:
 def as_numeric_array(value: object, name: str) -> NDArray[Any]:
     """`value` as an ndarray of a real numeric kind; TypeError for strings, objects, complex,
     sparse matrices and masked arrays with masked entries."""
-    if _is_sparse(value):
+    if type(value) is np.ndarray:  # the common case: neither sparse nor masked, nothing to look up
+        pass
+    elif _is_sparse(value):
         raise TypeError(f"{name} is a sparse matrix ({type(value).__name__}): sparse input is not supported "
                         f"yet; convert with {name}.toarray()")
-    if isinstance(value, np.ma.MaskedArray):
+    elif isinstance(value, np.ma.MaskedArray):
         masked = int(np.count_nonzero(np.ma.getmaskarray(value)))
         if masked:
             raise TypeError(f"{name} is a masked array with {masked} masked entries, and fastmlp would read "

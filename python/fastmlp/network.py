@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
-from ._forward import check_dropout_seed, eval_rows_per_call, evaluate_rows
+from ._forward import EVAL_MIN_ROWS, check_dropout_seed, eval_rows_per_call, evaluate_rows
 from ._initialisation import initial_parameters
 from ._lock import FairRLock
 from ._model_file import (
@@ -295,7 +295,9 @@ class Network:
 
     def _eval_workspace(self, rows: int) -> _core.Workspace:
         """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
-        return self._workspace(max(1, min(rows, eval_rows_per_call(self._layer_sizes))))
+        # At least EVAL_MIN_ROWS rows go in one call: small calls skip the sizing by work.
+        per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
+        return self._workspace(max(1, min(rows, per_call)))
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)

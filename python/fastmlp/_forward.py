@@ -21,7 +21,7 @@ EVAL_CHUNK = 1024
 #: Multiply-adds per native forward call, which sets the rows per call for wide networks: Python
 #: runs signal handlers between two calls, so Ctrl-C takes effect within one call (1024 rows of
 #: 784-1024-10 are 0.8 G multiply-adds, about 50 ms here). At least EVAL_MIN_ROWS rows per call,
-#: so that packing a layer's weights, done once per call, stays a small part of the work.
+#: so that packing a layer's weights, done once per chunk of rows, stays a small part of the work.
 EVAL_MACS_PER_CALL = 1 << 30
 EVAL_MIN_ROWS = 64
 

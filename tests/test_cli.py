@@ -4,6 +4,7 @@ They check exit codes, the lines users and scripts read, data-file handling and 
 Deliberately not here: the training math (the oracle tests cover it) and any assertion about speed.
 """
 
+import gzip
 import json
 import re
 import subprocess
@@ -336,3 +337,73 @@ def test_bench_adam_backends_train_the_same_steps():
     for ours, theirs in zip(net.weights, numpy_peer.weights):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
     assert not np.allclose(net.weights[0], start[0][0])
+
+
+# ---------------------------------------------------------------------- the CSV reader
+
+
+def _csv_by_lines(text: str) -> np.ndarray:
+    """What the reader must return: every non-blank line parsed with float(), header skipped."""
+    rows = [line for line in text.splitlines() if line.strip()]
+    try:
+        [float(f) for f in rows[0].split(",")]
+    except ValueError:
+        rows = rows[1:]
+    return np.array([[float(f) for f in line.strip().split(",")] for line in rows])
+
+
+_ODD_CSV = ("a,b,label\n\n1,2.5,0\n  3 , -4e-3 ,1\n   \n1_000,inf,2\n+5,1E3,0\n"
+            + "".join(f"{i},{i / 7!r},{i % 3}\n" for i in range(2000)) + "\n\n")
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 22])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_the_csv_reader_gives_the_arrays_of_a_line_by_line_parse(tmp_path, monkeypatch, block_bytes, compressed):
+    from fastmlp import cli
+
+    monkeypatch.setattr(cli, "_CSV_BLOCK_BYTES", block_bytes)  # many blocks, or one
+    path = tmp_path / ("odd.csv.gz" if compressed else "odd.csv")
+    if compressed:
+        with gzip.open(path, "wt") as f:
+            f.write(_ODD_CSV)
+    else:
+        path.write_text(_ODD_CSV)
+    X, y = cli._read_csv(str(path))
+    expected = _csv_by_lines(_ODD_CSV)
+    assert np.array_equal(X, expected[:, :-1]) and np.array_equal(y, expected[:, -1])
+
+
+@pytest.mark.parametrize("tail, message", [
+    ("3,x,1\n", r"line 2503: expected comma-separated numbers, got '3,x,1'"),
+    ("3,1\n", r"line 2503: expected 3 columns, got 2"),
+    ("1,2,3,4\n", r"line 2503: expected 3 columns, got 4"),
+])
+def test_a_malformed_line_in_a_later_block_is_named(tmp_path, monkeypatch, tail, message):
+    from fastmlp import cli
+
+    monkeypatch.setattr(cli, "_CSV_BLOCK_BYTES", 4096)
+    path = tmp_path / "late.csv"
+    path.write_text("f1,f2,label\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(2500)) + "\n" + tail + "1,1,1\n")
+    with pytest.raises(cli.UserError, match=message):
+        cli._read_csv(str(path))
+
+
+def test_the_csv_reader_holds_no_python_object_per_cell(tmp_path):
+    # 20,000 rows x 40 columns: 6.4 MB as float64. Parsed into lists of Python floats (24 bytes
+    # each, plus the lists' pointers and every line's text) it peaked at more than 6x that.
+    import tracemalloc
+
+    from fastmlp import cli
+
+    rng = np.random.default_rng(0)
+    table = np.round(rng.random((20000, 40)) * 100, 3)
+    path = tmp_path / "wide.csv"
+    np.savetxt(path, table, delimiter=",", fmt="%.3f")
+    tracemalloc.start()
+    try:
+        X, y = cli._read_csv(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(np.column_stack([X, y]), table)
+    assert peak < 3 * table.nbytes, f"peak {peak / 2**20:.1f} MiB for {table.nbytes / 2**20:.1f} MiB of numbers"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from fastmlp.network import _FairRLock
+from fastmlp._lock import FairRLock
 
 JOIN_TIMEOUT = 60  # seconds; far above any test's run time, only there to turn a hang into a failure
 
@@ -224,7 +224,7 @@ def test_a_loaded_network_is_serialized_too(tmp_path, threads):
 
 
 def test_fair_lock_is_reentrant_and_first_come_first_served():
-    lock = _FairRLock()
+    lock = FairRLock()
     order = []
     with lock, lock:  # reentrant
         waiting = []

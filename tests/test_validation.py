@@ -3,6 +3,11 @@ is not real numbers, or arguments of the wrong type) whose message names the pro
 failed call changes nothing: weights, biases and the trainer's shuffling RNG stay bitwise equal."""
 
 import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 import re
 import warnings
 
@@ -384,3 +389,106 @@ def test_training_read_only_weights_names_the_parameter(net, trainer, call):
     f = CALLS[call][0]
     raises_cleanly(net, trainer, lambda: f(net, trainer, good_X(), good_y()), ValueError,
                    r"net\.weights\[0\] .*writeable")
+
+
+# ---------------------------------------------------------------------- clear errors (issue 14)
+
+
+def _net():
+    return fastmlp.Network([3, 4, 2], seed=0)
+
+
+@pytest.mark.parametrize("call", ["predict", "fit"])
+def test_sparse_input_says_it_is_not_supported_and_how_to_convert(call):
+    sparse = pytest.importorskip("scipy.sparse")
+    X = sparse.csr_matrix(np.ones((4, 3)))
+    net = _net()
+    with pytest.raises(TypeError, match=r"sparse input is not supported yet; convert with X\.toarray\(\)"):
+        if call == "predict":
+            net.predict(X)
+        else:
+            fastmlp.Trainer(net, seed=0).fit(X, np.array([0, 1, 0, 1]), epochs=1)
+
+
+def test_the_sparse_check_does_not_import_scipy():
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import fastmlp
+
+        class FakeSparse:  # what the check looks for: a type that converts itself to CSR
+            def tocsr(self):
+                raise AssertionError("never called")
+
+        try:
+            fastmlp.Network([3, 2]).predict(FakeSparse())
+        except TypeError as exc:
+            assert "sparse input is not supported yet" in str(exc), exc
+        else:
+            raise AssertionError("accepted")
+        assert "scipy" not in sys.modules
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(fastmlp.__file__).parent.parent)))
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.parametrize("spelling", ["float32", "f4", "=f4", np.float32, np.dtype(np.float32),
+                                      "float64", "f8", np.float64, np.dtype("=f8")])
+def test_any_spelling_of_the_two_dtypes_is_normalised(spelling):
+    net = fastmlp.Network([3, 2], dtype=spelling)
+    assert net.dtype is np.dtype(net.dtype.name)  # NumPy's own object, which the native calls require
+    assert net.predict_proba(np.ones((1, 3))).dtype == net.dtype
+
+
+@pytest.mark.parametrize("swapped", [np.dtype("float32").newbyteorder(), np.dtype("float64").newbyteorder()])
+def test_a_byte_swapped_dtype_is_refused_up_front(swapped):
+    with pytest.raises(ValueError, match=r"machine's byte order.*byte-swapped"):
+        fastmlp.Network([3, 2], dtype=swapped)
+    with pytest.raises(ValueError, match="byte order"):
+        fastmlp.Network([3, 2], dtype=swapped.str)  # '>f4' on a little-endian machine
+
+
+def test_a_python_int_too_large_for_a_float_is_a_value_error():
+    X = np.array([[10**400, 1, 2]], dtype=object)
+    with pytest.raises(ValueError, match="too large for float64"):
+        _net().predict(X)
+    with pytest.raises(ValueError, match="too large"):
+        _net().predict([[10**400, 1, 2]])
+
+
+def test_masked_arrays_with_masked_entries_are_refused():
+    X = np.ma.masked_array(np.ones((2, 3)), mask=[[0, 1, 0], [0, 0, 0]])
+    with pytest.raises(TypeError, match=r"masked array with 1 masked entries.*X\.filled\(value\) or drop"):
+        _net().predict(X)
+    with pytest.raises(TypeError, match="masked"):
+        fastmlp.Trainer(_net(), seed=0).fit(X, [0, 1], epochs=1)
+    plain = np.ma.masked_array(np.ones((2, 3)))  # nothing masked: the data as it is
+    assert np.array_equal(_net().predict(plain), _net().predict(np.ones((2, 3))))
+
+
+def test_missing_values_are_named_as_na():
+    with pytest.raises(TypeError, match=r"missing values \(NA: None\)"):
+        _net().predict(np.array([[None, 1.0, 2.0]], dtype=object))
+
+
+def test_pandas_na_is_named_as_na():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [1.0, 2.0], "c": [3, 4]})
+    with pytest.raises(TypeError, match=r"missing values \(NA: pandas\.NA\).*fillna"):
+        _net().predict(frame)
+    with pytest.raises(TypeError, match=r"NA: pandas\.NA"):
+        _net().predict(np.array([[pd.NA, 1.0, 2.0]], dtype=object))
+    with pytest.raises(TypeError, match="NA"):
+        fastmlp.Trainer(_net(), seed=0).fit(frame, [0, 1], epochs=1)
+
+
+@pytest.mark.parametrize("seed", [2**64, 2**70])
+def test_a_dropout_seed_past_64_bits_names_seed_and_its_range(seed):
+    net = fastmlp.Network([3, 4, 2], seed=0, dropout=0.5)
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
+        net.gradients(np.ones((2, 3)), [0, 1], training=True, seed=seed)
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
+        net.loss(np.ones((2, 3)), [0, 1], training=True, seed=seed)
+    net.gradients(np.ones((2, 3)), [0, 1], training=np.True_, seed=2**64 - 1)  # the largest key works

@@ -23,17 +23,59 @@ def _shape(a: NDArray[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in np.shape(a))
 
 
+def _is_sparse(value: object) -> bool:
+    # Recognised without importing scipy (which fastmlp does not need): scipy.sparse matrices and
+    # arrays, and anything else that converts itself to CSR, are sparse.
+    return type(value).__module__.startswith("scipy.sparse") or hasattr(value, "tocsr")
+
+
+def _missing_value_name(v: object) -> str | None:
+    """How to name `v` if it is a missing-value marker (None, pandas.NA, pandas.NaT), else None."""
+    if v is None:
+        return "None"
+    kind = type(v)
+    if kind.__module__.startswith("pandas") and kind.__name__ in ("NAType", "NaTType"):
+        return "pandas.NA" if kind.__name__ == "NAType" else "pandas.NaT"
+    return None
+
+
+def _object_array_as_float(arr: NDArray[Any], name: str) -> NDArray[Any]:
+    # astype(float) would parse numeric strings; strings are refused whatever they spell.
+    for v in arr.flat:
+        if not isinstance(v, numbers.Real):
+            missing = _missing_value_name(v)
+            if missing is not None:
+                raise TypeError(f"{name} holds missing values (NA: {missing}); fill or drop them first, "
+                                "e.g. with DataFrame.fillna(...) or DataFrame.dropna()")
+            raise TypeError(f"{name} must hold numbers; it has dtype object with non-numeric entries")
+    try:
+        return arr.astype(np.float64)
+    except OverflowError:  # a Python int beyond float64, such as 10**400
+        raise ValueError(f"{name} holds an integer too large for float64 (at most about 1.8e308)") from None
+
+
 def as_numeric_array(value: object, name: str) -> NDArray[Any]:
-    """`value` as an ndarray of a real numeric kind; TypeError for strings, objects, complex."""
+    """`value` as an ndarray of a real numeric kind; TypeError for strings, objects, complex,
+    sparse matrices and masked arrays with masked entries."""
+    if type(value) is np.ndarray:  # the common case: neither sparse nor masked, nothing to look up
+        pass
+    elif _is_sparse(value):
+        raise TypeError(f"{name} is a sparse matrix ({type(value).__name__}): sparse input is not supported "
+                        f"yet; convert with {name}.toarray()")
+    elif isinstance(value, np.ma.MaskedArray):
+        masked = int(np.count_nonzero(np.ma.getmaskarray(value)))
+        if masked:
+            raise TypeError(f"{name} is a masked array with {masked} masked entries, and fastmlp would read "
+                            f"what lies under the mask: fill them with {name}.filled(value) or drop those rows")
+        value = value.data
     try:
         arr = np.asarray(value)
+    except OverflowError:
+        raise ValueError(f"{name} holds a number too large for any numeric array") from None
     except Exception as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
     if arr.dtype.kind == "O":
-        # astype(float) would parse numeric strings; strings are refused whatever they spell.
-        if not all(isinstance(v, numbers.Real) for v in arr.flat):
-            raise TypeError(f"{name} must hold numbers; it has dtype object with non-numeric entries")
-        arr = arr.astype(np.float64)
+        arr = _object_array_as_float(arr, name)
     if arr.dtype.kind in "USV":
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "c":
@@ -53,7 +95,14 @@ def check_dtype(dtype: object) -> np.dtype[np.floating[Any]]:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}") from None
     if dt.name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dt.name!r}")
-    return dt
+    if not dt.isnative:
+        # The kernels read native floats only; a swapped dtype would fail in every later call.
+        raise ValueError(f"dtype must be one of {DTYPES} in the machine's byte order, got {dtype!r} "
+                         f"(byte-swapped {dt.name}); pass {dt.name!r}")
+    # Any spelling (np.float32, "f4", "<f4" on a little-endian machine) becomes NumPy's own dtype
+    # object, which the native calls recognise by identity.
+    canonical: np.dtype[np.floating[Any]] = np.dtype(dt.name)
+    return canonical
 
 
 def check_activation(activation: object) -> str:
@@ -99,7 +148,7 @@ def check_dropout(dropout: object, n_hidden: int) -> list[float]:
     out = []
     for i, p in enumerate(values):
         name = "dropout" if not isinstance(dropout, (list, tuple)) else f"dropout[{i}]"
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        if is_bool(p) or not isinstance(p, numbers.Real):
             raise TypeError(f"{name} must be a probability (a real number), got {p!r}")
         if not (0.0 <= float(p) < 1.0):
             raise ValueError(f"{name} must lie in [0, 1): the probability of dropping a unit, got {p!r}")
@@ -204,7 +253,7 @@ def check_layer_sizes(layer_sizes: Iterable[object]) -> list[int]:
         raise ValueError(f"layer_sizes needs at least an input and an output size, e.g. [64, 10]; got {sizes!r}")
     out = []
     for i, s in enumerate(sizes):
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+        if is_bool(s) or not isinstance(s, numbers.Integral):
             raise TypeError(f"layer_sizes[{i}] must be an integer, got {s!r}")
         if s < 1:
             raise ValueError(f"layer_sizes[{i}] must be >= 1, got {s} (layer_sizes={sizes!r})")
@@ -334,3 +383,27 @@ def _check_real_targets(
         raise ValueError(f"targets of a sigmoid output must lie in [0, 1] (0/1 labels, or probabilities); "
                          f"{name} has values in [{out.min().item()!r}, {out.max().item()!r}]")
     return out
+
+
+def check_parameters(
+    weights: object, biases: object, layer_sizes: list[int], dtype: np.dtype[np.floating[Any]], for_update: bool
+) -> None:
+    """That a network's `weights` and `biases` lists (which users may edit or replace) still hold
+    C-contiguous arrays of `dtype` and the shapes of `layer_sizes`, writeable when `for_update`."""
+    for kind, arrays, shapes in (
+        ("weights", weights, [(o, i) for i, o in zip(layer_sizes[:-1], layer_sizes[1:])]),
+        ("biases", biases, [(o,) for o in layer_sizes[1:]]),
+    ):
+        if not isinstance(arrays, list) or len(arrays) != len(shapes):
+            raise ValueError(f"net.{kind} must be a list of {len(shapes)} arrays; it was replaced by {arrays!r:.80}")
+        for k, (a, shape) in enumerate(zip(arrays, shapes)):
+            if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
+                got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                raise ValueError(
+                    f"net.{kind}[{k}] must be a {dtype.name} array of shape {shape}, got {got}; "
+                    f"assign values with net.{kind}[{k}][...] = new_values")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
+            if for_update and not a.flags.writeable:
+                raise ValueError(f"net.{kind}[{k}] is read-only, so training cannot update it; "
+                                 f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")

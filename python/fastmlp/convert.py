@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._validation import OUTPUTS, check_dtype
+from ._torch_export import import_torch as _import_torch
 from .network import Network
 
 if TYPE_CHECKING:  # only for annotations: importing torch costs a second and is optional
@@ -24,15 +25,6 @@ __all__ = ["from_sklearn", "from_torch", "to_torch"]
 _SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 #: scikit-learn's out_activation_ -> fastmlp's output layer.
 _SKLEARN_OUTPUTS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(f'converting to or from PyTorch needs torch, which is not installed ({exc}); '
-                          f'install it with: pip install "fastmlp[torch]"') from None
-    return torch
 
 
 def _import_sklearn_mlps() -> tuple[type, type]:
@@ -348,17 +340,6 @@ def from_torch(sequential: Any, output: Optional[str] = None, dtype: Optional[DT
     return _network_from_parameters(W_np, b_np, activations, net_output, dropout, net_dtype)
 
 
-def _torch_activation_module(name: str, torch: Any) -> Any:
-    nn = torch.nn
-    factories = {
-        "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01), "elu": lambda: nn.ELU(1.0),
-        "gelu": lambda: nn.GELU(approximate="none"), "silu": nn.SiLU, "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid, "softplus": lambda: nn.Softplus(beta=1.0, threshold=20.0),
-        "identity": nn.Identity,
-    }
-    return factories[name]()
-
-
 def to_torch(net: Network, *, include_output: bool = False) -> _TorchSequential:
     """Build a ``torch.nn.Sequential`` computing the same function as `net`.
 
@@ -389,30 +370,7 @@ def to_torch(net: Network, *, include_output: bool = False) -> _TorchSequential:
     TypeError
         `net` is not a fastmlp Network.
     """
-    torch = _import_torch()
-    nn = torch.nn
+    _import_torch()  # ImportError first, as for from_torch
     if not isinstance(net, Network):
         raise TypeError(f"to_torch expects a fastmlp.Network, got {type(net).__module__}.{type(net).__qualname__}")
-    # copy() takes the network's lock, so a network training in another thread gives one
-    # consistent state; its arrays then belong to the tensors alone (no second copy).
-    snapshot = net.copy()
-    weights, biases = snapshot._params()  # the checks that user edits left the arrays usable
-    torch_dtype = torch.float32 if snapshot.dtype == np.float32 else torch.float64
-    activations, dropout = snapshot.activations, snapshot.dropout
-
-    layers: list[Any] = []
-    for k, (W, b) in enumerate(zip(weights, biases)):
-        # Built on the meta device (no memory, no random init), then given the snapshot's
-        # arrays, which the tensors share: nothing else refers to them.
-        linear = nn.Linear(W.shape[1], W.shape[0], device="meta", dtype=torch_dtype)
-        linear.weight = nn.Parameter(torch.from_numpy(W))
-        linear.bias = nn.Parameter(torch.from_numpy(b))
-        layers.append(linear)
-        if k < len(activations):
-            layers.append(_torch_activation_module(activations[k], torch))
-            if dropout[k] > 0:
-                layers.append(nn.Dropout(dropout[k]))
-    if include_output:
-        output_modules = {"softmax": lambda: nn.Softmax(dim=1), "sigmoid": nn.Sigmoid, "identity": nn.Identity}
-        layers.append(output_modules[snapshot.output]())
-    return cast("_TorchSequential", nn.Sequential(*layers))
+    return cast("_TorchSequential", net.to_torch(include_output=include_output))

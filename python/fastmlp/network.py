@@ -4,7 +4,6 @@ here, as NumPy arrays; the native kernels work on them in place, without copies.
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -14,35 +13,37 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
-from ._model_file import read_npz_arrays
+from ._forward import EVAL_MIN_ROWS, check_dropout_seed, eval_rows_per_call, evaluate_rows
+from ._initialisation import initial_parameters
+from ._lock import FairRLock
+from ._model_file import (
+    MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # read by _checkpoint.py from here
+    ModelFileError as ModelFileError,  # re-exported: fastmlp.network.ModelFileError stays importable
+    NetworkFields,
+    network_entries,
+    network_fields,
+    read_network_file,
+    write_npz,
+)
 from ._summary import NetworkSummary, summary
+from ._torch_export import sequential_from_parameters
 from ._validation import (
-    check_activation,
     check_activations,
+    check_bool,
     check_dropout,
     check_dtype,
     check_init,
     check_layer_sizes,
     check_output,
+    check_parameters,
     check_sample_weight,
     check_seed,
     check_X,
     check_y,
 )
 
-#: Rows per native forward chunk for predict/loss: bounds the scratch memory, not the result
-#: (rows are independent, so chunking changes no bit of the output).
-_EVAL_CHUNK = 1024
-
-_FORMAT_NAME = "fastmlp.Network"
-_FORMAT_VERSION = 2  # 2 added activations per layer, output and dropout; version 1 files still load
-
-#: The most entries a model or checkpoint file may have (a bound for hostile files; a network of
-#: 1000 layers with Adam's state needs about 6000).
-_MAX_FILE_ENTRIES = 8192
-
-#: Activations whose networks start from He initialisation under init="auto" (Glorot otherwise).
-_RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "silu")
+# Names other modules read from here since before the model-file format had its own module.
+__all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES"]
 
 # load() returns an instance of the class it is called on (typing.Self needs Python 3.11).
 _NetworkT = TypeVar("_NetworkT", bound="Network")
@@ -50,91 +51,6 @@ _NetworkT = TypeVar("_NetworkT", bound="Network")
 
 # Guards the lazy creation of a network's lock in Network._locked (see there).
 _LOCK_CREATION = threading.Lock()
-
-
-class _Waiter:
-    """A thread queued for a _FairRLock: its gate is held locked until the lock is handed to it."""
-
-    __slots__ = ("thread", "gate", "handed_over")
-
-    def __init__(self, thread: int) -> None:
-        self.thread = thread
-        self.gate = threading.Lock()
-        self.gate.acquire()
-        self.handed_over = False
-
-
-class _FairRLock:
-    """A reentrant lock granted in arrival order.
-
-    ``threading.RLock`` lets a releasing thread take the lock straight back, before a woken
-    waiter runs; a fit that releases the network's lock between epochs then starves a predict
-    from another thread for dozens of epochs. Here a release hands the lock to the longest
-    waiting thread, so a waiter gets it at the next release.
-
-    Waiting releases the GIL and, in the main thread, can be interrupted by Ctrl-C.
-    """
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()  # guards the fields below; held only briefly
-        self._owner: int | None = None
-        self._count = 0
-        self._waiters: collections.deque[_Waiter] = collections.deque()  # oldest first
-
-    def acquire(self) -> bool:
-        me = threading.get_ident()
-        waiter = _Waiter(me)
-        acquired = False
-        try:
-            with self._mutex:
-                if self._owner == me:
-                    self._count += 1
-                    acquired = True
-                    return True
-                if self._owner is None and not self._waiters:
-                    self._owner, self._count = me, 1
-                    acquired = True
-                    return True
-                self._waiters.append(waiter)
-            waiter.gate.acquire()  # until a release hands the lock to this thread
-        except BaseException:
-            # Ctrl-C (or another asynchronous exception) before the caller could hold the
-            # lock: leave the queue, or give back what this call took, so that the lock is
-            # never left held by, or handed to, a thread that is not going to release it.
-            with self._mutex:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                    raise
-                took_it = acquired or waiter.handed_over
-            if took_it:
-                self.release()
-            raise
-        return True
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._owner != threading.get_ident():
-                raise RuntimeError("cannot release a network lock held by another thread")
-            self._count -= 1
-            if self._count:
-                return
-            if self._waiters:
-                waiter = self._waiters.popleft()
-                self._owner, self._count = waiter.thread, 1
-                waiter.handed_over = True
-                waiter.gate.release()
-            else:
-                self._owner = None
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class ModelFileError(ValueError):
-    """A model file that is not a valid fastmlp network (truncated, foreign or inconsistent)."""
 
 
 class Network:
@@ -208,7 +124,7 @@ class Network:
     # Serializes the native calls that read or write the parameters (see the class Notes).
     # Reentrant so that a locked method may call another locked method of the same network;
     # fair so that a thread between two epochs of a fit cannot starve the other threads.
-    _lock: _FairRLock
+    _lock: FairRLock
 
     def __init__(
         self,
@@ -232,29 +148,8 @@ class Network:
         self._init = check_init(init)
         self._dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
-        rng = np.random.default_rng(seed)
-        self.weights = []
-        self.biases = []
-        L = len(self._layer_sizes) - 1
-        for k, (n_in, n_out) in enumerate(zip(self._layer_sizes[:-1], self._layer_sizes[1:]), start=1):
-            scheme = self._init
-            if scheme == "auto":
-                # The activation after layer k (the output layer: the last hidden one's).
-                follows = self._activations[min(k, L - 1) - 1] if L > 1 else \
-                    (self._activation if isinstance(self._activation, str) else "relu")
-                scheme = "he_normal" if follows in _RELU_FAMILY else "glorot_uniform"
-            if scheme == "he_normal":
-                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)
-            elif scheme == "he_uniform":
-                limit = np.sqrt(6.0 / n_in)
-                W = rng.uniform(-limit, limit, size=(n_out, n_in))
-            elif scheme == "glorot_normal":
-                W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / (n_in + n_out))
-            else:
-                limit = np.sqrt(6.0 / (n_in + n_out))
-                W = rng.uniform(-limit, limit, size=(n_out, n_in))
-            self.weights.append(np.ascontiguousarray(W, dtype=self._dtype))
-            self.biases.append(np.zeros(n_out, dtype=self._dtype))
+        self.weights, self.biases = initial_parameters(
+            self._layer_sizes, self._activations, self._activation, self._init, self._dtype, seed)
 
     # ------------------------------------------------------------------ description
 
@@ -341,9 +236,9 @@ class Network:
     def _init_lock(self) -> None:
         """Give this network its own lock. Every way of building a Network must call it:
         ``__init__``, :meth:`copy`, ``__setstate__`` and the load path."""
-        self._lock = _FairRLock()
+        self._lock = FairRLock()
 
-    def _locked(self) -> _FairRLock:
+    def _locked(self) -> FairRLock:
         """The network's lock, held around every native call on its parameters.
 
         A network built without ``_init_lock`` (say by a new ``object.__new__`` path) still
@@ -390,23 +285,7 @@ class Network:
     ) -> tuple[list[NDArray[np.floating[Any]]], list[NDArray[np.floating[Any]]]]:
         """The parameter lists, after checking that user edits kept them usable in place
         (and writeable, when a training step is about to update them)."""
-        for kind, arrays, shapes in (
-            ("weights", self.weights, [(o, i) for i, o in zip(self._layer_sizes[:-1], self._layer_sizes[1:])]),
-            ("biases", self.biases, [(o,) for o in self._layer_sizes[1:]]),
-        ):
-            if not isinstance(arrays, list) or len(arrays) != len(shapes):
-                raise ValueError(f"net.{kind} must be a list of {len(shapes)} arrays; it was replaced by {arrays!r:.80}")
-            for k, (a, shape) in enumerate(zip(arrays, shapes)):
-                if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != self._dtype:
-                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
-                    raise ValueError(
-                        f"net.{kind}[{k}] must be a {self._dtype.name} array of shape {shape}, got {got}; "
-                        f"assign values with net.{kind}[{k}][...] = new_values")
-                if not a.flags.c_contiguous:
-                    raise ValueError(f"net.{kind}[{k}] must be C-contiguous; use np.ascontiguousarray")
-                if for_update and not a.flags.writeable:
-                    raise ValueError(f"net.{kind}[{k}] is read-only, so training cannot update it; "
-                                     f"make it writeable with net.{kind}[{k}] = net.{kind}[{k}].copy()")
+        check_parameters(self.weights, self.biases, self._layer_sizes, self._dtype, for_update)
         return self.weights, self.biases
 
     def _workspace(self, rows: int, training: bool = False) -> _core.Workspace:
@@ -415,7 +294,10 @@ class Network:
                                self._dropout if training else None)
 
     def _eval_workspace(self, rows: int) -> _core.Workspace:
-        return self._workspace(max(1, min(rows, _EVAL_CHUNK)))
+        """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
+        # At least EVAL_MIN_ROWS rows go in one call: small calls skip the sizing by work.
+        per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
+        return self._workspace(max(1, min(rows, per_call)))
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
@@ -428,9 +310,9 @@ class Network:
         ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
-            _, _, preds = _core.evaluate(ws, W, b, X, None, True)
-        out: NDArray[np.floating[Any]] = preds
-        return out
+            _, _, preds = evaluate_rows(ws, W, b, X, None, True)
+        assert preds is not None
+        return preds
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Predicted probabilities.
@@ -479,7 +361,7 @@ class Network:
         ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
-            loss_sum, n_correct, _ = _core.evaluate(ws, W, b, X, y, False)
+            loss_sum, n_correct, _ = evaluate_rows(ws, W, b, X, y, False)
         return loss_sum / len(X), n_correct / len(X)
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,
@@ -553,16 +435,15 @@ class Network:
             (softmax; ``/ (B K)`` for sigmoid, ``2 (a - y) / (B K)`` for identity),
             ``dh_{k-1} = da_k @ W_k``, ``da_{k-1} = dh_{k-1} * g'(a_{k-1})``.
         """
-        if not isinstance(training, (bool, np.bool_)):
-            raise TypeError(f"training must be True or False, got {training!r}")
-        seed = check_seed(seed) or 0
+        training = check_bool(training, "training")
+        seed = check_dropout_seed(seed)
         X = check_X(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)
-        ws = self._workspace(len(X), training=bool(training))
+        ws = self._workspace(len(X), training=training)
         with self._locked():
             W, b = self._params()
-            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, bool(training), seed, 0, 0, weights)
+            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, training, seed, 0, 0, weights)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ description and conversion
@@ -581,46 +462,37 @@ class Network:
         """This network as a ``torch.nn.Sequential`` of ``Linear`` and activation layers (with a
         copy of the weights); see :func:`fastmlp.convert.to_torch`. Needs PyTorch
         (``pip install "fastmlp[torch]"``)."""
-        from .convert import to_torch
-
-        return to_torch(self, include_output=include_output)
+        # copy() takes the lock, so a network training in another thread gives one consistent
+        # state; the copy's arrays then belong to the tensors alone (no second copy).
+        snapshot = self.copy()
+        weights, biases = snapshot._params()  # the checks that user edits left the arrays usable
+        return sequential_from_parameters(weights, biases, snapshot._activations, snapshot._dropout,
+                                          snapshot._output, include_output)
 
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to a ``.npz`` file (arrays and plain values only, no pickle).
 
-        A path without the ``.npz`` suffix gets it appended, as numpy.savez does.
+        A path without the ``.npz`` suffix gets it appended, as numpy.savez does. The file is
+        written to a temporary file in the same folder and renamed over `path` only when
+        complete: an error, Ctrl-C, a kill or a full disk leave the previous file as it was.
         """
-        # mypy cannot tell that no key here is savez's own keyword allow_pickle (a keyword only
-        # newer NumPy stubs declare, hence unused-ignore for the older ones).
-        np.savez(path, **self._to_arrays())  # type: ignore[arg-type, unused-ignore]
+        arrays = self._to_arrays()
+        if hasattr(path, "write"):  # a stream, as numpy.savez takes: written as is (its owner's to replace)
+            np.savez(path, **arrays)  # type: ignore[arg-type, unused-ignore]
+            return
+        write_npz(path, arrays)
 
     def _to_arrays(self) -> dict[str, NDArray[Any]]:
         """The entries of a model file: the description and a copy of every parameter, taken
         under the lock; ValueError if a parameter is not finite (load would refuse it)."""
-        arrays = {
-            "format": np.array(_FORMAT_NAME),
-            "format_version": np.array(_FORMAT_VERSION),
-            "layer_sizes": np.array(self._layer_sizes, dtype=np.int64),
-            "activation": np.array(self._activation if isinstance(self._activation, str) else ""),
-            "activations": np.array(self._activations, dtype="U16").reshape(-1),
-            "output": np.array(self._output),
-            "dropout": np.array(self._dropout, dtype=np.float64).reshape(-1),
-            "init": np.array(self._init),
-            "dtype": np.array(self._dtype.name),
-        }
         with self._locked():  # one consistent state even while another thread trains
             W, b = self._params()
             W, b = [a.copy() for a in W], [a.copy() for a in b]
-        for k, (Wk, bk) in enumerate(zip(W, b)):
-            for kind, a in (("weights", Wk), ("biases", bk)):
-                if not np.isfinite(a).all():  # load() refuses such files: fail now, not at load time
-                    raise ValueError(f"cannot save: net.{kind}[{k}] contains NaN or infinity "
-                                     "(training diverged; a smaller lr usually helps)")
-            arrays[f"W{k}"] = Wk
-            arrays[f"b{k}"] = bk
-        return arrays
+        return network_entries(NetworkFields(
+            list(self._layer_sizes), self._activation, list(self._activations), self._output,
+            list(self._dropout), self._init, self._dtype, W, b))
 
     @classmethod
     def load(cls: type[_NetworkT], path: str | os.PathLike[str]) -> _NetworkT:
@@ -629,83 +501,27 @@ class Network:
         Raises
         ------
         OSError
-            The file cannot be opened (missing, permissions).
+            The file cannot be opened (missing, a directory, permissions).
         ModelFileError (a ValueError)
-            The file is not a valid fastmlp network: truncated, foreign, or inconsistent.
+            The file is not a valid fastmlp network: not a regular file (a device or a named
+            pipe, refused before reading), truncated, foreign, inconsistent, or a training
+            checkpoint (the message points to ``Trainer.load_checkpoint``).
         """
         if not os.path.exists(path) and os.path.exists(str(path) + ".npz"):
             path = str(path) + ".npz"
         # Not np.load: it allocates whatever a member's header claims and inflates whatever a
-        # member declares. read_npz_arrays checks every size against the file before reading.
-        # OSError when it cannot be opened, else ModelFileError. A network has 9 + 2 L entries.
-        data = read_npz_arrays(path, max_members=_MAX_FILE_ENTRIES)
-        return cls._from_arrays(data, path)
+        # member declares. The reader checks every size against the file before reading.
+        return cls._from_arrays(read_network_file(path), path)
 
     @classmethod
     def _from_arrays(
         cls: type[_NetworkT], data: Mapping[str, NDArray[Any]], path: str | os.PathLike[str]
     ) -> _NetworkT:
-        def field(name: str, kind: str) -> object:
-            if name not in data:
-                raise ModelFileError(f"{path} is not a fastmlp model: the entry {name!r} is missing")
-            value = data[name]
-            if value.ndim != 0 or value.dtype.kind not in kind:
-                raise ModelFileError(f"{path}: entry {name!r} has an unexpected type")
-            return value.item()
-
-        if field("format", "U") != _FORMAT_NAME:
-            raise ModelFileError(f"{path} is not a fastmlp model file")
-        version = field("format_version", "iu")
-        if version not in (1, _FORMAT_VERSION):
-            raise ModelFileError(f"{path} has format version {version}; this fastmlp reads versions 1 to "
-                                 f"{_FORMAT_VERSION} (a newer fastmlp wrote it: upgrade to load it)")
-        stored_sizes = data.get("layer_sizes")
-        if stored_sizes is None or stored_sizes.ndim != 1 or stored_sizes.dtype.kind not in "iu":
-            raise ModelFileError(f"{path}: layer_sizes is missing or malformed")
-        def vector(name: str, kind: str) -> list[Any]:
-            value = data.get(name)
-            if value is None or value.ndim != 1 or value.dtype.kind not in kind:
-                raise ModelFileError(f"{path}: the entry {name!r} is missing or malformed")
-            items: list[Any] = value.tolist()
-            return items
-
-        try:
-            sizes = check_layer_sizes(stored_sizes.tolist())
-            n_hidden = len(sizes) - 2
-            if version == 1:  # one activation for every hidden layer, softmax output, no dropout
-                activation: str | list[str] = check_activation(field("activation", "U"))
-                activations = check_activations(activation, n_hidden)
-                output, dropout, init = "softmax", [0.0] * n_hidden, "auto"
-            else:
-                activations = check_activations(vector("activations", "U"), n_hidden)
-                single = field("activation", "U")  # "" when a list was given
-                activation = check_activation(single) if single else activations
-                output = check_output(field("output", "U"), sizes[-1])
-                dropout = check_dropout(vector("dropout", "f"), n_hidden)
-                init = check_init(field("init", "U"))
-            dtype = check_dtype(field("dtype", "U"))
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ModelFileError):
-                raise
-            raise ModelFileError(f"{path}: invalid network description: {exc}") from None
-        # Every stored array is checked against layer_sizes before anything is allocated from
-        # the sizes, so a header claiming huge layers cannot make load() allocate for them.
-        weights: list[NDArray[np.floating[Any]]] = []
-        biases: list[NDArray[np.floating[Any]]] = []
-        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            for name, shape, out in ((f"W{k}", (n_out, n_in), weights), (f"b{k}", (n_out,), biases)):
-                if name not in data:
-                    raise ModelFileError(f"{path}: the entry {name!r} is missing")
-                a = data[name]
-                if a.shape != shape or a.dtype != dtype:
-                    raise ModelFileError(
-                        f"{path}: {name} has {a.dtype} shape {a.shape}, expected {dtype.name} shape {shape}")
-                if not np.isfinite(a).all():
-                    raise ModelFileError(f"{path}: {name} contains NaN or infinity")
-                out.append(np.ascontiguousarray(a))
+        """The network the entries of a model file describe (ModelFileError if they do not)."""
+        fields = network_fields(data, path)
         net = object.__new__(cls)
         net._init_lock()
-        net._layer_sizes, net._activation, net._dtype, net.seed = sizes, activation, dtype, None
-        net._activations, net._output, net._dropout, net._init = activations, output, dropout, init
-        net.weights, net.biases = weights, biases
+        net._layer_sizes, net._activation, net._dtype, net.seed = fields.layer_sizes, fields.activation, fields.dtype, None
+        net._activations, net._output, net._dropout = fields.activations, fields.output, fields.dropout
+        net._init, net.weights, net.biases = fields.init, fields.weights, fields.biases
         return net

@@ -29,6 +29,7 @@ from ._validation import (
 )
 from ._progress import Progress, check_verbose
 from .history import History
+from ._forward import evaluate_rows
 from .network import Network
 from .optim import SGD, Optimizer
 from .schedules import Schedule
@@ -370,7 +371,7 @@ class Trainer:
                                       "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
                                       RuntimeWarning, stacklevel=2)
                     if eval_ws is not None:
-                        vl, vc, _ = _core.evaluate(eval_ws, W, b, Xv, yv, False)
+                        vl, vc, _ = evaluate_rows(eval_ws, W, b, Xv, yv, False)
                 logs = {"loss": loss_sum / n_seen}
                 if classifier:
                     logs["accuracy"] = n_correct / n_seen

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validation import check_seed
+from .._validation import check_seed, is_bool
 
 __all__ = ["load_digits", "train_test_split"]
 
@@ -193,7 +193,7 @@ def train_test_split(
     >>> X_train.shape, X_test.shape
     ((1348, 64), (449, 64))
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
+    if is_bool(test_fraction) or not isinstance(test_fraction, numbers.Real):
         raise ValueError(
             "test_fraction must be a number strictly between 0 and 1, got %r" % (test_fraction,)
         )

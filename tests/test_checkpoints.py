@@ -84,7 +84,8 @@ def test_checkpoint_keeps_settings_and_counters(tmp_path):
     t.save_checkpoint(tmp_path / "c.npz")
     r = fastmlp.Trainer.load_checkpoint(tmp_path / "c.npz")
     assert (r.batch_size, r.shuffle, r.seed) == (16, False, None)
-    assert r._dropout_seed == t._dropout_seed and r._epochs_done == 1 and r._single_steps == 1
+    assert (r.training_state.dropout_seed == t.training_state.dropout_seed and r.training_state.epochs_done == 1
+            and r.training_state.single_steps == 1)
     o = r.optimizer
     assert isinstance(o, optim.RMSprop) and (o.lr, o.alpha, o.momentum, o.weight_decay) == (1e-3, 0.9, 0.3, 1e-2)
     assert o.steps == t.optimizer.steps

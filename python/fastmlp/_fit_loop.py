@@ -77,7 +77,7 @@ def check_fit_options(epochs: object, verbose: object, on_nonfinite: object, val
     patience = None if early_stopping is None else check_int(early_stopping, "early_stopping", 1)
     restore = check_bool(restore_best_weights, "restore_best_weights")
     checked_tol = check_nonnegative_float(tol, "tol")
-    fns: tuple[Callback, ...] = tuple(callbacks) if callbacks is not None else ()  # type: ignore[call-overload]
+    fns: tuple[Callback, ...] = tuple(callbacks) if callbacks is not None else ()  # type: ignore[arg-type]
     for fn in fns:
         if not callable(fn):
             raise TypeError(f"callbacks must be callables fn(epoch, logs), got {fn!r}")
@@ -239,10 +239,10 @@ def run_fit(runner: EpochRunner, options: FitOptions, history: History) -> Histo
                 start.take()
             try:
                 logs, finite = _one_epoch(runner, start, epoch, shown, classifier)
-                if schedule is not None:
-                    schedule.step(logs["val_loss"] if runner.has_validation else logs["loss"])
                 logs["epoch_time"] = time.perf_counter() - t0
                 logs = runner.agree_on_logs(logs)
+                if schedule is not None:
+                    schedule.step(logs["val_loss"] if runner.has_validation else logs["loss"])
                 history.append(**logs)  # the commit: from here on the epoch counts
             except TrainingDivergedError:
                 raise  # the runner left the documented state (rolled back to a batch)

@@ -55,8 +55,7 @@ class TrainingState:
 
     def rng_state(self) -> dict[str, Any]:
         """The shuffling generator's state (PCG64's dict), a copy."""
-        state: dict[str, Any] = self.rng.bit_generator.state
-        return state
+        return dict(self.rng.bit_generator.state)
 
     def set_rng_state(self, state: dict[str, Any]) -> None:
         """Put the shuffling generator in `state` (a PCG64 state dict); ValueError/TypeError if invalid."""

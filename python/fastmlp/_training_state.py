@@ -68,8 +68,3 @@ class TrainingState:
     def restore(self, snapshot: tuple[dict[str, Any], int, int]) -> None:
         rng_state, self.epochs_done, self.single_steps = snapshot
         self.set_rng_state(rng_state)
-
-    def copy_from(self, other: TrainingState) -> None:
-        """Take `other`'s generator state and counters (the distributed trainer's rank 0 state)."""
-        self.seed, self.dropout_seed = other.seed, other.dropout_seed
-        self.restore(other.snapshot())

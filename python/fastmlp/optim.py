@@ -17,15 +17,13 @@ count carried from one network to the next would silently change the second trai
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_bool, check_real
-
-if TYPE_CHECKING:
-    from .network import Network
+from .network import Network
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 

@@ -84,7 +84,8 @@ def test_checkpoint_keeps_settings_and_counters(tmp_path):
     t.save_checkpoint(tmp_path / "c.npz")
     r = fastmlp.Trainer.load_checkpoint(tmp_path / "c.npz")
     assert (r.batch_size, r.shuffle, r.seed) == (16, False, None)
-    assert r._dropout_seed == t._dropout_seed and r._epochs_done == 1 and r._single_steps == 1
+    assert (r.training_state.dropout_seed == t.training_state.dropout_seed and r.training_state.epochs_done == 1
+            and r.training_state.single_steps == 1)
     o = r.optimizer
     assert isinstance(o, optim.RMSprop) and (o.lr, o.alpha, o.momentum, o.weight_decay) == (1e-3, 0.9, 0.3, 1e-2)
     assert o.steps == t.optimizer.steps
@@ -155,3 +156,25 @@ def test_trainer_pickles_and_continues_identically():
     copy.fit(X, y, epochs=2)
     assert params(copy) == params(t)
     assert copy.network is not t.network
+
+
+def test_a_save_that_fails_midway_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
+    X, y = data()
+    t = make_trainer(optim.Adam(1e-2))
+    t.fit(X, y, epochs=1)
+    path = tmp_path / "run.npz"
+    t.save_checkpoint(path)
+    good = path.read_bytes()
+    t.fit(X, y, epochs=1)
+
+    def broken_savez(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip")  # some bytes reach the file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="No space left"):
+        t.save_checkpoint(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]  # no temporary file left behind
+    assert fastmlp.Trainer.load_checkpoint(path).training_state.epochs_done == 1

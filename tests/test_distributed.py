@@ -231,8 +231,8 @@ def test_shards_and_settings_that_disagree_are_refused_at_start_on_every_rank(tm
 
 
 def test_without_mpi4py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastmlp import distributed
+    from fastmlp.distributed import _ranks
 
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # makes `from mpi4py import MPI` fail
     with pytest.raises(ImportError, match=r'pip install "fastmlp\[mpi\]"'):
-        distributed._import_mpi()
+        _ranks.import_mpi()

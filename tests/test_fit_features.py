@@ -2,6 +2,7 @@
 restoring, callbacks, the progress display and sample weights."""
 
 import io
+import tracemalloc
 import threading
 
 import numpy as np
@@ -240,3 +241,68 @@ def test_history_records_lr_and_the_second_fit_continues():
     out = io.StringIO()
     print(h2, file=out)
     assert "3 epoch" in out.getvalue()
+
+
+def seeded_validation_rows(n, fraction, seed):
+    return np.sort(np.random.default_rng(seed).permutation(n)[:int(np.ceil(fraction * n))])
+
+
+def test_validation_fraction_holds_out_the_same_rows_in_every_fit():
+    # Rows validated on in one call must not be trained on in the next: two fits of 3 epochs
+    # equal one of 6 on the same split (full batches, no shuffling: the order cannot differ).
+    X, y = data()
+    val_rows = seeded_validation_rows(len(X), 0.25, 7)
+    a, b = net(), net()
+    twice = fastmlp.Trainer(a, lr=0.1, batch_size=len(X), seed=7, shuffle=False)
+    twice.fit(X, y, epochs=3, validation_fraction=0.25)
+    second = twice.fit(X, y, epochs=3, validation_fraction=0.25)
+    assert second.val_loss[-1] == a.loss(X[val_rows], y[val_rows])
+    fastmlp.Trainer(b, lr=0.1, batch_size=len(X), seed=7, shuffle=False).fit(
+        X, y, epochs=6, validation_fraction=0.25)
+    assert weights_of(a) == weights_of(b)
+
+
+def test_validation_fraction_split_is_kept_by_checkpoints_without_a_seed(tmp_path):
+    # Without a seed the split's key is drawn once when the trainer is built; a checkpoint keeps it.
+    X, y = data()
+    trainer = fastmlp.Trainer(net(), lr=0.1, batch_size=16)
+    trainer.fit(X, y, epochs=1, validation_fraction=0.25)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    loaded = fastmlp.Trainer.load_checkpoint(tmp_path / "c.npz")
+    h1 = trainer.fit(X, y, epochs=2, validation_fraction=0.25)
+    h2 = loaded.fit(X, y, epochs=2, validation_fraction=0.25)
+    assert h1.val_loss == h2.val_loss and weights_of(trainer.network) == weights_of(loaded.network)
+
+
+def test_sample_weights_only_on_validation_rows_are_refused_before_training():
+    X, y = data()
+    val_rows = seeded_validation_rows(len(X), 0.5, 2)
+    w = np.zeros(len(X))
+    w[val_rows] = 1.0  # every positive weight is held out: nothing would be trained
+    a = net()
+    trainer = fastmlp.Trainer(a, lr=0.1, seed=2)
+    before, rng_before = weights_of(a), trainer.training_state.rng.bit_generator.state
+    with pytest.raises(ValueError, match=r"every sample with a positive sample_weight falls in the validation split"):
+        trainer.fit(X, y, epochs=2, sample_weight=w, validation_fraction=0.5)
+    assert weights_of(a) == before and trainer.optimizer.steps == 0
+    assert trainer.training_state.rng.bit_generator.state == rng_before
+    w[np.setdiff1d(np.arange(len(X)), val_rows)[0]] = 1.0  # one weighted training row is enough
+    trainer.fit(X, y, epochs=1, sample_weight=w, validation_fraction=0.5)
+
+
+def test_validation_fraction_does_not_copy_X():
+    # The README's promise that fit never copies X holds with a validation split too: both parts
+    # are read in place. NumPy reports its allocations to tracemalloc.
+    # (Row lists of 8 bytes per row are allocated; X's rows are 512 bytes wide here.)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 64))
+    y = rng.integers(0, 3, len(X))
+    trainer = fastmlp.Trainer(fastmlp.Network([64, 16, 3], dtype="float64", seed=0), lr=0.05, batch_size=256, seed=0)
+    trainer.fit(X[:100], y[:100])  # the workspace and the like exist before measuring
+    tracemalloc.start()
+    try:
+        trainer.fit(X, y, epochs=1, validation_fraction=0.3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * X.nbytes, f"fit allocated {peak} bytes at peak for an X of {X.nbytes}"

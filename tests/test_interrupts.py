@@ -86,3 +86,73 @@ def test_an_interrupted_fit_records_only_complete_epochs():
     else:  # interrupted inside epoch 1 (a very slow moment): nothing may be recorded
         assert trainer.history.loss == [] and trainer.history.accuracy == []
     assert np.isfinite(net.loss(X[:100], y[:100]))
+
+
+def test_an_interrupted_fit_leaves_weights_optimizer_and_counters_at_the_last_recorded_epoch():
+    # The real signal, mid-epoch (almost surely): whatever the moment, the weights must be those
+    # of the recorded epochs (a bitwise replay), and the step count must count exactly their batches.
+    X, y = _data()
+    _, net, trainer = _interrupted_fit(0.25)
+    done = trainer.history.epochs
+    batches = -(-ROWS // BATCH)
+    assert trainer.optimizer.steps == done * batches
+    assert trainer.training_state.epochs_done == done
+    replay_net = fastmlp.Network(SIZES, seed=0)
+    replay = fastmlp.Trainer(replay_net, lr=0.01, batch_size=BATCH, seed=0)
+    if done:
+        replay.fit(X, y, epochs=done)
+    assert [a.tobytes() for a in net.weights + net.biases] == [a.tobytes() for a in replay_net.weights + replay_net.biases]
+
+
+def _small_problem():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 6))
+    return X, rng.integers(0, 3, 50)
+
+
+def _adam_trainer(seed=4, **kw):
+    net = fastmlp.Network([6, 12, 3], dtype="float64", seed=0, dropout=0.2)
+    return fastmlp.Trainer(net, optimizer=fastmlp.optim.Adam(0.01), batch_size=8, seed=seed,
+                           schedule=fastmlp.schedules.StepLR(1, 0.5), **kw)
+
+
+def _everything(trainer):
+    opt = trainer.optimizer
+    return ([a.tobytes() for a in trainer.network.weights + trainer.network.biases],
+            [a.tobytes() for p in opt.state for a in p], opt.steps, opt.lr, trainer.training_state.epochs_done,
+            trainer.training_state.rng.bit_generator.state, trainer.schedule.state_dict(), trainer.history.loss)
+
+
+@pytest.mark.parametrize("where", ["train_epoch", "evaluate"])
+def test_ctrl_c_inside_an_epoch_puts_everything_back_to_the_last_recorded_epoch(monkeypatch, where):
+    # Deterministic: the third epoch's native pass stops half-way (after updating weights and
+    # moments, as a real Ctrl-C between batches does) and raises KeyboardInterrupt; or its
+    # validation pass raises it. Either way the Trainer must be exactly the one that trained 2
+    # epochs: weights, Adam's moments and step count, lr, counters, generator, schedule, history.
+    X, y = _small_problem()
+    twin = _adam_trainer()
+    twin.fit(X, y, epochs=2, validation_fraction=0.2)
+    trainer = _adam_trainer()
+    real = getattr(fastmlp._core, where)
+    calls = []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) < 3:
+            return real(*args)
+        if where == "train_epoch":  # train half the epoch's batches, then stop as Ctrl-C does
+            args = list(args)
+            args[5] = np.ascontiguousarray(args[5][:len(args[5]) // 2])
+            real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastmlp._core, where, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X, y, epochs=5, validation_fraction=0.2)
+    monkeypatch.setattr(fastmlp._core, where, real)
+    assert trainer.history.epochs == 2
+    assert _everything(trainer) == _everything(twin)
+    # ... so that training on continues exactly as if the interrupted epoch had never started.
+    trainer.fit(X, y, epochs=2, validation_fraction=0.2)
+    twin.fit(X, y, epochs=2, validation_fraction=0.2)
+    assert _everything(trainer) == _everything(twin)

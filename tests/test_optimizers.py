@@ -4,6 +4,7 @@ path), whole fits through the Trainer, and the promises around them: biases are 
 state persists across fits and is rolled back with the weights, the thread count changes no bit,
 and bad hyperparameters are refused."""
 
+import pickle
 import re
 
 import numpy as np
@@ -388,6 +389,48 @@ def test_an_optimizer_belongs_to_one_network(other):
     opt.reset()
     trainer.fit(X2, y2)
     assert opt.steps == 2 and opt.state[0][0].shape == net2.weights[0].shape
+
+
+@pytest.mark.parametrize("make_opt", [lambda: Adam(0.01), lambda: SGD(0.1, momentum=0.9), lambda: SGD(0.1)],
+                         ids=["adam", "sgd-momentum", "sgd"])
+def test_an_optimizer_refuses_a_second_network_of_the_same_shape(make_opt):
+    # A cross-validation loop reusing one optimizer: the second network (same shape and dtype)
+    # must not start from the first one's moments and step count.
+    net, X, y = problem()
+    opt = make_opt()
+    fresh_net = net.copy()
+    fastmlp.Trainer(net, optimizer=opt, batch_size=8, shuffle=False).fit(X, y)
+    other = fresh_net.copy()
+    before, state, steps = snapshot(other), state_bytes(opt), opt.steps
+    trainer = fastmlp.Trainer(other, optimizer=opt, batch_size=8, shuffle=False)
+    with pytest.raises(ValueError, match=r"another network \(of the same shape\).*optimizer\.reset\(\)"):
+        trainer.fit(X, y)
+    with pytest.raises(ValueError, match=r"another network"):
+        trainer.step(X, y)
+    assert snapshot(other) == before and state_bytes(opt) == state and opt.steps == steps  # nothing changed
+    opt.reset()  # the documented way out: then it trains `other` as a fresh optimizer would
+    trainer.fit(X, y)
+    reference = fresh_net.copy()
+    fastmlp.Trainer(reference, optimizer=make_opt(), batch_size=8, shuffle=False).fit(X, y)
+    assert snapshot(other) == snapshot(reference)
+
+
+def test_an_optimizer_whose_network_is_gone_is_refused_too():
+    net, X, y = problem()
+    opt = Adam(0.01)
+    fastmlp.Trainer(net.copy(), optimizer=opt).fit(X, y)  # that network is discarded at once
+    with pytest.raises(ValueError, match=r"reset\(\)"):
+        fastmlp.Trainer(net, optimizer=opt).fit(X, y)
+
+
+def test_a_pickled_trainer_keeps_its_optimizer_bound_to_its_network():
+    net, X, y = problem()
+    trainer = fastmlp.Trainer(net, optimizer=Adam(0.01), batch_size=8, seed=1)
+    trainer.fit(X, y)
+    copy = pickle.loads(pickle.dumps(trainer))
+    trainer.fit(X, y)
+    copy.fit(X, y)  # the copy's optimizer belongs to the copy's network: accepted, and the same training
+    assert snapshot(copy.network) == snapshot(net) and state_bytes(copy.optimizer) == state_bytes(trainer.optimizer)
 
 
 @pytest.mark.parametrize("build,error", [

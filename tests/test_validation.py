@@ -40,7 +40,7 @@ def good_y():
 
 def snapshot(net, trainer):
     return ([np.array(w, copy=True) for w in net.weights], [np.array(b, copy=True) for b in net.biases],
-            trainer._rng.bit_generator.state)
+            trainer.training_state.rng.bit_generator.state)
 
 
 def assert_same(before, after):

@@ -128,10 +128,12 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
     py::array order;
     const int64_t* ord = nullptr;
+    int64_t visited = N;  // an order may list a subset of X's rows (the training part of a split)
     if (!order_.is_none()) {
-        order = checked<int64_t>(order_, "order", {N});
+        order = checked<int64_t>(order_, "order", {-1});
         ord = cptr<int64_t>(order);
-        for (int64_t i = 0; i < N; ++i)
+        visited = order.shape(0);
+        for (int64_t i = 0; i < visited; ++i)
             if (ord[i] < 0 || ord[i] >= N)
                 throw std::invalid_argument("order[" + std::to_string(i) + "] = " + std::to_string(ord[i]) +
                                             " is outside [0, " + std::to_string(N) + ")");
@@ -140,8 +142,8 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     fastmlp::EpochStats e;
     {
         ReleasedGil nogil;
-        e = fastmlp::train_epoch(ws.get<T>(), L.layers, cptr<T>(X), y.view, ord, N, batch_size, u.update, key, poll,
-                                 stop_on_nonfinite);
+        e = fastmlp::train_epoch(ws.get<T>(), L.layers, cptr<T>(X), y.view, ord, visited, batch_size, u.update, key,
+                                 poll, stop_on_nonfinite);
     }
     poll.rethrow();
     py::object finite = e.params_finite < 0 ? py::object(py::none()) : py::object(py::bool_(e.params_finite == 1));

@@ -6,24 +6,27 @@ A checkpoint holds the network (as ``Network.save`` writes it, under ``net.``), 
 settings and counters (``trainer.``), the state of its random generator (``rng.``), the
 optimizer's hyperparameters, step count and state arrays (``opt.``) and the schedule's
 ``state_dict`` (``schedule.``). Reading validates every entry before anything is built from
-it, with the same size-checked reader as model files.
+it, with the same size-checked reader as model files. It knows the trainer only through the
+parts it is given (network, optimizer, schedule, settings, TrainingState), so it imports no
+trainer; the file is written with atomic_write (a failed save leaves the old file intact).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import schedules
+from ._atomic import atomic_write
 from ._model_file import read_npz_arrays
+from ._training_state import TrainingState
 from .network import _MAX_FILE_ENTRIES, ModelFileError, Network
 from .optim import Optimizer, _optimizer_classes
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .schedules import Schedule
 
 FORMAT_NAME = "fastmlp.Checkpoint"
 FORMAT_VERSION = 1
@@ -44,21 +47,23 @@ def _scalar(value: Any) -> NDArray[Any]:
     raise TypeError(f"cannot store {value!r} in a checkpoint")
 
 
-def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
-    """Write `trainer`'s checkpoint to `path` (``.npz`` appended when missing)."""
-    net, opt = trainer.network, trainer.optimizer
+def save_checkpoint(path: str | os.PathLike[str], net: Network, opt: Optimizer, schedule: Optional[Schedule],
+                    settings: Mapping[str, Any], state: TrainingState) -> None:
+    """Write a trainer's checkpoint to `path` (``.npz`` appended when missing): its network,
+    optimizer, schedule, constructor `settings` (batch_size, shuffle, seed) and `state`."""
     arrays: dict[str, NDArray[Any]] = {"format": np.array(FORMAT_NAME), "format_version": np.array(FORMAT_VERSION)}
     with net._locked():  # weights and optimizer state of the same moment
         arrays.update({f"net.{k}": v for k, v in net._to_arrays().items()})
-        state = None if opt.state is None else [[a.copy() for a in p] for p in opt.state]
+        opt_state = None if opt.state is None else [[a.copy() for a in p] for p in opt.state]
         steps = opt.steps
-    arrays["trainer.batch_size"] = _scalar(int(trainer.batch_size))
-    arrays["trainer.shuffle"] = _scalar(bool(trainer.shuffle))
-    arrays["trainer.seed"] = _scalar("" if trainer.seed is None else str(trainer.seed))
-    arrays["trainer.dropout_seed"] = _scalar(int(trainer._dropout_seed))
-    arrays["trainer.epochs_done"] = _scalar(int(trainer._epochs_done))
-    arrays["trainer.single_steps"] = _scalar(int(trainer._single_steps))
-    rng_state = trainer._rng.bit_generator.state
+    seed = settings["seed"]
+    arrays["trainer.batch_size"] = _scalar(int(settings["batch_size"]))
+    arrays["trainer.shuffle"] = _scalar(bool(settings["shuffle"]))
+    arrays["trainer.seed"] = _scalar("" if seed is None else str(seed))
+    arrays["trainer.dropout_seed"] = _scalar(int(state.dropout_seed))
+    arrays["trainer.epochs_done"] = _scalar(int(state.epochs_done))
+    arrays["trainer.single_steps"] = _scalar(int(state.single_steps))
+    rng_state = state.rng_state()
     if rng_state.get("bit_generator") != "PCG64":
         raise ValueError(f"cannot checkpoint a {rng_state.get('bit_generator')} generator; Trainer uses PCG64")
     arrays["rng.state"] = _scalar(int(rng_state["state"]["state"]))
@@ -69,14 +74,18 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
     for key, value in opt._config().items():
         arrays[f"opt.config.{key}"] = _scalar(value)
     arrays["opt.steps"] = _scalar(int(steps))
-    arrays["opt.n_state"] = _scalar(-1 if state is None else len(state))
-    for i, buffers in enumerate(state or []):
+    arrays["opt.n_state"] = _scalar(-1 if opt_state is None else len(opt_state))
+    for i, buffers in enumerate(opt_state or []):
         for j, a in enumerate(buffers):
             arrays[f"opt.state.{i}.{j}"] = a
-    if trainer.schedule is not None:
-        for key, value in trainer.schedule.state_dict().items():
+    if schedule is not None:
+        for key, value in schedule.state_dict().items():
             arrays[f"schedule.{key}"] = _scalar(value)
-    np.savez(path, **arrays)  # type: ignore[arg-type, unused-ignore]
+    name = os.fspath(path)
+    if not name.endswith(".npz"):  # np.savez's own rule for a file name
+        name += ".npz"
+    with atomic_write(name) as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type, unused-ignore]
 
 
 class _Entries:
@@ -131,8 +140,36 @@ class _Entries:
         return bool(v) if a.dtype.kind == "b" else float(v)
 
 
-def load_checkpoint(cls: type[Trainer], path: str | os.PathLike[str]) -> Trainer:
-    """Read a checkpoint written by :func:`save_checkpoint` into a new Trainer (and Network)."""
+class SavedTraining:
+    """A checkpoint read back: a new network, optimizer and schedule, the trainer's settings,
+    and the state to put into the new trainer's TrainingState (:meth:`restore_into`)."""
+
+    def __init__(self, entries: _Entries, network: Network, optimizer: Optimizer, schedule: Optional[Schedule],
+                 settings: dict[str, Any]) -> None:
+        self.entries = entries
+        self.network, self.optimizer, self.schedule, self.settings = network, optimizer, schedule, settings
+
+    def invalid(self, message: str) -> ModelFileError:
+        return self.entries.fail(message)
+
+    def restore_into(self, state: TrainingState) -> None:
+        e = self.entries
+        state.dropout_seed = e.integer("trainer.dropout_seed", 0, 2**64)
+        state.epochs_done = e.integer("trainer.epochs_done", 0, 2**63)
+        state.single_steps = e.integer("trainer.single_steps", 0, 2**63)
+        try:
+            state.set_rng_state({
+                "bit_generator": "PCG64",
+                "state": {"state": e.integer("rng.state", 0, 2**128), "inc": e.integer("rng.inc", 0, 2**128)},
+                "has_uint32": e.integer("rng.has_uint32", 0, 2),
+                "uinteger": e.integer("rng.uinteger", 0, 2**32),
+            })
+        except (TypeError, ValueError) as exc:
+            raise e.fail(f"invalid random generator state: {exc}") from None
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> SavedTraining:
+    """Read a checkpoint written by :func:`save_checkpoint`, every entry checked before use."""
     if not os.path.exists(path) and os.path.exists(str(path) + ".npz"):
         path = str(path) + ".npz"
     data = read_npz_arrays(path, max_members=_MAX_FILE_ENTRIES)
@@ -173,8 +210,6 @@ def load_checkpoint(cls: type[Trainer], path: str | os.PathLike[str]) -> Trainer
 
     schedule = None
     if "schedule.schedule" in data:
-        from . import schedules
-
         name = e.text("schedule.schedule")
         if name not in _SCHEDULES:
             raise e.fail(f"unknown schedule {name!r}; expected one of {list(_SCHEDULES)}")
@@ -188,22 +223,8 @@ def load_checkpoint(cls: type[Trainer], path: str | os.PathLike[str]) -> Trainer
             raise e.fail(f"invalid schedule state: {exc}") from None
 
     seed_text = e.text("trainer.seed")
-    seed = None if seed_text == "" else e.integer("trainer.seed", 0, 2**64)
-    try:
-        trainer = cls(net, batch_size=e.integer("trainer.batch_size", 1, 2**63), shuffle=e.flag("trainer.shuffle"),
-                      seed=seed, optimizer=opt, schedule=schedule)
-    except (TypeError, ValueError) as exc:
-        raise e.fail(f"invalid trainer settings: {exc}") from None
-    trainer._dropout_seed = e.integer("trainer.dropout_seed", 0, 2**64)
-    trainer._epochs_done = e.integer("trainer.epochs_done", 0, 2**63)
-    trainer._single_steps = e.integer("trainer.single_steps", 0, 2**63)
-    try:
-        trainer._rng.bit_generator.state = {
-            "bit_generator": "PCG64",
-            "state": {"state": e.integer("rng.state", 0, 2**128), "inc": e.integer("rng.inc", 0, 2**128)},
-            "has_uint32": e.integer("rng.has_uint32", 0, 2),
-            "uinteger": e.integer("rng.uinteger", 0, 2**32),
-        }
-    except (TypeError, ValueError) as exc:
-        raise e.fail(f"invalid random generator state: {exc}") from None
-    return trainer
+    settings = {"seed": None if seed_text == "" else e.integer("trainer.seed", 0, 2**64),
+                "batch_size": e.integer("trainer.batch_size", 1, 2**63), "shuffle": e.flag("trainer.shuffle")}
+    saved = SavedTraining(e, net, opt, schedule, settings)
+    saved.restore_into(TrainingState(settings["seed"]))  # every counter checked before anything is built
+    return saved

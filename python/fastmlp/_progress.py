@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Optional, TextIO
 
-import numpy as np
-
-from ._validation import check_int
+from ._validation import check_int, is_bool
 
 # Metrics in the order the line shows them; any other key of `logs` follows, in its own order.
 _METRIC_ORDER = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -33,7 +31,7 @@ _REDRAW_INTERVAL = 0.1
 def check_verbose(verbose: object) -> int:
     """0, 1 or 2 from a `verbose` argument (False/True count as 0/1)."""
     # numpy's bool_ is not an Integral, yet `verbose=flags.any()` should work as a bool does.
-    if isinstance(verbose, (bool, np.bool_)):
+    if is_bool(verbose):
         return int(bool(verbose))
     if not isinstance(verbose, numbers.Integral):
         raise TypeError(f"verbose must be 0, 1, 2 or a bool, got {verbose!r} of type {type(verbose).__name__}")

@@ -10,6 +10,8 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
+from ._validation import is_bool
+
 PLOT_INSTALL_HINT = 'pip install "fastmlp[plot]"'
 
 # Every metric a History records, in the order of to_dict() and of the progress lines.
@@ -31,7 +33,7 @@ def _import_pyplot() -> Any:
 
 def _as_float(value: object, name: str) -> float:
     # NaN and infinity are kept: a run that diverged with on_nonfinite="warn" records them.
-    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+    if is_bool(value) or isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     return float(value)
 

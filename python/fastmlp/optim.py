@@ -7,22 +7,23 @@ that layer's gradient is computed (``cpp/fastmlp/optim.hpp``). The update rules 
 ``weight_decay`` applies to the weights only, never to the biases (in PyTorch that takes two
 parameter groups).
 
-An optimizer belongs to one network: its state is allocated at the first training call, shaped
-like that network's parameters, and reused by every later call (so a second ``fit`` continues
-with the same momentum). :meth:`Optimizer.reset` forgets it.
+An optimizer belongs to one network object: its state is allocated at the first training call,
+shaped like that network's parameters, bound to that network, and reused by every later call on it
+(so a second ``fit`` continues with the same momentum). Training another network with it, even one
+of the same shape, is refused until :meth:`Optimizer.reset` forgets the state: moments and a step
+count carried from one network to the next would silently change the second training.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from typing import TYPE_CHECKING, Any, ClassVar
+import weakref
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from .network import Network
+from ._validation import check_bool, check_real
+from .network import Network
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -30,21 +31,7 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 def _set_weight_decay(self: Any, value: float) -> None:
     # Unlike momentum or betas, the decay keeps no state of its own, so it may change between
     # steps (scikit-learn's alpha maps onto a decay that depends on the batch).
-    self._weight_decay = _real(value, "weight_decay", 0.0)
-
-
-def _real(value: object, name: str, lo: float, hi: float = math.inf, *, lo_open: bool = False,
-          hi_open: bool = False) -> float:
-    """A finite float in [lo, hi] (open ends where asked); TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        lo_s = f"({lo}" if lo_open else f"[{lo}"
-        hi_s = "inf)" if hi == math.inf else (f"{hi})" if hi_open else f"{hi}]")
-        raise ValueError(f"{name} must be finite and in {lo_s}, {hi_s}, got {value!r}")
-    return v
+    self._weight_decay = check_real(value, "weight_decay", 0.0)
 
 
 class Optimizer:
@@ -70,7 +57,9 @@ class Optimizer:
         self.lr = lr
         self.steps = 0
         self.state: list[list[NDArray[np.floating[Any]]]] | None = None
-        self._owner: tuple[tuple[int, ...], str] | None = None
+        # The network object the state belongs to (weakly: an optimizer does not keep a
+        # discarded network alive); None while there is no state.
+        self._network: Optional[weakref.ReferenceType[Network]] = None
 
     @property
     def lr(self) -> float:
@@ -78,7 +67,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _real(value, "lr", 0.0)
+        self._lr = check_real(value, "lr", 0.0)
 
     def _hyper(self) -> dict[str, Any]:
         """The hyperparameters besides lr, as passed to the native update."""
@@ -90,35 +79,69 @@ class Optimizer:
         return {"kind": self.kind, "lr": self._lr, "step": self.steps + 1, **self._hyper()}
 
     def reset(self) -> None:
-        """Forget the state and the step count (the next step is a first step again)."""
+        """Forget the state and the step count (the next step is a first step again), and the
+        network they belonged to: the optimizer may then train any network."""
         self.steps = 0
         self.state = None
-        self._owner = None
+        self._network = None
+
+    def _check_network(self, net: Network) -> None:
+        """ValueError unless this optimizer is fresh or its state belongs to `net` itself."""
+        if self._network is None:
+            # Fresh; or state unpickled without its network, which must at least fit this one.
+            if self.state is None or [a.shape for p in self.state for a in p] == \
+                    [a.shape for p in self._zeros_for(net) for a in p]:
+                return
+        owner = None if self._network is None else self._network()
+        if owner is net:
+            return
+        if owner is not None and (owner.layer_sizes != net.layer_sizes or owner.dtype != net.dtype):
+            what = (f"a {owner.dtype.name} network of layer sizes {list(owner.layer_sizes)}, not for this "
+                    f"{net.dtype.name} network of layer sizes {list(net.layer_sizes)}")
+        elif self._network is None:
+            what = "a network of another shape"
+        else:
+            what = ("another network (of the same shape); its moments and step count would carry over and "
+                    "change this training")
+        raise ValueError(f"this {type(self).__name__} holds state for {what}; give each network its own optimizer, "
+                         f"or call optimizer.reset() first")
+
+    def _zeros_for(self, net: Network) -> list[list[NDArray[np.floating[Any]]]]:
+        """Fresh (zero) state arrays shaped like `net`'s W_1, b_1, W_2, b_2, ..."""
+        state = []
+        for n_in, n_out in zip(net.layer_sizes[:-1], net.layer_sizes[1:]):
+            for shape in ((n_out, n_in), (n_out,)):
+                state.append([np.zeros(shape, dtype=net.dtype) for _ in self.state_names])
+        return state
 
     def _state_for(self, net: Network) -> list[list[NDArray[np.floating[Any]]]]:
-        """The state arrays for `net`, allocated (zeros) on first use."""
-        sizes = tuple(net.layer_sizes)
-        owner = (sizes, net.dtype.name)
+        """The state arrays for `net`, allocated (zeros) and bound to `net` on first use;
+        ValueError if they belong to another network (see :meth:`_check_network`)."""
+        self._check_network(net)
         if self.state is None:
-            state = []
-            for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-                for shape in ((n_out, n_in), (n_out,)):
-                    state.append([np.zeros(shape, dtype=net.dtype) for _ in self.state_names])
-            self.state, self._owner = state, owner
-        elif self._owner != owner:
-            raise ValueError(
-                f"this {type(self).__name__} holds state for a {self._owner[1] if self._owner else '?'} network of "
-                f"layer sizes {list(self._owner[0]) if self._owner else '?'}, not for this {owner[1]} network of "
-                f"layer sizes {list(sizes)}; give each network its own optimizer, or call optimizer.reset() first")
+            self.state = self._zeros_for(net)
+        self._network = weakref.ref(net)
         return self.state
 
-    def _snapshot(self) -> tuple[int, list[list[NDArray[np.floating[Any]]]] | None]:
-        """A copy of the step count and the state (what a rolled-back batch restores)."""
-        return self.steps, None if self.state is None else [[a.copy() for a in p] for p in self.state]
+    def _snapshot(self) -> tuple[int, float, list[list[NDArray[np.floating[Any]]]] | None]:
+        """A copy of the step count, the learning rate and the state (what a rolled-back batch
+        or an interrupted epoch restores)."""
+        return self.steps, self._lr, None if self.state is None else [[a.copy() for a in p] for p in self.state]
 
-    def _restore(self, snap: tuple[int, list[list[NDArray[np.floating[Any]]]] | None]) -> None:
-        steps, saved = snap
-        self.steps = steps
+    def _snapshot_into(self, snap: tuple[int, float, list[list[NDArray[np.floating[Any]]]] | None]
+                       ) -> tuple[int, float, list[list[NDArray[np.floating[Any]]]] | None]:
+        """:meth:`_snapshot` reusing the arrays of an earlier snapshot (no allocation per epoch)."""
+        _, _, saved = snap
+        if saved is None or self.state is None or len(saved) != len(self.state):
+            return self._snapshot()
+        for arrays, copies in zip(self.state, saved):
+            for a, c in zip(arrays, copies):
+                np.copyto(c, a)
+        return self.steps, self._lr, saved
+
+    def _restore(self, snap: tuple[int, float, list[list[NDArray[np.floating[Any]]]] | None]) -> None:
+        steps, lr, saved = snap
+        self.steps, self._lr = steps, lr
         if saved is not None and self.state is not None:
             for arrays, copies in zip(self.state, saved):
                 for a, c in zip(arrays, copies):
@@ -136,7 +159,16 @@ class Optimizer:
         return {"lr": self._lr, **self._public_hyper()}
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        # The owner is pickled as the network itself: pickled together with it (a Trainer, an
+        # estimator), the copy's state belongs to the copy's network.
+        state = dict(self.__dict__)
+        state["_network"] = None if self._network is None else self._network()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        owner = state.pop("_network", None)
+        self.__dict__.update(state)
+        self._network = None if owner is None else weakref.ref(owner)
 
 
 #: The optimizers a checkpoint may name, by their `kind`.
@@ -169,13 +201,12 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        self._momentum = _real(momentum, "momentum", 0.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        self._momentum = check_real(momentum, "momentum", 0.0)
+        check_bool(nesterov, "nesterov")
         if nesterov and self._momentum == 0.0:
             raise ValueError("nesterov=True needs a momentum > 0 (Nesterov's form is a kind of momentum)")
         self._nesterov = bool(nesterov)
-        self._weight_decay = _real(weight_decay, "weight_decay", 0.0)
+        self._weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         self.state_names = ("momentum_buffer",) if self._momentum else ()
 
     momentum = property(lambda self: self._momentum, doc="float: the momentum factor (read-only).")
@@ -215,10 +246,10 @@ class Adam(Optimizer):
         super().__init__(lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self._betas = (_real(betas[0], "betas[0]", 0.0, 1.0, hi_open=True),
-                       _real(betas[1], "betas[1]", 0.0, 1.0, hi_open=True))
-        self._eps = _real(eps, "eps", 0.0)
-        self._weight_decay = _real(weight_decay, "weight_decay", 0.0)
+        self._betas = (check_real(betas[0], "betas[0]", 0.0, 1.0, hi_open=True),
+                       check_real(betas[1], "betas[1]", 0.0, 1.0, hi_open=True))
+        self._eps = check_real(eps, "eps", 0.0)
+        self._weight_decay = check_real(weight_decay, "weight_decay", 0.0)
 
     betas = property(lambda self: self._betas, doc="(float, float): the moment decay rates (read-only).")
     eps = property(lambda self: self._eps, doc="float: the denominator's epsilon (read-only).")
@@ -274,10 +305,10 @@ class RMSprop(Optimizer):
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        self._alpha = _real(alpha, "alpha", 0.0, 1.0)
-        self._eps = _real(eps, "eps", 0.0)
-        self._momentum = _real(momentum, "momentum", 0.0)
-        self._weight_decay = _real(weight_decay, "weight_decay", 0.0)
+        self._alpha = check_real(alpha, "alpha", 0.0, 1.0)
+        self._eps = check_real(eps, "eps", 0.0)
+        self._momentum = check_real(momentum, "momentum", 0.0)
+        self._weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         self.state_names = ("square_avg", "momentum_buffer") if self._momentum else ("square_avg",)
 
     alpha = property(lambda self: self._alpha, doc="float: the averaging constant (read-only).")

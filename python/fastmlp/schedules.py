@@ -44,6 +44,8 @@ import math
 import numbers
 from typing import Callable, Dict, Optional, Union
 
+from ._validation import is_bool
+
 __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 # The value types a state dict may hold (bool is an int in Python, and is refused where an int is meant).
@@ -52,7 +54,7 @@ StateValue = Union[int, float, str]
 
 def _real(owner: str, name: str, value: object) -> float:
     """Return value as a float, refusing bools, strings and other non-numbers with a TypeError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__} {value!r}")
     return float(value)
 
@@ -70,7 +72,7 @@ def _nonnegative(owner: str, name: str, value: object) -> float:
 
 
 def _integer(owner: str, name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if is_bool(value) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
     number = int(value)
     if number < minimum:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -18,31 +15,27 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._validation import (
-    all_finite,
-    check_int,
-    check_nonnegative_float,
-    check_positive_float,
-    check_sample_weight,
-    check_seed,
-    check_X,
+from ._checkpoint import load_checkpoint, save_checkpoint
+from ._fit_loop import (
+    EpochResult,
+    EpochRunner,
+    EpochStart,
+    FitOptions,
+    RowEvaluator,
+    TrainingDivergedError,
+    check_fit_options,
+    params_finite as _all_finite,
+    run_fit,
+    validation_split,
 )
-from ._progress import Progress, check_verbose
+from ._training_state import TrainingState
+from ._validation import check_bool, check_int, check_positive_float, check_sample_weight, check_seed, check_X
 from .history import History
-from ._forward import evaluate_rows
 from .network import Network
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 
-
-class TrainingDivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss or weights; raised by :meth:`Trainer.fit` with
-    ``on_nonfinite="raise"`` after rolling the weights back to their last finite state."""
-
-
-def _all_finite(arrays: list[NDArray[np.floating]]) -> bool:
-    # The sum-based check of the input validation: no parameter-sized temporary per epoch.
-    return all(all_finite(a) for a in arrays)
+__all__ = ["Trainer", "TrainingDivergedError"]
 
 
 class Trainer:
@@ -67,8 +60,10 @@ class Trainer:
         give bitwise the same trained weights, whatever the thread count.
     optimizer : fastmlp.optim.Optimizer, optional
         ``fastmlp.optim.SGD(lr, momentum=..., nesterov=..., weight_decay=...)``, ``Adam``,
-        ``AdamW`` or ``RMSprop``. Its state (momentum, moments) persists across :meth:`fit`
-        calls; it belongs to this network.
+        ``AdamW`` or ``RMSprop``. Its state (momentum, moments) and step count persist across
+        :meth:`fit` calls; they belong to this network object: training another network with
+        the same optimizer (even one of the same shape) raises ``ValueError`` until
+        ``optimizer.reset()``.
     schedule : fastmlp.schedules.Schedule, optional
         Sets the optimizer's learning rate at the start of every epoch of :meth:`fit` and is
         stepped after it, on the validation loss (or the training loss without validation data).
@@ -135,18 +130,9 @@ class Trainer:
             raise TypeError(f"schedule must be a fastmlp.schedules schedule such as StepLR(10){hint}, got {schedule!r}")
         self.schedule = schedule
         self.batch_size = check_int(batch_size, "batch_size", 1)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        self.shuffle = bool(shuffle)
+        self.shuffle = check_bool(shuffle, "shuffle")
         self.seed = check_seed(seed)
-        self._rng = np.random.default_rng(seed)
-        # The dropout masks' key: the seed itself, or fresh entropy without one (drawn apart
-        # from _rng so that dropout never changes the shuffling order).
-        # The native key is 64 bits wide: a larger seed is folded into it.
-        self._dropout_seed = self.seed % 2**64 if self.seed is not None else \
-            int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-        self._epochs_done = 0  # across fits: numbers the dropout masks of each epoch
-        self._single_steps = 0  # step() calls: their masks use epoch 0 and this batch number
+        self.training_state = TrainingState(self.seed)
         self._ws: _core.Workspace | None = None
 
     @property
@@ -192,10 +178,11 @@ class Trainer:
         opt = self.optimizer
         with net._locked():  # one atomic update: no other thread reads or writes mid-step
             W, b = net._params(for_update=True)
+            state = self.training_state
             loss_sum, _ = _core.train_batch(ws, W, b, X, y, opt._spec(), opt._state_for(net),
-                                            self._dropout_seed, 0, self._single_steps, weights)
+                                            state.dropout_seed, 0, state.single_steps, weights)
             opt.steps += 1
-            self._single_steps += 1
+            state.single_steps += 1
         return loss_sum / len(X)
 
     def fit(
@@ -242,8 +229,12 @@ class Trainer:
             ``RuntimeWarning`` once per fit, and training goes on.
         validation_fraction : float in (0, 1), optional
             Hold out this fraction of (X, y) as validation data instead of passing
-            ``validation_data``: a random split drawn from the trainer's seeded generator once
-            per call, the held-out rows never trained on.
+            ``validation_data``. The split is drawn once for the trainer, from its seed (or,
+            without one, from a key drawn when it was built and kept by checkpoints), not from
+            the shuffling generator: every ``fit`` on data of the same length holds out the same
+            rows, so rows validated on in one call are never trained on in the next. Both parts
+            are read from X in place (no copy). With ``sample_weight``, the training rows must
+            keep some positive weight (``ValueError`` otherwise).
         early_stopping : int, optional
             Patience: stop when the monitored loss (``val_loss`` with validation data, else the
             training ``loss``) has not improved by more than `tol` for this many epochs.
@@ -271,140 +262,42 @@ class Trainer:
 
         Notes
         -----
-        Ctrl-C stops training after the batch in progress, raising ``KeyboardInterrupt``; the
-        network then holds the weights after the last completed batch (all finite, usable),
-        and ``trainer.history`` the epochs completed before the interrupt.
+        Ctrl-C stops training within a batch or so, raising ``KeyboardInterrupt``, and leaves
+        one consistent point: the end of the last completed epoch. The weights, the
+        optimizer's state and step count, the shuffling generator, the epoch count and the
+        schedule are put back to where they stood after that epoch, and ``trainer.history``
+        holds the epochs up to it; a later ``fit`` continues exactly as if the interrupted
+        epoch had never started.
 
         The network's lock is held one epoch at a time (its native pass and validation), so
         other threads may predict or train on the same network between two epochs; see the
         class Notes.
         """
         net = self.network
-        if on_nonfinite not in ("raise", "warn"):
-            raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
-        epochs = check_int(epochs, "epochs", 1)
+        options = check_fit_options(epochs, verbose, on_nonfinite, validation_data, validation_fraction,
+                                    early_stopping, restore_best_weights, tol, callbacks)
         batch_size = check_int(self.batch_size, "batch_size", 1)
-        verbose = check_verbose(verbose)
-        patience = None if early_stopping is None else check_int(early_stopping, "early_stopping", 1)
-        if not isinstance(restore_best_weights, (bool, np.bool_)):
-            raise TypeError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
-        tol = check_nonnegative_float(tol, "tol")
-        callbacks = list(callbacks) if callbacks is not None else []
-        for fn in callbacks:
-            if not callable(fn):
-                raise TypeError(f"callbacks must be callables fn(epoch, logs), got {fn!r}")
         X = check_X(X, net.n_features, net.dtype)
         y = net._check_y(y, len(X))
-        weights = None
-        if sample_weight is not None:
-            weights = check_sample_weight(sample_weight, len(X), net.dtype)
-        if validation_fraction is not None:
-            if validation_data is not None:
-                raise ValueError("pass either validation_data or validation_fraction, not both")
-            fraction = check_positive_float(validation_fraction, "validation_fraction")
-            if fraction >= 1:
-                raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
-            n_val = int(np.ceil(fraction * len(X)))
-            if n_val >= len(X):
-                raise ValueError(f"validation_fraction={fraction:g} of {len(X)} samples leaves none to train on")
-            split = self._rng.permutation(len(X))
-            val_rows, train_rows = np.sort(split[:n_val]), np.sort(split[n_val:])
-            validation_data = (X[val_rows], y[val_rows])
-            X, y = np.ascontiguousarray(X[train_rows]), np.ascontiguousarray(y[train_rows])
-            if weights is not None:
-                weights = np.ascontiguousarray(weights[train_rows])
-        if validation_data is not None:
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), net.dtype)
+        train_rows: Optional[NDArray[np.int64]] = None
+        evaluator = None
+        if options.validation_fraction is not None:
+            # Both parts are read in place through row lists: X is never copied.
+            train_rows, val_rows = validation_split(self.training_state, len(X), options.validation_fraction,
+                                                    weights)
+            evaluator = RowEvaluator(net, X, y, val_rows)
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
             yv = net._check_y(validation_data[1], len(Xv), name="y_val", x_name="X_val")
-        W, b = net._params(for_update=True)
-        opt = self.optimizer
-        state = opt._state_for(net)  # before anything changes: a foreign optimizer is refused here
-        classifier = net.output != "identity"
-
-        n = len(X)
-        batch_size = min(batch_size, n)  # a batch larger than the data is the whole data
-        ws = self._workspace(batch_size)
-        eval_ws = net._eval_workspace(len(Xv)) if validation_data is not None else None
-        schedule = self.schedule
-        if schedule is not None and not schedule.started:
-            schedule.start(opt.lr)  # a later fit continues the schedule where it stands
-        history = History()
-        history.stopped_early = False
-        self.history = history
-        warned = False
-        # What a divergence rolls back to (by replay): refreshed at each epoch's start, allocated once.
-        start = [np.empty_like(a) for a in W + b] if on_nonfinite == "raise" else []
-        best_loss, best_at, best_weights, waited = math.inf, 0, None, 0
-        with Progress(epochs, verbose) as progress:
-            for shown in range(1, epochs + 1):
-                progress.epoch_start(shown)
-                t0 = time.perf_counter()
-                epoch = self._epochs_done + 1
-                if schedule is not None:
-                    opt.lr = schedule.lr
-                order = self._rng.permutation(n).astype(np.int64, copy=False) if self.shuffle else None
-                # The lock is held per epoch, not per fit: a predict from another thread can run
-                # between two epochs (and sees the weights of a whole epoch, validation included,
-                # never a mix), and two fits on one network interleave whole epochs.
-                with net._locked():
-                    for saved, a in zip(start, W + b):
-                        np.copyto(saved, a)
-                    opt_start = opt._snapshot() if on_nonfinite == "raise" else None
-                    spec = opt._spec()
-                    loss_sum, n_correct, n_seen, n_steps, finite = _core.train_epoch(
-                        ws, W, b, X, y, order, batch_size, spec, state, on_nonfinite == "raise",
-                        self._dropout_seed, epoch, weights)
-                    opt.steps += n_steps
-                    self._epochs_done = epoch
-                    if finite is None:  # the native check runs only when the epoch reaches its last batch
-                        finite = _all_finite(W + b)
-                    if on_nonfinite == "raise" and (n_seen < n or not finite):
-                        assert opt_start is not None
-                        self._roll_back_and_raise(start, opt_start, ws, X, y, weights, order, batch_size, spec,
-                                                  n_seen, epoch, shown)
-                    if on_nonfinite == "warn" and not (math.isfinite(loss_sum) and finite) \
-                            and not warned:
-                        warned = True
-                        warnings.warn(f"training diverged in epoch {shown}: the loss or the weights are NaN or "
-                                      "infinite; going on as on_nonfinite='warn' asks (a smaller lr usually helps)",
-                                      RuntimeWarning, stacklevel=2)
-                    if eval_ws is not None:
-                        vl, vc, _ = evaluate_rows(eval_ws, W, b, Xv, yv, False)
-                logs = {"loss": loss_sum / n_seen}
-                if classifier:
-                    logs["accuracy"] = n_correct / n_seen
-                if eval_ws is not None:
-                    logs["val_loss"] = vl / len(Xv)
-                    if classifier:
-                        logs["val_accuracy"] = vc / len(Xv)
-                logs["lr"] = spec["lr"]
-                monitored = logs["val_loss"] if eval_ws is not None else logs["loss"]
-                if schedule is not None:
-                    schedule.step(monitored)
-                logs["epoch_time"] = time.perf_counter() - t0
-                history.append(**logs)
-                progress.epoch_end(shown, logs)
-                if math.isfinite(monitored) and monitored < best_loss - tol:
-                    best_loss, best_at, waited = monitored, shown, 0
-                    if restore_best_weights:
-                        with net._locked():
-                            best_weights = [a.copy() for a in W + b]
-                else:
-                    waited += 1
-                stop = patience is not None and waited >= patience
-                for fn in callbacks:  # every callback sees every epoch, even after one asked to stop
-                    if fn(shown, dict(logs)) is False:
-                        stop = True
-                if stop and shown < epochs:
-                    history.stopped_early = True
-                    break
-        if restore_best_weights and best_weights is not None and best_at != history.epochs:
-            with net._locked():
-                for a, saved in zip(W + b, best_weights):
-                    np.copyto(a, saved)
-        return history
+            evaluator = RowEvaluator(net, Xv, yv, None)
+        net._params(for_update=True)
+        self.optimizer._state_for(net)  # before anything changes: another network's optimizer is refused here
+        runner = _LocalEpochs(self, options, X, y, weights, train_rows, evaluator, batch_size)
+        self.history = History()
+        return run_fit(runner, options, self.history)
 
     # ------------------------------------------------------------------ checkpoints and pickling
 
@@ -417,9 +310,7 @@ class Trainer:
         Training n epochs, saving, loading (in any process) and training m more equals training
         n + m epochs, bit for bit. The History is not saved: it belongs to one fit call.
         """
-        from ._checkpoint import save_checkpoint
-
-        save_checkpoint(self, path)
+        save_checkpoint(path, self.network, self.optimizer, self.schedule, self._settings(), self.training_state)
 
     @classmethod
     def load_checkpoint(cls, path: str | os.PathLike[str]) -> Trainer:
@@ -434,9 +325,18 @@ class Trainer:
             The file is not a valid checkpoint (every entry is checked before anything is built
             from it).
         """
-        from ._checkpoint import load_checkpoint
+        saved = load_checkpoint(path)
+        try:
+            trainer = cls(saved.network, batch_size=saved.settings["batch_size"], shuffle=saved.settings["shuffle"],
+                          seed=saved.settings["seed"], optimizer=saved.optimizer, schedule=saved.schedule)
+        except (TypeError, ValueError) as exc:
+            raise saved.invalid(f"invalid trainer settings: {exc}") from None
+        saved.restore_into(trainer.training_state)
+        return trainer
 
-        return load_checkpoint(cls, path)
+    def _settings(self) -> dict[str, Any]:
+        """The constructor's settings a checkpoint keeps."""
+        return {"batch_size": int(self.batch_size), "shuffle": bool(self.shuffle), "seed": self.seed}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support (for joblib and multiprocessing; unpickle trusted data only): all but
@@ -445,10 +345,49 @@ class Trainer:
         state["_ws"] = None
         return state
 
-    def _roll_back_and_raise(self, start: list[NDArray[np.floating[Any]]], opt_start: Any, ws: _core.Workspace,
-                             X: NDArray[np.floating[Any]], y: NDArray[Any], weights: Optional[NDArray[Any]],
-                             order: Optional[NDArray[np.int64]],
-                             batch_size: int, spec: dict[str, Any], n_seen: int, epoch: int, shown_epoch: int) -> None:
+
+class _LocalEpochs(EpochRunner):
+    """Trainer's epochs for the shared loop: one native call per epoch over the training rows
+    (X read in place through the row order), and the validation pass."""
+
+    def __init__(self, trainer: Trainer, options: FitOptions, X: NDArray[Any], y: NDArray[Any],
+                 weights: Optional[NDArray[Any]], train_rows: Optional[NDArray[np.int64]],
+                 evaluator: Optional[RowEvaluator], batch_size: int) -> None:
+        net = trainer.network
+        self.network, self.optimizer, self.schedule = net, trainer.optimizer, trainer.schedule
+        self.state, self.shuffle = trainer.training_state, trainer.shuffle
+        self.X, self.y, self.weights, self.train_rows = X, y, weights, train_rows
+        self.n_rows = len(X) if train_rows is None else len(train_rows)
+        self.batch_size = min(batch_size, self.n_rows)  # a batch larger than the data is the whole data
+        self.ws = trainer._workspace(self.batch_size)
+        self.evaluator = evaluator
+        self.has_validation = evaluator is not None
+        self.stop_on_nonfinite = options.on_nonfinite == "raise"
+        self.W, self.b = net._params(for_update=True)
+
+    def run_epoch(self, epoch: int, shown: int, permutation: Optional[NDArray[np.int64]],
+                  start: EpochStart) -> EpochResult:
+        rows = self.train_rows
+        order = permutation if rows is None else (rows if permutation is None else rows[permutation])
+        opt = self.optimizer
+        spec = opt._spec()
+        loss_sum, n_correct, n_seen, n_steps, finite = _core.train_epoch(
+            self.ws, self.W, self.b, self.X, self.y, order, self.batch_size, spec, opt._state_for(self.network),
+            self.stop_on_nonfinite, self.state.dropout_seed, epoch, self.weights)
+        opt.steps += n_steps
+        if finite is None:  # the native check runs only when the epoch reaches its last batch
+            finite = _all_finite(self.W + self.b)
+        if self.stop_on_nonfinite and (n_seen < self.n_rows or not finite):
+            self._roll_back_and_raise(start, order, spec, n_seen, epoch, shown)
+        return EpochResult(loss_sum, n_correct, n_seen, finite)
+
+    def validate(self) -> tuple[float, float, float]:
+        assert self.evaluator is not None
+        loss, correct = self.evaluator(self.W, self.b)
+        return loss, correct, self.evaluator.n_rows
+
+    def _roll_back_and_raise(self, start: EpochStart, order: Optional[NDArray[np.int64]], spec: dict[str, Any],
+                             n_seen: int, epoch: int, shown_epoch: int) -> None:
         """Restore the weights (and optimizer state) after the last finite batch of this epoch, then raise.
 
         The native loop stopped before the update of the batch at row n_seen if its loss was
@@ -457,28 +396,23 @@ class Trainer:
         is found by replaying batch prefixes from the epoch's start (bitwise the same steps:
         training is deterministic, and a prefix's batches get the same numbers and so the same
         dropout masks), bisecting on the number of batches."""
-        net = self.network
-        opt = self.optimizer
-        W, b = net.weights, net.biases
-        params = W + b
-        n_batches = -(-len(X) // batch_size)
-        rows = order if order is not None else np.arange(len(X))
+        opt, net, batch_size = self.optimizer, self.network, self.batch_size
+        params = self.W + self.b
+        n_batches = -(-self.n_rows // batch_size)
+        rows = order if order is not None else np.arange(self.n_rows)
 
         def replay(k: int) -> None:  # the state after the first k batches of this epoch
-            for a, saved in zip(params, start):
-                a[...] = saved
-            opt._restore(opt_start)
-            m = min(k * batch_size, len(X))
+            start.put_back_weights_and_optimizer()
+            m = min(k * batch_size, self.n_rows)
             if m:
                 _, _, _, steps, _ = _core.train_epoch(
-                    ws, W, b, np.ascontiguousarray(X[rows[:m]]), np.ascontiguousarray(y[rows[:m]]), None,
-                    batch_size, spec, opt._state_for(net), False, self._dropout_seed, epoch,
-                    None if weights is None else np.ascontiguousarray(weights[rows[:m]]))
+                    self.ws, self.W, self.b, self.X, self.y, np.ascontiguousarray(rows[:m]), batch_size, spec,
+                    opt._state_for(net), False, self.state.dropout_seed, epoch, self.weights)
                 opt.steps += steps
 
         done = n_seen // batch_size
         if not _all_finite(params):
-            if not _all_finite(start):
+            if not _all_finite(start.weights):
                 raise TrainingDivergedError(
                     f"the weights were already NaN or infinite when epoch {shown_epoch} began; "
                     "re-initialise the network (or load a saved one)")

@@ -81,6 +81,13 @@ def fit(est: _BaseMLP, settings: Settings, data: FitData, incremental: bool,
     net = est.network_
 
     def set_learning_rate(rate: float) -> None:
+        # scikit-learn's velocity is v = momentum v - lr g, PyTorch's (fastmlp's) buffer
+        # buf = momentum buf + g with the step lr buf: v = -lr buf only while lr stays the
+        # same. Scaling buf by old / new when the rate changes keeps the steps scikit-learn's.
+        if isinstance(optimizer, SGD) and optimizer.momentum > 0 and optimizer.state is not None:
+            for arrays in optimizer.state:
+                for buffer in arrays:
+                    buffer *= est._learning_rate / rate
         est._learning_rate = rate
         optimizer.lr = rate / c  # read by the Trainer at the start of the next epoch
 

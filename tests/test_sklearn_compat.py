@@ -303,4 +303,22 @@ def test_divergence_is_reported_in_the_estimators_terms():
     with pytest.raises(fastmlp.TrainingDivergedError, match=r"learning_rate_init \(now 1e\+06\)") as info:
         reg.fit(X, y)
     assert "on_nonfinite" not in str(info.value) and "500000" not in str(info.value)
+    # Caught as scikit-learn's users catch it too: a ValueError opening with its words.
+    assert isinstance(info.value, ValueError) and str(info.value).startswith("Solver produced non-finite parameter")
     assert all(np.isfinite(a).all() for a in _params_of(reg))  # rolled back to the last finite state
+
+
+@no_convergence_warning
+def test_warm_start_one_iteration_at_a_time_equals_one_fit():
+    # Stateless steps (sgd without momentum, constant rate, no shuffling): each warm fit's new
+    # optimizer changes nothing, so k fits of one epoch are one fit of k, as in scikit-learn.
+    X, y = _blobs(n=70)
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, shuffle=False, batch_size=16,
+                  random_state=0, tol=0.0)
+    whole = MLPClassifier(**params, max_iter=4).fit(X, y)
+    steps = MLPClassifier(**params, max_iter=1, warm_start=True)
+    for _ in range(4):
+        steps.fit(X, y)
+    for a, b in zip(_params_of(whole), _params_of(steps)):
+        np.testing.assert_array_equal(a, b)
+    assert whole.loss_curve_ == steps.loss_curve_ and whole.t_ == steps.t_

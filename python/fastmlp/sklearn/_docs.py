@@ -171,8 +171,10 @@ _SHARED_NOTES_DOC = """
     with the best so far, a run of more than ``n_iter_no_change`` epochs without an improvement
     of ``tol`` ends the fit, and reaching ``max_iter`` first raises a ``ConvergenceWarning``.
     The counters persist over ``warm_start`` fits and :meth:`partial_fit` calls, as there.
-    A NaN or infinite loss stops training with :class:`fastmlp.TrainingDivergedError`, the
-    weights rolled back to the last finite state. A fit that fails before training (bad
+    A NaN or infinite loss stops training with an error that is both a
+    :class:`fastmlp.TrainingDivergedError` and a ValueError (scikit-learn's type for it, and
+    its opening words "Solver produced non-finite parameter weights"), the weights rolled back
+    to the last finite state. A fit that fails before training (bad
     parameters or data, a validation set too small) leaves a fitted estimator as it was.
 """
 

@@ -19,6 +19,11 @@ from ._params import Settings
 if TYPE_CHECKING:
     from ._base import FitData, _BaseMLP
 
+class NonFiniteWeightsError(TrainingDivergedError, ValueError):
+    """A fit that diverged: a :class:`fastmlp.TrainingDivergedError` for fastmlp's users and a
+    ValueError, the type scikit-learn's MLP raises for non-finite weights, for its users."""
+
+
 #: RMSprop's smoothing constant: PyTorch's default (scikit-learn has no RMSprop, and beta_2 is Adam's).
 RMSPROP_SMOOTHING = 0.99
 #: Seeds drawn from random_state for the shuffling stay below this bound.
@@ -148,13 +153,14 @@ def fit(est: _BaseMLP, settings: Settings, data: FitData, incremental: bool,
     try:
         trainer.fit(X, y_net, epochs=epochs, verbose=0, **fit_options)
     except TrainingDivergedError:
-        # Trainer's message speaks of its own arguments (lr in fastmlp's scale, on_nonfinite);
-        # say it in the estimator's terms.
-        raise TrainingDivergedError(
-            f"training diverged in epoch {est.n_iter_ + 1}: the loss or the weights became NaN or infinite. "
-            f"The weights are rolled back to their last finite state and loss_curve_ holds the completed epochs. "
-            f"A smaller learning_rate_init (now {float(est.learning_rate_init):g}) or scaled inputs (e.g. "
-            f"sklearn.preprocessing.StandardScaler) usually help.") from None
+        # Trainer's message speaks of its own arguments (lr on fastmlp's scale, on_nonfinite);
+        # say it in the estimator's terms, starting with scikit-learn's words.
+        raise NonFiniteWeightsError(
+            f"Solver produced non-finite parameter weights: training diverged in epoch {est.n_iter_ + 1} (the loss "
+            f"or the weights became NaN or infinite). The weights are rolled back to their last finite state and "
+            f"loss_curve_ holds the completed epochs. A smaller learning_rate_init (now "
+            f"{float(est.learning_rate_init):g}) or scaled inputs (e.g. sklearn.preprocessing.StandardScaler) "
+            f"usually help.") from None
     if not incremental and not stopped and est.n_iter_ == est.max_iter:
         warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the "
                       "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)

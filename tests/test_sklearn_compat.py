@@ -322,3 +322,17 @@ def test_warm_start_one_iteration_at_a_time_equals_one_fit():
     for a, b in zip(_params_of(whole), _params_of(steps)):
         np.testing.assert_array_equal(a, b)
     assert whole.loss_curve_ == steps.loss_curve_ and whole.t_ == steps.t_
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic"])
+def test_the_same_random_state_starts_from_scikit_learns_weights(activation):
+    # scikit-learn's initialisation, drawn in its order: lbfgs in float64 then follows its path
+    # without copying any weight, and the early-stopping split takes the same rows.
+    X, y = _digits(300)
+    params = dict(hidden_layer_sizes=(12, 7), activation=activation, solver="lbfgs", max_iter=15, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**params).fit(X, y)
+        theirs = neural_network.MLPClassifier(**params).fit(X, y)
+    for mine, their in zip(_params_of(ours), _params_of(theirs)):
+        np.testing.assert_allclose(mine, their, rtol=1e-6, atol=1e-9)

@@ -20,10 +20,6 @@ from ..optim import Optimizer
 from . import _lbfgs, _minibatch
 from ._params import Settings, check_params, check_sample_weight, dtype_for, native_threads
 
-#: Seeds drawn from random_state for the network and the shuffling stay below this bound.
-_SEED_BOUND = np.iinfo(np.int32).max
-
-
 @dataclass
 class FitData:
     """One fit call's data, checked and split, before any fitted state changes."""
@@ -178,15 +174,33 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
 
     # ------------------------------------------------------------------ initialisation
 
+    def _initial_params(self, sizes: list[int], random_state: np.random.RandomState) -> list[NDArray[Any]]:
+        """scikit-learn's initialisation, drawn from random_state in its order (each layer's
+        coefs_ then intercepts_, uniform in +-sqrt(factor / (fan_in + fan_out)), factor 2 for
+        logistic, else 6): the same random_state gives scikit-learn's starting weights, and
+        leaves the generator where scikit-learn's is for the early-stopping split."""
+        factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(random_state.uniform(-bound, bound, fan_out))
+        return coefs + intercepts
+
     def _initialize(self, n_features: int, n_outputs: int, settings: Settings, dtype: np.dtype[Any],
-                    seed: int) -> None:
+                    initial: list[NDArray[Any]]) -> None:
         """New weights and the bookkeeping scikit-learn resets with them (its `_initialize`)."""
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(settings.hidden_layer_sizes) + 2
         self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}[self._output_layer]
         sizes = [n_features, *settings.hidden_layer_sizes, n_outputs]
-        self.network_ = Network(sizes, activation=settings.activation, dtype=dtype, seed=seed,
+        self.network_ = Network(sizes, activation=settings.activation, dtype=dtype, seed=0,
                                 output=self._output_layer)
+        n_layers = len(sizes) - 1
+        for W, b, coef, intercept in zip(self.network_.weights, self.network_.biases, initial[:n_layers],
+                                         initial[n_layers:]):
+            np.copyto(W, coef.T, casting="same_kind")
+            np.copyto(b, intercept, casting="same_kind")
         self.n_iter_ = 0
         self.t_ = 0
         self._optimizer: Optional[Optimizer] = None
@@ -277,7 +291,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
         random_state = check_random_state(self.random_state)
         new_network = None
         if first_pass:
-            new_network = (X.shape[1], n_outputs, settings, dtype, int(random_state.randint(_SEED_BOUND)))
+            sizes = [X.shape[1], *settings.hidden_layer_sizes, n_outputs]
+            new_network = (X.shape[1], n_outputs, settings, dtype, self._initial_params(sizes, random_state))
         else:
             self._check_architecture(n_outputs, settings)
         data = FitData(X, y_net, weights)

@@ -163,9 +163,10 @@ _SHARED_NOTES_DOC = """
     gradient divided by ``c`` plus ``alpha * W / sum(sample_weight)``), both from one native
     :meth:`fastmlp.Network.gradients` call over the whole training set per evaluation.
 
-    Initialisation is fastmlp's ``init="auto"`` (He normal before relu-like activations,
-    Glorot uniform otherwise; zero biases), not scikit-learn's Glorot uniform with random
-    biases, so the fitted weights differ from scikit-learn's for the same random_state.
+    Initialisation is scikit-learn's (Glorot uniform weights and biases in
+    ``+-sqrt(factor / (fan_in + fan_out))``, factor 2 for logistic and 6 otherwise), drawn
+    from ``random_state`` in its order: the same ``random_state`` gives scikit-learn's initial
+    weights and its early-stopping split. (fastmlp's ``init="auto"`` is the Network API's.)
 
     Stopping follows scikit-learn: after each epoch the loss (or validation score) is compared
     with the best so far, a run of more than ``n_iter_no_change`` epochs without an improvement

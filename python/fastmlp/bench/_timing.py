@@ -48,14 +48,16 @@ def settle(
     a slice passes with less than QUIET_FRACTION of a core used, or `max_seconds` in all.
     """
     slept = 0.0
+    tolerance = 1e-9  # the sums of slices are not exact in binary floating point
     while True:
-        step = max(slice_seconds, min_seconds - slept) if slept < min_seconds else slice_seconds
+        step = max(slice_seconds, min_seconds - slept)
+        step = min(step, max(max_seconds - slept, 0.0))
         before = cpu_clock()
         sleep(step)
         used = cpu_clock() - before
         slept += step
         quiet = used < QUIET_FRACTION * step
-        if (quiet and slept >= min_seconds) or slept >= max_seconds:
+        if (quiet and slept + tolerance >= min_seconds) or slept + tolerance >= max_seconds:
             return slept
 
 

@@ -26,7 +26,6 @@ from ._training import timed_epochs
 if TYPE_CHECKING:
     from typing import TypedDict
 
-    from ._backends import Backend
     from ._machine import BlasLimits, Machine
     from ._settings import Settings
     from ._timing import Summary
@@ -86,9 +85,9 @@ def run_busy(settings: Settings, modules: dict[str, ModuleType | None], blas_lim
     net = fastmlp.Network(list(layers), activation="relu", dtype="float32", seed=settings.seed)
     start = ([W.copy() for W in net.weights], [b.copy() for b in net.biases])
     native = NativeBackend(net, X, y, batch, settings.seed)
-    backends: list[Backend] = [native, NumpyBackend(*start, X, y, batch, settings.seed, blas_limits, TrainConfig())]
+    numpy_peer = NumpyBackend(*start, X, y, batch, settings.seed, blas_limits, TrainConfig())
     timed: list[Timed] = [timed_epochs(native, n) for n in sorted({native_threads, 1}, reverse=True)]
-    timed += [timed_epochs(backends[1], n) for n in peer_thread_counts("numpy", peer_threads, blas_limits)]
+    timed += [timed_epochs(numpy_peer, n) for n in peer_thread_counts("numpy", peer_threads, blas_limits)]
 
     say(f"  busy CPU: starting the load ({LOAD_DESCRIPTION}; it stops by itself after "
         f"{settings.busy_seconds_limit:.0f} s)")

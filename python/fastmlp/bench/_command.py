@@ -154,7 +154,8 @@ def run(args: argparse.Namespace, *, settings: Settings | None = None,
             ceiling = measure_sgemm_ceiling(settings.ceiling_plan, native_threads, blas_limits)
             report = format_header(environment, settings, ceiling, native_threads, peer_threads)
             document["sgemm_ceiling"] = {"machine": machine, "by_size": ceiling["by_size"],
-                                         "gflops": {str(k): v for k, v in ceiling["gflops"].items()}}
+                                         "gflops": {"null" if k is None else str(k): v  # JSON keys are strings
+                                                    for k, v in ceiling["gflops"].items()}}
         sections: list[list[str]] = []
         if "cases" in parts and ceiling is not None:
             document["cases"] = [run_case(case, settings, peers, modules, blas_limits, native_threads, peer_threads,

@@ -1,16 +1,14 @@
-"""Command-line tests: ``python -m fastmlp train`` and ``bench`` run as a user would, in a subprocess.
+"""Command-line tests: ``python -m fastmlp train`` run as a user would, in a subprocess (``bench``: test_bench.py).
 
 They check exit codes, the lines users and scripts read, data-file handling and one-line errors.
 Deliberately not here: the training math (the oracle tests cover it) and any assertion about speed.
 """
 
 import gzip
-import json
 import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +17,6 @@ import fastmlp
 from fastmlp import datasets
 
 ACCURACY_LINE = re.compile(r"^held-out accuracy: (\d\.\d{4}) \((\d+) samples\)$", re.MULTILINE)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_fastmlp(*args, cwd):
@@ -200,146 +197,6 @@ def test_save_writes_a_model_that_network_load_reads(tmp_path):
 def test_save_into_a_missing_folder_fails_before_training(tmp_path):
     result = run_fastmlp("train", "--save", "no/such/dir/model.npz", cwd=tmp_path)
     assert_user_error(result, "does not exist")
-
-
-TINY_CASE = "64-32-10-tanh-b16"
-
-
-def optional_peer_installed(module_name):
-    try:
-        __import__(module_name)
-    except Exception:  # not installed, or installed but broken: the bench skips it either way
-        return False
-    return True
-
-
-def test_bench_quick_prints_tables_and_writes_json(tmp_path):
-    result = run_fastmlp("bench", "--quick", "--cases", TINY_CASE, "--json", "bench.json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    for word in ("native", "numpy", "pure", "native/best peer", "native/pure", "GFLOP/s", "% sgemm",
-                 "sgemm", "6 * sum(IN*OUT)", TINY_CASE):
-        assert word in result.stdout
-    document = json.loads((tmp_path / "bench.json").read_text())
-
-    environment = document["environment"]
-    assert environment["build_info"]["version"] == fastmlp.__version__
-    for key in ("cpu_model", "cpu_flags", "versions", "date", "command", "peers_skipped"):
-        assert key in environment
-    settings = document["settings"]
-    assert settings["native_threads"] >= 1 and 1 in settings["peer_threads"]
-    assert settings["flop_convention"] == "6 * sum(IN*OUT) FLOP per sample"
-    assert all(gflops > 0 for gflops in document["sgemm_ceiling"]["gflops"].values())
-
-    (case,) = document["cases"]
-    assert case["flop_per_sample"] == 6 * (64 * 32 + 32 * 10)
-    # torch and scikit-learn are optional (CI installs only .[test]): present, or named as skipped.
-    expected = {"native", "numpy", "pure"}
-    for name, module in (("torch", "torch"), ("sklearn", "sklearn.neural_network")):
-        if optional_peer_installed(module):
-            expected.add(name)
-        else:
-            assert "not installed (pip install fastmlp[bench])" in environment["peers_skipped"][name]
-            assert f"note: {name} not installed" in result.stdout
-    assert set(case["samples_per_second"]) == expected
-    assert all(summary["median"] > 0 for summary in case["samples_per_second"].values())
-    assert {"native/numpy", "native/pure", "native/best_peer"} <= set(case["ratios"])
-    assert case["best_peer"] in expected - {"native", "pure"}
-    for measurement in case["measurements"]:
-        assert {"backend", "threads", "samples_per_second", "gflops", "best_thread_count"} <= set(measurement)
-    assert document["memory"] is None  # only with --memory or in a full run
-
-
-def test_bench_without_the_optional_peers_notes_them(monkeypatch, capsys):
-    # In-process, with the imports made to fail: the path CI takes when only .[test] is installed.
-    from fastmlp import bench
-
-    for module in ("torch", "sklearn", "sklearn.neural_network", "threadpoolctl"):
-        monkeypatch.setitem(sys.modules, module, None)  # `import` of a None entry raises ImportError
-    assert bench.main(["--quick", "--cases", TINY_CASE, "--repeats", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "note: torch not installed (pip install fastmlp[bench])" in out
-    assert "note: sklearn not installed (pip install fastmlp[bench])" in out
-    assert "threadpoolctl not installed" in out
-    assert "numpy (dflt)" in out  # without threadpoolctl NumPy runs once, at its BLAS's default
-
-
-def test_bench_peer_subset_and_scaling(tmp_path):
-    result = run_fastmlp("bench", "--quick", "--cases", TINY_CASE, "--peers", "numpy", "--threads", "2",
-                         "--scaling", "--json", "bench.json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "torch" not in result.stdout and "sklearn" not in result.stdout
-    (case,) = json.loads((tmp_path / "bench.json").read_text())["cases"]
-    assert set(case["samples_per_second"]) == {"native", "numpy"}
-    if fastmlp.build_info()["openmp"]:
-        assert case["native_scaling"]["threads"] == 2
-        assert case["native_scaling"]["one_thread_samples_per_second"] > 0
-        assert "native thread scaling" in result.stdout
-
-
-def test_bench_memory_reports_peak_rss_against_data_and_parameters(tmp_path):
-    result = run_fastmlp("bench", "--quick", "--cases", TINY_CASE, "--peers", "numpy", "--memory",
-                         "--json", "bench.json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "peak RSS" in result.stdout and "workspace" in result.stdout
-    memory = json.loads((tmp_path / "bench.json").read_text())["memory"]
-    assert "error" not in memory, memory
-    assert memory["X_bytes"] == 60000 * 784 * 4 and memory["y_bytes"] == 60000 * 8
-    assert memory["parameter_bytes"] == 4 * (784 * 128 + 128 + 128 * 10 + 10)
-    assert memory["expected_bytes"] == (memory["data_bytes"] + memory["parameter_bytes"]
-                                        + memory["workspace_estimate_bytes"])
-    assert memory["peak_rss"] >= memory["X_bytes"]  # the data alone is resident at the peak
-
-
-def test_gemm_micro_benchmark_quick(tmp_path):
-    script = REPO_ROOT / "bench" / "bench_gemm.py"
-    result = subprocess.run([sys.executable, str(script), "--quick", "--repeats", "1", "--json", "gemm.json"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    for word in ("forward", "x W^T", "da W", "da^T h", "numpy 1t"):
-        assert word in result.stdout
-    assert "warning" not in result.stdout  # every kernel path computed the same product as NumPy
-    rows = json.loads((tmp_path / "gemm.json").read_text())["rows"]
-    assert {row["form"] for row in rows} == {"forward", "dh", "dW"}
-    assert all(value["median"] > 0 for row in rows for value in row["gflops"].values())
-
-
-def test_bench_rejects_an_unknown_case(tmp_path):
-    result = run_fastmlp("bench", "--cases", "no-such-case", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "no-such-case" in result.stderr
-
-
-def test_bench_script_forwards_its_arguments(tmp_path):
-    script = REPO_ROOT / "bench" / "bench_training.py"
-    result = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    for option in ("--repeats", "--cases", "--peers", "--threads", "--peer-threads", "--scaling", "--memory"):
-        assert option in result.stdout
-
-
-def test_bench_adam_backends_train_the_same_steps():
-    # The -adam case's NumPy peer and native backend start from one network and must take the
-    # same Adam steps over the same shuffled batches (else the timing would compare unlike work).
-    from fastmlp import bench
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((96, 12)).astype(np.float32)
-    y = rng.integers(0, 4, 96)
-    net = fastmlp.Network([12, 16, 4], seed=0)
-    start = ([W.copy() for W in net.weights], [b.copy() for b in net.biases])
-    native = bench.NativeBackend(net, X, y, 32, 5, "adam")
-    numpy_peer = bench.NumpyBackend(*start, "relu", X, y, 32, 5, None, "adam")
-    for _ in range(2):
-        native.epoch()
-        numpy_peer.epoch()
-    assert native.last_loss == pytest.approx(numpy_peer.last_loss, rel=1e-4)
-    for ours, theirs in zip(net.weights, numpy_peer.weights):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
-    assert not np.allclose(net.weights[0], start[0][0])
-
-
-# ---------------------------------------------------------------------- the CSV reader
 
 
 def _csv_by_lines(text: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 import fastmlp
 from fastmlp import datasets
 from fastmlp._model_file import npz_target
+from fastmlp._argtypes import non_negative_int as _non_negative_int, positive_int as _positive_int
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -51,23 +52,6 @@ DEFAULT_PATIENCE = 10
 
 class UserError(Exception):
     """A problem with the command line or the user's data: reported in one line, without a traceback."""
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= minimum."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
 
 
 def _positive_float(text: str) -> float:

@@ -89,6 +89,7 @@ void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
                 case Activation::sigmoid: return avx2::map<avx2::sigmoid>(h, a, n);
                 case Activation::elu: return avx2::map<avx2::elu>(h, a, n);
                 case Activation::silu: return avx2::map<avx2::silu>(h, a, n);
+                case Activation::gelu: return avx2::map<avx2::gelu>(h, a, n);
                 default: break;
             }
         }
@@ -185,8 +186,10 @@ void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Act
         return;
     }
     if constexpr (std::is_same_v<T, float>) {
-        if ((g == Activation::silu || g == Activation::softplus) && active_isa() == Isa::avx2) {
-            if (g == Activation::silu)
+        if ((g == Activation::silu || g == Activation::softplus || g == Activation::gelu) && active_isa() == Isa::avx2) {
+            if (g == Activation::gelu)
+                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
+            else if (g == Activation::silu)
                 avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::silu_backward(x, y); });
             else
                 avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::softplus_backward(x, y); });

@@ -3,9 +3,9 @@
 // tanh, sigmoid, softplus), it is, so the forward pass keeps only h; gelu and silu cannot be
 // inverted that way and keep the pre-activation a instead (takes_preactivation()). Each
 // formula and derivative matches PyTorch's (relu'(0) = 0, leaky_relu slope 0.01, elu alpha 1,
-// exact erf gelu). The switch sits outside the loops: no per-element dispatch. Float tanh and
-// sigmoid, and relu in both precisions, use the vector code of vecmath_avx2.hpp on the AVX2
-// path; the other activations use libm in every path.
+// exact erf gelu). The switch sits outside the loops: no per-element dispatch. Float tanh,
+// sigmoid, elu, silu (g and g') and softplus' g', and relu in both precisions, use the vector
+// code of vecmath_avx2.hpp on the AVX2 path; the rest (gelu, softplus' g, float64) use libm.
 #pragma once
 
 #include <algorithm>
@@ -83,10 +83,15 @@ template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
     if constexpr (std::is_same_v<T, float>) {
-        if ((g == Activation::tanh || g == Activation::sigmoid) && active_isa() == Isa::avx2) {
-            if (g == Activation::tanh) avx2::map<avx2::tanh>(h, a, n);
-            else avx2::map<avx2::sigmoid>(h, a, n);
-            return;
+        if (active_isa() == Isa::avx2) {
+            switch (g) {
+                case Activation::tanh: return avx2::map<avx2::tanh>(h, a, n);
+                case Activation::sigmoid: return avx2::map<avx2::sigmoid>(h, a, n);
+                case Activation::elu: return avx2::map<avx2::elu>(h, a, n);
+                case Activation::silu: return avx2::map<avx2::silu>(h, a, n);
+                case Activation::gelu: return avx2::map<avx2::gelu>(h, a, n);
+                default: break;
+            }
         }
     }
 #endif
@@ -149,6 +154,10 @@ void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Ac
                 avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::sigmoid(avx2::add(x, b)); });
                 return;
             }
+            if (g == Activation::elu) {
+                avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::elu(avx2::add(x, b)); });
+                return;
+            }
         }
     }
 #endif
@@ -175,6 +184,17 @@ void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Act
         else
             avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::sigmoid_backward(x, y); });
         return;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+        if ((g == Activation::silu || g == Activation::softplus || g == Activation::gelu) && active_isa() == Isa::avx2) {
+            if (g == Activation::gelu)
+                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
+            else if (g == Activation::silu)
+                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::silu_backward(x, y); });
+            else
+                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::softplus_backward(x, y); });
+            return;
+        }
     }
 #endif
     switch (g) {

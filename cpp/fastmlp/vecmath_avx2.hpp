@@ -1,4 +1,4 @@
-// Eight-lane float exp, tanh and sigmoid for the AVX2+FMA path: libm's scalar tanhf/expm1f
+// Eight-lane float exp, tanh, sigmoid, expm1 (x <= 0), elu, silu and gelu for the AVX2+FMA path: libm's scalar tanhf/expm1f
 // took half the time of a small tanh network's training step. Polynomial approximations
 // written for this file (Cody-Waite reduction for exp, the Taylor series of tanh near 0),
 // accurate to a couple of ulp; compiled with target attributes and only called when isa.hpp
@@ -68,6 +68,96 @@ __attribute__((target("avx2,fma"))) inline __m256 sigmoid(__m256 x) {
     const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
     const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
     return _mm256_blendv_ps(inv, _mm256_mul_ps(e, inv), negative);
+}
+
+// e^x - 1 for x <= 0 (elu's negative side; softplus' g' = -expm1(-h), h >= 0), without the
+// cancellation of exp(x) - 1 near 0: above -0.5 the Taylor series x + x^2 (1/2! + x/3! + ...
+// + x^7/9!) (truncation below 3e-10 relative), below it exp(x) - 1, whose result (<= -0.39)
+// keeps exp's accuracy: a few ulp either way. Positive x gives exp(x) - 1, less accurately.
+__attribute__((target("avx2,fma"))) inline __m256 expm1_nonpositive(__m256 x) {
+    __m256 q = _mm256_set1_ps(1.0f / 362880);
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 40320));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 5040));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 720));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 120));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 24));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(1.0f / 6));
+    q = _mm256_fmadd_ps(q, x, _mm256_set1_ps(0.5f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(x, x), q, x);
+    const __m256 large = _mm256_sub_ps(exp(x), _mm256_set1_ps(1.0f));
+    const __m256 r = _mm256_blendv_ps(large, small, _mm256_cmp_ps(x, _mm256_set1_ps(-0.5f), _CMP_GT_OQ));
+    return _mm256_or_ps(r, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));  // expm1(-0) = -0, as libm's
+}
+
+// elu: a above 0, e^a - 1 at or below it.
+__attribute__((target("avx2,fma"))) inline __m256 elu(__m256 a) {
+    // a itself above 0 and for NaN (exp's clamp would turn NaN into a number).
+    return _mm256_blendv_ps(expm1_nonpositive(a), a, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NLE_UQ));
+}
+
+// silu a sigmoid(a), and its g' s (1 + a (1 - s)) from a.
+__attribute__((target("avx2,fma"))) inline __m256 silu(__m256 a) { return _mm256_mul_ps(a, sigmoid(a)); }
+__attribute__((target("avx2,fma"))) inline __m256 silu_backward(__m256 dh, __m256 a) {
+    const __m256 s = sigmoid(a);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_mul_ps(dh, _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(a, _mm256_sub_ps(one, s)))));
+}
+// softplus' g' from h: -expm1(-h) (= sigmoid(a)).
+__attribute__((target("avx2,fma"))) inline __m256 softplus_backward(__m256 dh, __m256 h) {
+    const __m256 minus_h = _mm256_sub_ps(_mm256_setzero_ps(), h);
+    return _mm256_mul_ps(dh, _mm256_sub_ps(_mm256_setzero_ps(), expm1_nonpositive(minus_h)));
+}
+
+// The normal distribution function Φ(a) and the density's exponential e^{-a²/2}, for gelu.
+// |a| <= 0.75: Φ = 1/2 + a P(a²), P fitted to erf (degree 5, fit error 7e-11 relative).
+// Beyond: Φ(-|a|) = e^{-a²/2} G(|a|) with G(x) = Φ(-x) e^{x²/2} fitted as t Q(t), t = 1/(1 + x/2),
+// Q of degree 10 (fit error 2.3e-9 relative on [0.75, 14]); a² is split exactly with an FMA
+// (a² = hi + lo) so that e^{-a²/2} = e^{-hi/2} (1 - lo/2) keeps exp's accuracy up to |a| = 13.
+// Φ(-|a|) is then good to a few ulp relative in the left tail, where gelu's values are tiny.
+// Past |a| = 13.2 exp's clamp gives e ≈ 1e-38 instead of less.
+__attribute__((target("avx2,fma"))) inline __m256 normal_cdf(__m256 a, __m256& e) {
+    const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
+    const __m256 z = _mm256_mul_ps(a, a);
+    __m256 p = _mm256_set1_ps(-8.43098065751724e-06f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.00011483375127132808f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.001187162948369777f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.009973536479800892f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.0664903791378128f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.3989422803946615f));
+    const __m256 central = _mm256_fmadd_ps(a, p, _mm256_set1_ps(0.5f));
+    const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(ax, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+    __m256 q = _mm256_set1_ps(-0.1690624417540855f);
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.7839605609392227f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.5096138074907786f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.4704850144568389f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.6547858506180232f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.07679810206378693f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.10122277220711845f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.055228713685905956f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.1491292738028735f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.19949540665603122f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.19947059473909698f));
+    // (a² - hi) / 2, exact; 0 past |a| = 16 (exp is clamped there) and for ±inf (inf - inf).
+    const __m256 half_lo = _mm256_and_ps(_mm256_mul_ps(_mm256_fmsub_ps(a, a, z), _mm256_set1_ps(0.5f)),
+                                         _mm256_cmp_ps(ax, _mm256_set1_ps(16.0f), _CMP_LT_OQ));
+    const __m256 e_hi = exp(_mm256_mul_ps(z, _mm256_set1_ps(-0.5f)));
+    e = _mm256_fnmadd_ps(e_hi, half_lo, e_hi);
+    const __m256 left = _mm256_mul_ps(e, _mm256_mul_ps(t, q));  // Φ(-|a|)
+    const __m256 tail = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), left), left,
+                                         _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return _mm256_blendv_ps(tail, central, _mm256_cmp_ps(ax, _mm256_set1_ps(0.75f), _CMP_LE_OQ));
+}
+
+// gelu a Φ(a), and its g' Φ(a) + a φ(a) from a.
+__attribute__((target("avx2,fma"))) inline __m256 gelu(__m256 a) {
+    __m256 e;
+    return _mm256_mul_ps(a, normal_cdf(a, e));
+}
+__attribute__((target("avx2,fma"))) inline __m256 gelu_backward(__m256 dh, __m256 a) {
+    __m256 e;
+    const __m256 cdf = normal_cdf(a, e);
+    const __m256 pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.39894228040143267794f));
+    return _mm256_mul_ps(dh, _mm256_fmadd_ps(a, pdf, cdf));
 }
 
 // h = f(a) over n floats (h may alias a), for f one of the functions above.

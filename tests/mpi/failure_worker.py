@@ -1,4 +1,4 @@
-"""MPI worker for tests/test_distributed.py: one rank misbehaves in the way named on the command
+"""MPI worker for tests/mpi/test_distributed.py: one rank misbehaves in the way named on the command
 line, and every rank prints the exception it ends with, one line ``RANK <r>: <Type>: <message>``
 (or ``RANK <r>: no error``). The test checks that every rank ends, with the right exception,
 instead of hanging in a collective.

@@ -1,7 +1,7 @@
 """Hostile model files: _model_file.read_npz_arrays against truncation at every byte, random byte
 flips, lying headers, pickles, zip bombs and archives of too many members, and Network.load
 against the same files. Valid-but-inconsistent networks (wrong layer sizes, NaN weights) are
-tested in test_network.py, since deciding those is Network._from_arrays's job, not the reader's."""
+tested in tests/api/test_network.py, since deciding those is Network._from_arrays's job, not the reader's."""
 
 import io
 import struct

@@ -13,6 +13,7 @@ import fastmlp
 from fastmlp import _core
 from fastmlp import reference as ref
 from fastmlp.optim import SGD, Adam, AdamW, RMSprop
+from tests.helpers import diverged_batch, snapshot
 
 # --- helpers -----------------------------------------------------------------------------------------
 
@@ -87,10 +88,6 @@ def problem(sizes=(10, 16, 12, 4), n=43, dtype="float64", seed=0, biases=True):
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=n)
     return net, X, y
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 def state_bytes(opt):
@@ -458,11 +455,6 @@ def test_trainer_lr_is_plain_sgd(batch_size):
 
 
 # --- 5. divergence rolls the optimizer state back too -------------------------------------------------------
-
-def diverged_batch(exc_info):
-    epoch, batch = re.search(r"epoch (\d+), batch (\d+) of", str(exc_info.value)).groups()
-    return int(epoch), int(batch)
-
 
 def divergence_problem():
     rng = np.random.default_rng(0)

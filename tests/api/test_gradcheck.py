@@ -31,6 +31,8 @@ def problem(activation, dtype="float64", sizes=(5, 7, 6, 3), batch=8, seed=0):
 
 
 def snapshot(net):
+    # Not tests.helpers.snapshot: copies, not bytes, so that assert_bitwise_equal also sees the dtype (gradcheck
+    # works on a float64 copy of a float32 network, which must come back float32).
     return [a.copy() for a in net.weights + net.biases]
 
 

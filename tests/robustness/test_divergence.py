@@ -2,27 +2,18 @@
 the batch, and the weights are rolled back, bitwise, to their state before that batch;
 on_nonfinite="warn" warns once and trains on."""
 
-import re
 import warnings
 
 import numpy as np
 import pytest
 
 import fastmlp
+from tests.helpers import diverged_batch, snapshot
 
 
 def data(scale=100.0, n=60, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, 8)) * scale).astype(np.float32), rng.integers(0, 3, size=n)
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
-
-
-def diverged_batch(exc_info):
-    epoch, batch = re.search(r"epoch (\d+), batch (\d+) of", str(exc_info.value)).groups()
-    return int(epoch), int(batch)
 
 
 def state_after_steps(X, y, lr, batch_size, n_steps):

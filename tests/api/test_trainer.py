@@ -14,6 +14,7 @@ import pytest
 
 import fastmlp
 from fastmlp import reference as ref
+from tests.helpers import snapshot
 
 
 def problem(sizes=(12, 16, 9, 4), n=50, dtype="float64", activation="tanh", seed=0):
@@ -31,10 +32,6 @@ def params64(net):
 def assert_params_close(net, weights, biases, tol):
     for got, want in zip(net.weights + net.biases, weights + biases):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])

@@ -11,10 +11,8 @@ from fastmlp import reference as ref
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(autouse=True)
-def every_kernel_path(isa):
-    """Runs each test of this file on every micro-kernel path the CPU supports."""
-    return isa
+# Runs each test of this file on every micro-kernel path the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
 
 ACTIVATIONS = ["identity", "relu", "tanh", "sigmoid"]
 # (batch, fan-in, fan-out): 1s, SIMD edges (7, 8, 9, 17), tile edges (31, 33, 255, 257), > 1000.

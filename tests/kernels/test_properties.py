@@ -27,10 +27,8 @@ batches = st.integers(1, 40)
 widths = st.integers(1, 70)
 
 
-@pytest.fixture(autouse=True)
-def every_kernel_path(isa):
-    """Runs each property on every micro-kernel path the CPU supports."""
-    return isa
+# Runs each property on every micro-kernel path the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def floats(dtype, limit):

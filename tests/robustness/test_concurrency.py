@@ -17,6 +17,7 @@ import pytest
 
 import fastmlp
 from fastmlp.network import _FairRLock
+from tests.helpers import snapshot
 
 JOIN_TIMEOUT = 60  # seconds; far above any test's run time, only there to turn a hang into a failure
 
@@ -27,10 +28,6 @@ def problem(sizes=(32, 64, 4), n=2000, dtype="float32", seed=0):
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=n)
     return net, X, y
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 def run_threads(targets):

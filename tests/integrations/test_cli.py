@@ -18,7 +18,7 @@ import fastmlp
 from fastmlp import datasets
 
 ACCURACY_LINE = re.compile(r"^held-out accuracy: (\d\.\d{4}) \((\d+) samples\)$", re.MULTILINE)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_fastmlp(*args, cwd):

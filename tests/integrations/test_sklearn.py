@@ -199,6 +199,7 @@ def test_an_epoch_from_the_same_weights_is_scikit_learns(solver, kind, weighted)
     np.testing.assert_allclose(ours.loss_, theirs.loss_ + l2_shift, rtol=1e-9)
 
 
+@no_convergence_warning  # the last fit (default max_iter) is there for weight_decay only, not to converge
 def test_solvers_and_activations_map_onto_fastmlp():
     X, y = _blobs(n=40)
     for solver, kind in [("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop")]:

@@ -41,7 +41,8 @@ def _float32_checks_expected_to_fail(estimator):
 # n_threads=1: the check data are tiny, and a second OpenMP thread only adds synchronisation.
 @parametrize_with_checks(
     [MLPClassifier(n_threads=1), MLPRegressor(n_threads=1),
-     MLPClassifier(dtype="float64", max_iter=100, n_threads=1), MLPRegressor(dtype="float64", max_iter=100, n_threads=1)],
+     MLPClassifier(dtype="float64", max_iter=100, n_threads=1),
+     MLPRegressor(dtype="float64", max_iter=100, n_threads=1)],
     expected_failed_checks=_float32_checks_expected_to_fail)
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
@@ -396,7 +397,7 @@ def test_coefs_are_live_transposed_views_of_the_network_weights():
     copy.partial_fit(X, y)
     np.testing.assert_array_equal(copy.coefs_[0], copy.network_.weights[0].T)
     with pytest.raises(AttributeError, match="before fit"):
-        MLPClassifier().coefs_
+        _ = MLPClassifier().coefs_
 
 
 @no_convergence_warning

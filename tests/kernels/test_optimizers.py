@@ -5,6 +5,7 @@ state persists across fits and is rolled back with the weights, the thread count
 and bad hyperparameters are refused."""
 
 import re
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -21,10 +22,10 @@ class Case:
     """An optimizer's class and constructor arguments: calling it builds a fresh optimizer, and the oracle
     and torch take their hyperparameters from these arguments, not from the object under test."""
 
-    ORACLE = {SGD: ref.sgd_step, Adam: ref.adam_step, AdamW: ref.adamw_step, RMSprop: ref.rmsprop_step}
+    ORACLE: ClassVar = {SGD: ref.sgd_step, Adam: ref.adam_step, AdamW: ref.adamw_step, RMSprop: ref.rmsprop_step}
     # torch's defaults, which the classes promise (the oracle's own defaults cover the other arguments).
-    DEFAULT_LR = {Adam: 1e-3, AdamW: 1e-3, RMSprop: 1e-2}
-    DEFAULT_DECAY = {SGD: 0.0, Adam: 0.0, AdamW: 1e-2, RMSprop: 0.0}
+    DEFAULT_LR: ClassVar = {Adam: 1e-3, AdamW: 1e-3, RMSprop: 1e-2}
+    DEFAULT_DECAY: ClassVar = {SGD: 0.0, Adam: 0.0, AdamW: 1e-2, RMSprop: 0.0}
 
     def __init__(self, cls, **kwargs):
         self.cls, self.kwargs = cls, kwargs
@@ -425,7 +426,7 @@ def test_invalid_hyperparameters_are_refused(build, error):
 
 def test_lr_assignment_is_checked():
     opt = Adam()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="lr"):
         opt.lr = -1.0
     with pytest.raises(TypeError):
         opt.lr = "0.1"

@@ -368,7 +368,7 @@ def test_errors_in_multithreaded_native_calls_reach_python(threads):
     trainers = [fastmlp.Trainer(net) for _ in range(2)]
 
     def bad_fit(t):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="labels"):
             t.fit(X, bad_y)
 
     run_threads([lambda t=t: bad_fit(t) for t in trainers])

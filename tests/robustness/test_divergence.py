@@ -32,7 +32,7 @@ def test_divergence_raises_and_rolls_back_to_the_last_finite_state(lr):
     trainer = fastmlp.Trainer(net, lr=lr, batch_size=10, shuffle=False)
     with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch \d+ of 6") as info:
         trainer.fit(X, y, epochs=3)
-    epoch, batch = diverged_batch(info)
+    _epoch, batch = diverged_batch(info)
     assert all(np.isfinite(a).all() for a in net.weights + net.biases)
     assert snapshot(net) == state_after_steps(X, y, lr, 10, batch - 1)
     assert trainer.history.epochs == 0

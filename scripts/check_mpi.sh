@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the data-parallel tests (tests/test_distributed.py: mpirun -n 2 and -n 3 over loopback
+# Runs the data-parallel tests (tests/mpi/test_distributed.py: mpirun -n 2 and -n 3 over loopback
 # against single-process training) with the fastmlp importable from the current Python,
 # installing what is missing first: OpenMPI (apt, when mpirun is absent and apt-get exists)
 # and mpi4py (pip, into the current Python environment). CI calls it as root.
@@ -30,4 +30,4 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 "$python" -c "import fastmlp, mpi4py; print('fastmlp', fastmlp.__version__, 'from', fastmlp.__file__, '| mpi4py', mpi4py.__version__)"
 mpirun --version | head -1
 cd "$root"
-exec "$python" -m pytest -q -p no:cacheprovider tests/test_distributed.py -rs "$@"
+exec "$python" -m pytest -q -p no:cacheprovider tests/mpi/test_distributed.py -rs "$@"

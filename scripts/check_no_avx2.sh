@@ -25,5 +25,6 @@ print(f"trained on the generic kernels: held-out accuracy {accuracy:.4f}")
 assert accuracy > 0.9
 PY
 cd "$(mktemp -d)"
-cp -r "$root/tests" tests
-emulate -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_gradients.py
+# pyproject.toml too: the same [tool.pytest.ini_options] (strict markers, warnings as errors) as in the tree.
+cp -r "$root/tests" "$root/pyproject.toml" .
+emulate -m pytest -q -p no:cacheprovider tests/kernels/test_kernels.py tests/kernels/test_gradients.py

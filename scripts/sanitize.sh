@@ -21,6 +21,7 @@ export PYTHONMALLOC=malloc
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$work"
-cp -r "$root/tests" "$root/bench" .
+# pyproject.toml too: the same [tool.pytest.ini_options] (strict markers, warnings as errors) as in the tree.
+cp -r "$root/tests" "$root/bench" "$root/pyproject.toml" .
 python -c "import fastmlp; print('sanitized build:', fastmlp.build_info())"
 python -m pytest -q -p no:cacheprovider "${@:-tests}"

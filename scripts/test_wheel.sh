@@ -11,8 +11,9 @@ work=$(mktemp -d)
 . "$work/venv/bin/activate"
 pip install --quiet numpy pytest hypothesis
 pip install --no-index --find-links "$root/wheelhouse" fastmlp
-# The tests and the repo-level bench scripts they run, without the package source beside them.
-cp -r "$root/tests" "$root/bench" "$work/"
+# The tests and the repo-level bench scripts they run, without the package source beside them; pyproject.toml
+# for the same [tool.pytest.ini_options] (strict markers, warnings as errors) as in the tree.
+cp -r "$root/tests" "$root/bench" "$root/pyproject.toml" "$work/"
 cd "$work"
 python - <<'PY'
 import os, sys, fastmlp

@@ -21,10 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import schedules
-from ._atomic import atomic_write
-from ._model_file import read_npz_arrays
+from ._model_file import MAX_FILE_ENTRIES, ModelFileError, read_npz_arrays, write_npz
 from ._training_state import TrainingState
-from .network import _MAX_FILE_ENTRIES, ModelFileError, Network
+from .network import Network
 from .optim import Optimizer, _optimizer_classes
 from .schedules import Schedule
 
@@ -81,11 +80,13 @@ def save_checkpoint(path: str | os.PathLike[str], net: Network, opt: Optimizer, 
     if schedule is not None:
         for key, value in schedule.state_dict().items():
             arrays[f"schedule.{key}"] = _scalar(value)
-    name = os.fspath(path)
-    if not name.endswith(".npz"):  # np.savez's own rule for a file name
-        name += ".npz"
-    with atomic_write(name) as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type, unused-ignore]
+    write_npz(path, arrays)  # atomically, with np.savez's ".npz" rule for the name
+
+
+# What a checkpoint holds per layer: W and b, and up to three state buffers for each (RMSprop
+# keeps its square average, momentum and centred mean); the reader's member bound follows it, so
+# that whatever trains (a 1,500-layer Adam network too) saves a checkpoint that loads.
+_MEMBERS_PER_LAYER = 2 + 2 * 3
 
 
 class _Entries:
@@ -172,7 +173,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> SavedTraining:
     """Read a checkpoint written by :func:`save_checkpoint`, every entry checked before use."""
     if not os.path.exists(path) and os.path.exists(str(path) + ".npz"):
         path = str(path) + ".npz"
-    data = read_npz_arrays(path, max_members=_MAX_FILE_ENTRIES)
+    data = read_npz_arrays(path, max_members=MAX_FILE_ENTRIES, layer_sizes_member="net.layer_sizes",
+                           members_per_layer=_MEMBERS_PER_LAYER)
     e = _Entries(data, str(path))
     if "format" not in data or e.text("format") != FORMAT_NAME:
         hint = " (it is a model file: use fastmlp.Network.load)" if "layer_sizes" in data else ""

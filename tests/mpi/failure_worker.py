@@ -1,4 +1,4 @@
-"""MPI worker for tests/test_distributed.py: one rank misbehaves in the way named on the command
+"""MPI worker for tests/mpi/test_distributed.py: one rank misbehaves in the way named on the command
 line, and every rank prints the exception it ends with, one line ``RANK <r>: <Type>: <message>``
 (or ``RANK <r>: no error``). The test checks that every rank ends, with the right exception,
 instead of hanging in a collective.
@@ -49,7 +49,7 @@ def main() -> int:
                 if calls[0] == 3:
                     if args.mode == "step_raises":
                         raise MemoryError("injected failure in a gradient call")
-                    loss, correct, grads = original(*a, **k)
+                    _loss, correct, grads = original(*a, **k)
                     return float("nan"), correct, grads
                 return original(*a, **k)
 
@@ -69,7 +69,8 @@ def main() -> int:
     if args.mode == "no_validation_on_one_rank" and not bad:
         fit_kwargs["validation_data"] = (X_shard[:20], y_shard[:20])
     try:
-        net = fastmlp.Network([64, 16, 10], dtype="float64", seed=0, dropout=0.5 if (bad and args.mode == "dropout") else 0)
+        dropout = 0.5 if (bad and args.mode == "dropout") else 0
+        net = fastmlp.Network([64, 16, 10], dtype="float64", seed=0, dropout=dropout)
         seed = 1 if (bad and args.mode == "seed") else 0
         tr = DataParallelTrainer(net, lr=0.1, batch_size=32, seed=seed, comm=comm, deterministic=args.deterministic,
                                  deterministic_chunk_rows=8)

@@ -1,4 +1,4 @@
-"""MPI worker for tests/test_distributed.py: trains a DataParallelTrainer on this rank's shard
+"""MPI worker for tests/mpi/test_distributed.py: trains a DataParallelTrainer on this rank's shard
 of a fixed dataset and writes what the test compares (rank 0 writes the result file).
 
 Run as ``mpirun -n P python tests/mpi/train_worker.py OUT.npz [options]``; the global dataset

@@ -12,6 +12,7 @@ import fastmlp
 from fastmlp import reference as ref
 from fastmlp.optim import SGD, AdamW
 from fastmlp.schedules import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from tests.helpers import snapshot
 
 EPOCHS = 8
 BASE_LR = 0.2
@@ -25,10 +26,6 @@ def problem(n=43, seed=0):
     X = rng.normal(size=(n, 6))
     y = rng.integers(0, 3, size=n)
     return net, X, y
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 def step_lr(e):

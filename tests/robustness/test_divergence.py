@@ -2,27 +2,18 @@
 the batch, and the weights are rolled back, bitwise, to their state before that batch;
 on_nonfinite="warn" warns once and trains on."""
 
-import re
 import warnings
 
 import numpy as np
 import pytest
 
 import fastmlp
+from tests.helpers import diverged_batch, snapshot
 
 
 def data(scale=100.0, n=60, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, 8)) * scale).astype(np.float32), rng.integers(0, 3, size=n)
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
-
-
-def diverged_batch(exc_info):
-    epoch, batch = re.search(r"epoch (\d+), batch (\d+) of", str(exc_info.value)).groups()
-    return int(epoch), int(batch)
 
 
 def state_after_steps(X, y, lr, batch_size, n_steps):
@@ -41,7 +32,7 @@ def test_divergence_raises_and_rolls_back_to_the_last_finite_state(lr):
     trainer = fastmlp.Trainer(net, lr=lr, batch_size=10, shuffle=False)
     with pytest.raises(fastmlp.TrainingDivergedError, match=r"epoch 1, batch \d+ of 6") as info:
         trainer.fit(X, y, epochs=3)
-    epoch, batch = diverged_batch(info)
+    _epoch, batch = diverged_batch(info)
     assert all(np.isfinite(a).all() for a in net.weights + net.biases)
     assert snapshot(net) == state_after_steps(X, y, lr, 10, batch - 1)
     assert trainer.history.epochs == 0

@@ -20,7 +20,7 @@ from fastmlp import bench
 from fastmlp.bench import _busy, _command, _machine, _matrix, _timing
 from fastmlp.bench._backends import NativeBackend, NumpyBackend, TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_CASE = "64-32-10-tanh-b16"
 MACHINE_KEYS = {"cpu_model", "fastmlp_isa", "numpy_blas"}
 

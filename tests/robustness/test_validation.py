@@ -39,6 +39,8 @@ def good_y():
 
 
 def snapshot(net, trainer):
+    # Wider than tests.helpers.snapshot: a refused call must also leave the trainer's shuffling RNG where it was,
+    # and assert_same checks dtypes and shapes besides the bytes.
     return ([np.array(w, copy=True) for w in net.weights], [np.array(b, copy=True) for b in net.biases],
             trainer.training_state.rng.bit_generator.state)
 

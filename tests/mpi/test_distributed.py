@@ -36,7 +36,7 @@ def needs_mpi(test):  # type: ignore[no-untyped-def]
     return test
 
 
-WORKERS = Path(__file__).parent / "mpi"
+WORKERS = Path(__file__).parent  # the worker scripts sit beside this file
 TIMEOUT = 90  # seconds per mpirun; a run takes about one
 
 

@@ -54,7 +54,7 @@ def test_sklearn_multiclass(sklearn_nn, dtype, activation):
     np.testing.assert_allclose(net.predict_proba(X), mlp.predict_proba(X), **TOL[dtype])
     # The network predicts indices into mlp.classes_.
     np.testing.assert_array_equal(mlp.classes_[net.predict(X)], mlp.predict(X))
-    for k, (W, c, b, i) in enumerate(zip(net.weights, mlp.coefs_, net.biases, mlp.intercepts_)):
+    for W, c, b, i in zip(net.weights, mlp.coefs_, net.biases, mlp.intercepts_):
         np.testing.assert_array_equal(W, c.T)
         np.testing.assert_array_equal(b, i)
 
@@ -106,7 +106,7 @@ def test_sklearn_poisson_regressor_is_refused(sklearn_nn):
     X = _data("float64")
     mlp = _fit(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=5, random_state=0), X,
                np.abs(X[:, 0]))
-    with pytest.raises(ValueError, match="out_activation_ must be one of .* got 'exp'"):
+    with pytest.raises(ValueError, match=r"out_activation_ must be one of .* got 'exp'"):
         from_sklearn(mlp)
 
 
@@ -127,12 +127,12 @@ def test_sklearn_errors(sklearn_nn):
 
     with pytest.raises(NotFittedError, match="not fitted"):
         from_sklearn(MLPClassifier(hidden_layer_sizes=(4,)))
-    with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor, got .*LogisticRegression"):
+    with pytest.raises(TypeError, match=r"MLPClassifier or MLPRegressor, got .*LogisticRegression"):
         from_sklearn(LogisticRegression())
     X = _data("float64")
     mlp = _fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0), X, np.arange(len(X)) % 3)
     mlp.activation = "softsign"
-    with pytest.raises(ValueError, match="mlp.activation must be one of .* got 'softsign'"):
+    with pytest.raises(ValueError, match=r"mlp\.activation must be one of .* got 'softsign'"):
         from_sklearn(mlp)
     mlp.activation = "relu"
     with pytest.raises(ValueError, match="dtype must be one of"):
@@ -254,7 +254,7 @@ def test_from_torch_dtypes(torch):
     np.testing.assert_array_equal(from_torch(seq, dtype="float64").weights[0],
                                   seq[0].weight.detach().numpy().astype(np.float64))
     mixed = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2).double())
-    with pytest.raises(ValueError, match="float32.*float64.*pass dtype="):
+    with pytest.raises(ValueError, match=r"float32.*float64.*pass dtype="):
         from_torch(mixed)
     assert from_torch(mixed, dtype="float64").dtype == np.float64
     half = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).to(torch.bfloat16)
@@ -292,15 +292,15 @@ def test_from_torch_unsupported_modules_are_named(torch, modules, index, what):
 
 def test_from_torch_bad_arguments(torch):
     nn = torch.nn
-    with pytest.raises(TypeError, match="torch.nn.Sequential.*got torch.nn.modules.linear.Linear"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Sequential.*got torch\.nn\.modules\.linear\.Linear"):
         from_torch(nn.Linear(3, 2))
-    with pytest.raises(ValueError, match="at least one nn.Linear"):
+    with pytest.raises(ValueError, match=r"at least one nn\.Linear"):
         from_torch(nn.Sequential(nn.ReLU()))
     with pytest.raises(ValueError, match="p in \\[0, 1\\)"):
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(1.0), nn.Linear(4, 2)))
     with pytest.raises(ValueError, match="softmax output needs at least 2 classes"):
         from_torch(nn.Sequential(nn.Linear(3, 1)))
-    with pytest.raises(TypeError, match="fastmlp.Network"):
+    with pytest.raises(TypeError, match=r"fastmlp\.Network"):
         to_torch(nn.Sequential(nn.Linear(3, 1)))
 
 

@@ -27,10 +27,8 @@ batches = st.integers(1, 40)
 widths = st.integers(1, 70)
 
 
-@pytest.fixture(autouse=True)
-def every_kernel_path(isa):
-    """Runs each property on every micro-kernel path the CPU supports."""
-    return isa
+# Runs each property on every micro-kernel path the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def floats(dtype, limit):
@@ -158,7 +156,7 @@ def test_predict_proba_is_bitwise_independent_of_the_memory_layout(isa, data, ne
     big = np.zeros((2 * B, 3 * net.n_features), dtype=X.dtype)
     big[::2, 1::3] = X
     strided = big[::2, 1::3]
-    assert not strided.flags.c_contiguous or B == 1 and net.n_features == 1
+    assert not strided.flags.c_contiguous or (B == 1 and net.n_features == 1)
     assert_bitwise(net.predict_proba(strided), want)
 
 

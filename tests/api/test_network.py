@@ -302,7 +302,7 @@ def test_load_truncated_file(saved, tmp_path, fraction):
     raw = path.read_bytes()
     cut = tmp_path / "cut.npz"
     cut.write_bytes(raw[:max(1, int(len(raw) * fraction))] if fraction else b"")
-    with pytest.raises(fastmlp.ModelFileError, match="cut.npz"):
+    with pytest.raises(fastmlp.ModelFileError, match=r"cut\.npz"):
         fastmlp.Network.load(cut)
 
 
@@ -347,7 +347,8 @@ def write(tmp_path, arrays, name="crafted.npz"):
                  id="zero-layer-size"),
     pytest.param(lambda a: {**a, "activation": np.array("swish")}, r"invalid network description", id="bad-activation"),
     pytest.param(lambda a: {**a, "layer_sizes": np.array([7.0, 12.0, 9.0, 4.0])}, r"layer_sizes", id="float-sizes"),
-    pytest.param(lambda a: {**a, "W0": np.array([object()] * 3, dtype=object)}, r"not a valid fastmlp model file", id="pickled-W0"),
+    pytest.param(lambda a: {**a, "W0": np.array([object()] * 3, dtype=object)}, r"not a valid fastmlp model file",
+                 id="pickled-W0"),
 ])
 def test_load_inconsistent_files(saved, tmp_path, change, pattern):
     _, arrays = saved

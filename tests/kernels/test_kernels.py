@@ -11,10 +11,8 @@ from fastmlp import reference as ref
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(autouse=True)
-def every_kernel_path(isa):
-    """Runs each test of this file on every micro-kernel path the CPU supports."""
-    return isa
+# Runs each test of this file on every micro-kernel path the CPU supports.
+pytestmark = pytest.mark.usefixtures("isa")
 
 ACTIVATIONS = ["identity", "relu", "tanh", "sigmoid"]
 # (batch, fan-in, fan-out): 1s, SIMD edges (7, 8, 9, 17), tile edges (31, 33, 255, 257), > 1000.
@@ -204,7 +202,8 @@ def test_bindings_never_convert(rng):
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 def test_float32_activations_are_accurate_to_a_few_ulp_everywhere(activation):
     # A dense grid over the whole interesting range, and tiny magnitudes where tanh(x) ~ x.
-    grid = np.concatenate([np.linspace(-20, 20, 400_001), np.logspace(-30, 1.3, 20_000), -np.logspace(-30, 1.3, 20_000)])
+    grid = np.concatenate([np.linspace(-20, 20, 400_001),
+                           np.logspace(-30, 1.3, 20_000), -np.logspace(-30, 1.3, 20_000)])
     a = grid.astype(np.float32).reshape(1, -1)
     h = _core.activation_forward(a, activation).astype(np.float64)
     want = ref.activation_forward(a.astype(np.float64), activation)
@@ -219,8 +218,8 @@ def test_weight_gradient_over_a_long_batch_stays_accurate(rng, dtype, tol):
     B, IN, OUT = 60_000, 16, 6
     da = rng.uniform(0.0, 1.0, size=(B, OUT)).astype(dtype)  # same-sign terms: the worst case for drift
     h = rng.uniform(0.0, 1.0, size=(B, IN)).astype(dtype)
-    dW, db = _core.dense_backward_params(da, h)
-    want_dW, want_db = ref.dense_backward_params(da.astype(np.float64), h.astype(np.float64))
+    dW, _db = _core.dense_backward_params(da, h)
+    want_dW, _want_db = ref.dense_backward_params(da.astype(np.float64), h.astype(np.float64))
     assert np.max(np.abs(dW - want_dW) / np.abs(want_dW)) < tol
 
 

@@ -32,7 +32,8 @@ no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.
 # check_sample_weight_equivalence passes at its rtol=1e-7 (in float32 it needed an xfail).
 @parametrize_with_checks(
     [MLPClassifier(n_threads=1), MLPRegressor(n_threads=1),
-     MLPClassifier(solver="lbfgs", max_iter=100, n_threads=1), MLPRegressor(solver="lbfgs", max_iter=100, n_threads=1)])
+     MLPClassifier(solver="lbfgs", max_iter=100, n_threads=1),
+     MLPRegressor(solver="lbfgs", max_iter=100, n_threads=1)])
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -386,7 +387,7 @@ def test_coefs_are_live_transposed_views_of_the_network_weights():
     copy.partial_fit(X, y)
     np.testing.assert_array_equal(copy.coefs_[0], copy.network_.weights[0].T)
     with pytest.raises(AttributeError, match="before fit"):
-        MLPClassifier().coefs_
+        _ = MLPClassifier().coefs_
 
 
 @no_convergence_warning

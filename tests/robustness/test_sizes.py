@@ -76,7 +76,8 @@ def test_byte_count_is_exact_across_the_2_to_the_31_boundary(batch, width, dtype
 )
 def test_sizes_beyond_int64_raise_memory_error_naming_the_request(sizes, batch):
     for dtype in ("float32", "float64"):
-        with pytest.raises(MemoryError, match=r"Workspace for layer sizes \[.*would need more bytes than the address space"):
+        with pytest.raises(MemoryError,
+                           match=r"Workspace for layer sizes \[.*would need more bytes than the address space"):
             _core._workspace_bytes(sizes, batch, dtype)
         with pytest.raises(MemoryError, match=r"would need more bytes"):
             _core.Workspace(sizes, batch, dtype)
@@ -104,7 +105,7 @@ def test_representable_but_unallocatable_workspace_raises_memory_error():
 
 def test_invalid_sizes_are_still_value_errors():
     for sizes, batch in [([2], 1), ([2, 0], 1), ([2, -3], 1), ([2, 2], 0)]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"sizes|batch"):
             _core._workspace_bytes(sizes, batch, "float32")
     with pytest.raises(ValueError, match="dtype"):
         _core._workspace_bytes([2, 2], 1, "float16")

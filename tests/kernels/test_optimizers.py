@@ -6,6 +6,7 @@ and bad hyperparameters are refused."""
 
 import pickle
 import re
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import fastmlp
 from fastmlp import _core
 from fastmlp import reference as ref
 from fastmlp.optim import SGD, Adam, AdamW, RMSprop
+from tests.helpers import diverged_batch, snapshot
 
 # --- helpers -----------------------------------------------------------------------------------------
 
@@ -21,10 +23,10 @@ class Case:
     """An optimizer's class and constructor arguments: calling it builds a fresh optimizer, and the oracle
     and torch take their hyperparameters from these arguments, not from the object under test."""
 
-    ORACLE = {SGD: ref.sgd_step, Adam: ref.adam_step, AdamW: ref.adamw_step, RMSprop: ref.rmsprop_step}
+    ORACLE: ClassVar = {SGD: ref.sgd_step, Adam: ref.adam_step, AdamW: ref.adamw_step, RMSprop: ref.rmsprop_step}
     # torch's defaults, which the classes promise (the oracle's own defaults cover the other arguments).
-    DEFAULT_LR = {Adam: 1e-3, AdamW: 1e-3, RMSprop: 1e-2}
-    DEFAULT_DECAY = {SGD: 0.0, Adam: 0.0, AdamW: 1e-2, RMSprop: 0.0}
+    DEFAULT_LR: ClassVar = {Adam: 1e-3, AdamW: 1e-3, RMSprop: 1e-2}
+    DEFAULT_DECAY: ClassVar = {SGD: 0.0, Adam: 0.0, AdamW: 1e-2, RMSprop: 0.0}
 
     def __init__(self, cls, **kwargs):
         self.cls, self.kwargs = cls, kwargs
@@ -88,10 +90,6 @@ def problem(sizes=(10, 16, 12, 4), n=43, dtype="float64", seed=0, biases=True):
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=n)
     return net, X, y
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 def state_bytes(opt):
@@ -471,7 +469,7 @@ def test_invalid_hyperparameters_are_refused(build, error):
 
 def test_lr_assignment_is_checked():
     opt = Adam()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="lr"):
         opt.lr = -1.0
     with pytest.raises(TypeError):
         opt.lr = "0.1"
@@ -501,11 +499,6 @@ def test_trainer_lr_is_plain_sgd(batch_size):
 
 
 # --- 5. divergence rolls the optimizer state back too -------------------------------------------------------
-
-def diverged_batch(exc_info):
-    epoch, batch = re.search(r"epoch (\d+), batch (\d+) of", str(exc_info.value)).groups()
-    return int(epoch), int(batch)
-
 
 def divergence_problem():
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ import pytest
 
 import fastmlp
 from fastmlp import reference as ref
+from tests.helpers import snapshot
 
 
 def problem(sizes=(12, 16, 9, 4), n=50, dtype="float64", activation="tanh", seed=0):
@@ -33,10 +34,6 @@ def assert_params_close(net, weights, biases, tol):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
-
-
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
 def test_step_equals_the_reference_sgd_step(dtype, tol, activation, isa):
@@ -53,7 +50,7 @@ def test_fit_without_shuffle_equals_sequential_oracle_steps(batch_size, isa):
     net, X, y = problem(n=50)
     W, b = params64(net)
     losses = []
-    for epoch in range(3):
+    for _epoch in range(3):
         total = 0.0
         for start in range(0, 50, batch_size):  # consecutive batches, last partial one included
             Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
@@ -226,7 +223,8 @@ def test_thread_settings_and_build_info(threads):
 def test_isa_environment_variable(value, expected):
     code = "import fastmlp, json; print(json.dumps(fastmlp.build_info()))"
     env = {**os.environ, "FASTMLP_ISA": value}
-    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
     info = __import__("json").loads(out.stdout)
     assert info["isa"] == (expected or info["isa_available"])
     if value == "bogus":

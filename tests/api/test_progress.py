@@ -132,12 +132,12 @@ def test_plain_bar_fits_the_terminal_width(no_tqdm, monkeypatch):
 
 def test_plain_bar_ends_its_line_when_training_raises(no_tqdm):
     out = FakeTerminal()
-    with pytest.raises(KeyboardInterrupt):
-        with Progress(10, 2, stream=out) as progress:
-            progress.epoch_start(1)
-            progress.epoch_end(1, LOGS)
-            progress.epoch_start(2)
-            raise KeyboardInterrupt
+    # The interrupt must come from inside the display's body, so the block holds more than the raising call.
+    with pytest.raises(KeyboardInterrupt), Progress(10, 2, stream=out) as progress:  # noqa: PT012
+        progress.epoch_start(1)
+        progress.epoch_end(1, LOGS)
+        progress.epoch_start(2)
+        raise KeyboardInterrupt
     assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
 
 

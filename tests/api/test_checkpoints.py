@@ -138,12 +138,12 @@ def test_damaged_checkpoints_are_refused(tmp_path, change, pattern):
 
 def test_a_model_file_is_not_a_checkpoint(tmp_path):
     make_trainer().network.save(tmp_path / "m.npz")
-    with pytest.raises(fastmlp.ModelFileError, match="it is a model file: use fastmlp.Network.load"):
+    with pytest.raises(fastmlp.ModelFileError, match=r"it is a model file: use fastmlp\.Network\.load"):
         fastmlp.Trainer.load_checkpoint(tmp_path / "m.npz")
 
 
 def test_missing_checkpoint_is_an_oserror(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"nope\.npz"):
         fastmlp.Trainer.load_checkpoint(tmp_path / "nope.npz")
 
 

@@ -63,7 +63,8 @@ def test_activations_by_hand():
     a = np.array([[-2.0, 1.0]])
     np.testing.assert_allclose(_core.activation_forward(a, "leaky_relu"), [[-0.02, 1.0]])
     np.testing.assert_allclose(_core.activation_forward(a, "elu"), [[math.expm1(-2.0), 1.0]])
-    np.testing.assert_allclose(_core.activation_forward(a, "softplus"), [[math.log1p(math.exp(-2)), math.log1p(math.e)]])
+    np.testing.assert_allclose(_core.activation_forward(a, "softplus"),
+                               [[math.log1p(math.exp(-2)), math.log1p(math.e)]])
     phi = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
     np.testing.assert_allclose(_core.activation_forward(a, "gelu"), [[-2 * phi(-2), phi(1)]], rtol=1e-15)
     np.testing.assert_allclose(_core.activation_forward(a, "silu"), [[-2 / (1 + math.e**2), 1 / (1 + math.exp(-1))]])
@@ -252,7 +253,7 @@ def test_bad_targets_for_the_other_outputs_are_refused(output, y, pattern):
 
 
 def test_one_output_unit_is_refused_for_a_softmax_but_fine_otherwise():
-    with pytest.raises(ValueError, match="softmax output needs at least 2 classes.*output='sigmoid'"):
+    with pytest.raises(ValueError, match=r"softmax output needs at least 2 classes.*output='sigmoid'"):
         fastmlp.Network([3, 1])
     assert fastmlp.Network([3, 1], output="sigmoid").n_outputs == 1
     assert fastmlp.Network([3, 1], output="identity").n_outputs == 1

@@ -67,7 +67,7 @@ def test_append_validates_names_and_values():
         h.append(loss=0.5, val_los=0.6)
     with pytest.raises(ValueError, match="needs loss"):
         h.append(accuracy=0.5)
-    with pytest.raises(TypeError, match="val_loss must be a real number, got '0.6'"):
+    with pytest.raises(TypeError, match=r"val_loss must be a real number, got '0\.6'"):
         h.append(loss=0.5, val_loss="0.6")
     with pytest.raises(TypeError, match="loss must be a real number"):
         h.append(loss=True)

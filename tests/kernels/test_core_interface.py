@@ -15,7 +15,7 @@ import fastmlp
 from fastmlp import _core, _validation, optim
 
 # The source tree's stub (the one edited); the installed copy when the tests run from a wheel.
-STUB = Path(__file__).resolve().parents[1] / "python" / "fastmlp" / "_core.pyi"
+STUB = Path(__file__).resolve().parents[2] / "python" / "fastmlp" / "_core.pyi"
 if not STUB.exists():
     STUB = Path(_core.__file__).with_name("_core.pyi")
 

@@ -31,6 +31,8 @@ def problem(activation, dtype="float64", sizes=(5, 7, 6, 3), batch=8, seed=0):
 
 
 def snapshot(net):
+    # Not tests.helpers.snapshot: copies, not bytes, so that assert_bitwise_equal also sees the dtype (gradcheck
+    # works on a float64 copy of a float32 network, which must come back float32).
     return [a.copy() for a in net.weights + net.biases]
 
 
@@ -174,7 +176,7 @@ def test_sampling_is_seeded_and_per_block():
     other = gradcheck(net, X, y, n_checks=10, seed=4)
     assert first.rows == again.rows  # same entries, same errors
     assert [r.sampled_indices for r in first.rows] != [r.sampled_indices for r in other.rows]
-    W1, b1, W2, b2 = first.rows
+    W1, b1, _W2, b2 = first.rows
     assert (W1.checked, W1.size, b1.checked, b2.checked) == (10, 600, 10, 4)
     assert b2.sampled_indices is None  # 4 entries <= 10: all checked
     assert list(W1.sampled_indices) == sorted(set(W1.sampled_indices)) and len(W1.sampled_indices) == 10
@@ -217,7 +219,7 @@ def test_bad_input_raises_the_networks_errors():
         gradcheck(net, X, y + 3)
     with pytest.raises(ValueError, match="y has 7 labels but X has 8 samples"):
         gradcheck(net, X, y[:7])
-    with pytest.raises(TypeError, match="needs a fastmlp.Network"):
+    with pytest.raises(TypeError, match=r"needs a fastmlp\.Network"):
         gradcheck("net", X, y)
     with pytest.raises(ValueError, match="eps must be finite and > 0"):
         gradcheck(net, X, y, eps=0.0)

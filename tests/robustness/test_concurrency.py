@@ -17,6 +17,7 @@ import pytest
 
 import fastmlp
 from fastmlp._lock import FairRLock
+from tests.helpers import snapshot
 
 JOIN_TIMEOUT = 60  # seconds; far above any test's run time, only there to turn a hang into a failure
 
@@ -27,10 +28,6 @@ def problem(sizes=(32, 64, 4), n=2000, dtype="float32", seed=0):
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=n)
     return net, X, y
-
-
-def snapshot(net):
-    return [a.tobytes() for a in net.weights + net.biases]
 
 
 def run_threads(targets):
@@ -371,7 +368,7 @@ def test_errors_in_multithreaded_native_calls_reach_python(threads):
     trainers = [fastmlp.Trainer(net) for _ in range(2)]
 
     def bad_fit(t):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="labels"):
             t.fit(X, bad_y)
 
     run_threads([lambda t=t: bad_fit(t) for t in trainers])

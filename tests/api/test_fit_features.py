@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastmlp
+from tests.helpers import snapshot as weights_of
 
 
 def data(n=120, features=6, classes=3, seed=0):
@@ -20,10 +21,6 @@ def data(n=120, features=6, classes=3, seed=0):
 
 def net(seed=0, **kw):
     return fastmlp.Network([6, 16, 3], dtype="float64", seed=seed, **kw)
-
-
-def weights_of(network):
-    return [a.tobytes() for a in network.weights + network.biases]
 
 
 def test_validation_fraction_holds_out_a_seeded_split():

@@ -55,7 +55,8 @@ DEFAULT_CASES = ["64-32-10-tanh-b16", "784-128-10-relu-b32", "784-128-10-relu-b1
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--builds", nargs="+", required=True, help="PYTHONPATH directories; the first is the reference")
-    ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="LAYERS-ACTIVATION-bBATCH names, as in bench_training.py")
+    ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES,
+                    help="LAYERS-ACTIVATION-bBATCH names, as in bench_training.py")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

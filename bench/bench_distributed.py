@@ -126,7 +126,7 @@ def main() -> int:
           f"{'MB/step/rank':>12}")
     for r in results:
         first = next(q for q in results if q["deterministic"] == r["deterministic"])
-        print(f"{r['ranks']:>5} {str(r['deterministic']):>7} {r['samples_per_s']:>10.0f} "
+        print(f"{r['ranks']:>5} {r['deterministic']!s:>7} {r['samples_per_s']:>10.0f} "
               f"{r['samples_per_s'] / first['samples_per_s']:>8.2f} {r['step_ms']:>8.2f} {r['allreduce_ms']:>12.3f} "
               f"{r['allreduce_bytes_per_rank_per_step'] / 1e6:>12.2f}")
     single = next((r["trainer_samples_per_s"] for r in results if r["trainer_samples_per_s"]), None)

@@ -114,7 +114,7 @@ def measure(shapes, threads, repeats, min_seconds, say):
                     got = fast_call()
                 errors[isa] = float(np.max(np.abs(got - expected)) / max(1e-30, np.max(np.abs(expected))))
             rates = {label: [] for label, _, _ in configurations}
-            for label, call, context in configurations:  # warm-up: thread start-up, first-touch faults
+            for _label, call, context in configurations:  # warm-up: thread start-up, first-touch faults
                 with context():
                     call()
             for round_index in range(repeats):

@@ -11,13 +11,13 @@ import warnings
 from typing import Optional, TypedDict
 
 from . import _core, datasets, optim, reference, schedules
+from ._validation import check_int
+from ._version import __version__ as __version__  # the `as` marks a re-export for type checkers
 from .convert import from_sklearn, from_torch
 from .gradcheck import gradcheck
 from .history import History
 from .network import ModelFileError, Network
 from .trainer import Trainer, TrainingDivergedError
-from ._validation import check_int
-from ._version import __version__ as __version__  # the `as` marks a re-export for type checkers
 
 if _core.__version__ != __version__:
     raise ImportError(

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cli.run)
 
     bench_parser = commands.add_parser(
-        "bench", help="measure training throughput: native vs. NumPy, pure Python, and PyTorch/scikit-learn when installed"
+        "bench",
+        help="measure training throughput: native vs. NumPy, pure Python, and PyTorch/scikit-learn when installed",
     )
     bench.configure_parser(bench_parser)
     bench_parser.set_defaults(run=bench.run)

@@ -48,7 +48,8 @@ def evaluate_rows(
     X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
     """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
-    ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``, sized by :func:`eval_rows_per_call`), so that Ctrl-C is
+    ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``, sized by
+    :func:`eval_rows_per_call`), so that Ctrl-C is
     seen between two calls instead of after the whole pass. The summed loss, the correct count
     and the predictions are bitwise those of one call: the native loop sums the same chunks in
     the same order. X of at most one chunk is one call, with nothing allocated here."""

@@ -13,7 +13,7 @@ import threading
 class _Waiter:
     """A thread queued for a FairRLock: its gate is held locked until the lock is handed to it."""
 
-    __slots__ = ("thread", "gate", "handed_over")
+    __slots__ = ("gate", "handed_over", "thread")
 
     def __init__(self, thread: int) -> None:
         self.thread = thread

@@ -233,7 +233,8 @@ def check_sample_weight(sample_weight: object, n_samples: int, dtype: np.dtype[n
     """Row weights (n_samples,) as a C-contiguous array of `dtype`: finite, >= 0, not all 0."""
     arr = as_numeric_array(sample_weight, "sample_weight")
     if arr.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per sample, got shape {_shape(arr)}")
+        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per sample, "
+                         f"got shape {_shape(arr)}")
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     if not all_finite(out):

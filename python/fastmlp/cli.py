@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 
 import fastmlp
 from fastmlp import datasets
+from fastmlp._argtypes import non_negative_int as _non_negative_int
+from fastmlp._argtypes import positive_int as _positive_int
 from fastmlp._model_file import npz_target
-from fastmlp._argtypes import non_negative_int as _non_negative_int, positive_int as _positive_int
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -211,7 +212,7 @@ def _read_npz(path: str) -> tuple[NDArray[Any], NDArray[Any]]:
 def _open_text(path: str) -> IO[str]:
     if path.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, "r", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 def _is_numeric_row(line: str) -> bool:

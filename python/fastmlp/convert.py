@@ -7,13 +7,14 @@ imported inside the functions, so fastmlp itself never needs them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._validation import OUTPUTS, check_dtype
 from ._torch_export import import_torch as _import_torch
+from ._validation import OUTPUTS, check_dtype
 from .network import Network
 
 if TYPE_CHECKING:  # only for annotations: importing torch costs a second and is optional

@@ -18,7 +18,11 @@ from ._initialisation import initial_parameters
 from ._lock import FairRLock
 from ._model_file import (
     MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # read by _checkpoint.py from here
+)
+from ._model_file import (
     ModelFileError as ModelFileError,  # re-exported: fastmlp.network.ModelFileError stays importable
+)
+from ._model_file import (
     NetworkFields,
     network_entries,
     network_fields,
@@ -521,7 +525,8 @@ class Network:
         fields = network_fields(data, path)
         net = object.__new__(cls)
         net._init_lock()
-        net._layer_sizes, net._activation, net._dtype, net.seed = fields.layer_sizes, fields.activation, fields.dtype, None
+        net._layer_sizes, net._activation, net._dtype = fields.layer_sizes, fields.activation, fields.dtype
+        net.seed = None
         net._activations, net._output, net._dropout = fields.activations, fields.output, fields.dropout
         net._init, net.weights, net.biases = fields.init, fields.weights, fields.biases
         return net

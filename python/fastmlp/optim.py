@@ -87,11 +87,10 @@ class Optimizer:
 
     def _check_network(self, net: Network) -> None:
         """ValueError unless this optimizer is fresh or its state belongs to `net` itself."""
-        if self._network is None:
-            # Fresh; or state unpickled without its network, which must at least fit this one.
-            if self.state is None or [a.shape for p in self.state for a in p] == \
-                    [a.shape for p in self._zeros_for(net) for a in p]:
-                return
+        # Fresh; or state unpickled without its network, which must at least fit this one.
+        if self._network is None and (self.state is None or [a.shape for p in self.state for a in p]
+                                      == [a.shape for p in self._zeros_for(net) for a in p]):
+            return
         owner = None if self._network is None else self._network()
         if owner is net:
             return

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Optional, Union
 
 from ._validation import is_bool
 
@@ -163,7 +163,7 @@ class Schedule:
         self._epoch += 1
         self._lr = self._next_lr(self._lr, self._base_lr, metric)
 
-    def state_dict(self) -> Dict[str, StateValue]:
+    def state_dict(self) -> dict[str, StateValue]:
         """Return the parameters and the progress of the schedule as plain ints, floats and strings.
 
         Returns
@@ -172,7 +172,7 @@ class Schedule:
             ``"schedule"`` (the class name), the constructor parameters, ``"epoch"`` and, once started,
             ``"base_lr"`` and ``"lr"``, with any progress of the schedule's own (ReduceLROnPlateau's).
         """
-        state: Dict[str, StateValue] = {"schedule": type(self).__name__}
+        state: dict[str, StateValue] = {"schedule": type(self).__name__}
         state.update({name: getattr(self, name) for name in self._parameter_names})
         state["epoch"] = self._epoch
         if self._base_lr is not None and self._lr is not None:
@@ -181,7 +181,7 @@ class Schedule:
             state.update(self._extra_state())
         return state
 
-    def load_state_dict(self, state: Dict[str, StateValue]) -> None:
+    def load_state_dict(self, state: dict[str, StateValue]) -> None:
         """Restore parameters and progress from :meth:`state_dict`, so the schedule continues as the saved one.
 
         Parameters
@@ -239,13 +239,13 @@ class Schedule:
     def _reset(self) -> None:
         """Forget any progress of the subclass's own; called by start."""
 
-    def _extra_state(self) -> Dict[str, StateValue]:
+    def _extra_state(self) -> dict[str, StateValue]:
         return {}
 
     def _extra_state_keys(self) -> tuple[str, ...]:
         return ()
 
-    def _load_extra_state(self, state: Dict[str, StateValue], owner: str) -> None:
+    def _load_extra_state(self, state: dict[str, StateValue], owner: str) -> None:
         """Validate and take the subclass's own progress from state."""
 
     def _check_started(self, what: str) -> None:
@@ -440,13 +440,13 @@ class ReduceLROnPlateau(Schedule):
             raise TypeError("ReduceLROnPlateau.step needs the epoch's metric, e.g. step(val_loss), got None")
         return _real("ReduceLROnPlateau.step", "metric", metric)
 
-    def _extra_state(self) -> Dict[str, StateValue]:
+    def _extra_state(self) -> dict[str, StateValue]:
         return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter}
 
     def _extra_state_keys(self) -> tuple[str, ...]:
         return ("best", "num_bad_epochs", "cooldown_counter")
 
-    def _load_extra_state(self, state: Dict[str, StateValue], owner: str) -> None:
+    def _load_extra_state(self, state: dict[str, StateValue], owner: str) -> None:
         best = _real(owner, "state['best']", state["best"])
         if math.isnan(best):
             raise ValueError(f"{owner}: state['best'] must be a number or inf, got {best!r}")

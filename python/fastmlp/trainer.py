@@ -6,7 +6,6 @@ progress."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
@@ -24,9 +23,11 @@ from ._fit_loop import (
     RowEvaluator,
     TrainingDivergedError,
     check_fit_options,
-    params_finite as _all_finite,
     run_fit,
     validation_split,
+)
+from ._fit_loop import (
+    params_finite as _all_finite,
 )
 from ._training_state import TrainingState
 from ._validation import check_bool, check_int, check_positive_float, check_sample_weight, check_seed, check_X

@@ -2,8 +2,8 @@
 restoring, callbacks, the progress display and sample weights."""
 
 import io
-import tracemalloc
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest

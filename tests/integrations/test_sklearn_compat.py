@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from sklearn import neural_network  # noqa: E402
-from sklearn.datasets import load_digits, make_blobs  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn import neural_network
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 
-import fastmlp  # noqa: E402
-from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+import fastmlp
+from fastmlp.sklearn import MLPClassifier, MLPRegressor
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -191,7 +191,8 @@ def test_coefs_and_intercepts_are_assignable_and_used_by_predict():
 def test_float32_input_trains_in_float32_and_anything_else_in_float64(solver):
     X, y = _blobs(n=60)
     params = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=20, random_state=0)
-    for X_in, expected in ((X.astype(np.float32), np.float32), (X, np.float64), ((X * 10).astype(np.int64), np.float64)):
+    cases = ((X.astype(np.float32), np.float32), (X, np.float64), ((X * 10).astype(np.int64), np.float64))
+    for X_in, expected in cases:
         ours = MLPClassifier(**params).fit(X_in, y)
         assert ours.network_.dtype == expected and ours.coefs_[0].dtype == expected
         assert ours.predict_proba(X_in).dtype == expected
@@ -257,7 +258,7 @@ def test_validation_set_too_small_in_scikit_learns_words():
     X, _ = _blobs(n=30)
     y = X.sum(axis=1)
     for Estimator in (MLPRegressor, neural_network.MLPRegressor):
-        with pytest.raises(ValueError, match="The validation set is too small. Increase 'validation_fraction'"):
+        with pytest.raises(ValueError, match=r"The validation set is too small\. Increase 'validation_fraction'"):
             Estimator(early_stopping=True, validation_fraction=0.01).fit(X, y)
 
 
@@ -266,7 +267,7 @@ def test_stratified_split_with_a_lone_class_member_fails_as_in_scikit_learn():
     y = np.array([0] * 29 + [1])
     messages = []
     for Estimator in (MLPClassifier, neural_network.MLPClassifier):
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError, match="The least populated class") as info:
             Estimator(early_stopping=True).fit(X, y)
         messages.append(str(info.value))
     # scikit-learn stratifies on its binarized labels (it names them 'True'), fastmlp on y's own.

@@ -119,7 +119,7 @@ def test_keyword_calls_reach_the_right_parameters():
 def test_the_enum_tables_of_cpp_and_python_agree_in_order():
     assert _core.ACTIVATIONS == _validation.ACTIVATIONS
     assert _core.OUTPUTS == _validation.OUTPUTS
-    assert _core.OPTIMIZERS == tuple(optim._optimizer_classes())
+    assert tuple(optim._optimizer_classes()) == _core.OPTIMIZERS
     assert _core.ISAS == ("generic", "avx2")
     _, _, attributes = _stub()
     assert {"ACTIVATIONS", "OUTPUTS", "OPTIMIZERS", "ISAS"} <= attributes

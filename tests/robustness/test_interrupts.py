@@ -101,7 +101,8 @@ def test_an_interrupted_fit_leaves_weights_optimizer_and_counters_at_the_last_re
     replay = fastmlp.Trainer(replay_net, lr=0.01, batch_size=BATCH, seed=0)
     if done:
         replay.fit(X, y, epochs=done)
-    assert [a.tobytes() for a in net.weights + net.biases] == [a.tobytes() for a in replay_net.weights + replay_net.biases]
+    replayed = [a.tobytes() for a in replay_net.weights + replay_net.biases]
+    assert [a.tobytes() for a in net.weights + net.biases] == replayed
 
 
 def _small_problem():

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 
 import fastmlp

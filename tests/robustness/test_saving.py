@@ -133,7 +133,7 @@ def test_a_full_disk_leaves_the_old_model(tmp_path):
         path = disk / "model.npz"
         small.save(path)
         before = path.read_bytes()
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="No space left on device") as caught:
             fastmlp.Network([784, 1024, 10], seed=0).save(path)  # about 3.2 MB
         assert caught.value.errno == errno.ENOSPC
         assert path.read_bytes() == before

@@ -5,10 +5,10 @@ failed call changes nothing: weights, biases and the trainer's shuffling RNG sta
 import contextlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
-import re
 import warnings
 
 import numpy as np
@@ -405,11 +405,12 @@ def test_sparse_input_says_it_is_not_supported_and_how_to_convert(call):
     sparse = pytest.importorskip("scipy.sparse")
     X = sparse.csr_matrix(np.ones((4, 3)))
     net = _net()
+    if call == "predict":
+        run = lambda: net.predict(X)  # noqa: E731
+    else:
+        run = lambda: fastmlp.Trainer(net, seed=0).fit(X, np.array([0, 1, 0, 1]), epochs=1)  # noqa: E731
     with pytest.raises(TypeError, match=r"sparse input is not supported yet; convert with X\.toarray\(\)"):
-        if call == "predict":
-            net.predict(X)
-        else:
-            fastmlp.Trainer(net, seed=0).fit(X, np.array([0, 1, 0, 1]), epochs=1)
+        run()
 
 
 def test_the_sparse_check_does_not_import_scipy():

@@ -97,8 +97,9 @@ class TorchBackend:
         y: NDArray[np.int64],
         batch_size: int,
         seed: int,
-        config: TrainConfig = TrainConfig(),
+        config: TrainConfig | None = None,
     ) -> None:
+        config = config if config is not None else TrainConfig()
         self.torch = torch
         self.model = torch_model(torch, weights, biases, config.activation, config.dropout)
         self.model.train()

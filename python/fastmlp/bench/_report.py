@@ -91,7 +91,8 @@ def format_header(environment: Environment, settings: Settings, ceiling: Ceiling
     en_dash, _, _ = symbols()
     build = ", ".join(f"{key} {value}" for key, value in environment["build_info"].items())
     versions = environment["versions"]
-    peer_text = [f"numpy {versions['numpy']}" + (f" ({environment['numpy_blas']})" if environment["numpy_blas"] else "")]
+    blas = f" ({environment['numpy_blas']})" if environment["numpy_blas"] else ""
+    peer_text = [f"numpy {versions['numpy']}" + blas]
     for name in ("torch", "sklearn", "threadpoolctl"):
         if name in versions:
             peer_text.append(f"{'scikit-learn' if name == 'sklearn' else name} {versions[name]}")
@@ -176,7 +177,8 @@ def format_cases(results: list[CaseResult], ceiling: Ceiling, native_threads: in
                          f"{format_ratio(sc['speedup'], times)}")
         if one_thread and ceiling_threads not in (None, 1):
             lines.append(f"  (numpy sgemm in this run: {native_threads} threads / 1 thread = "
-                         f"{format_ratio(ceiling_gflops / one_thread, times)}, what the host granted to a second thread)")
+                         f"{format_ratio(ceiling_gflops / one_thread, times)}, "
+                         "what the host granted to a second thread)")
     diverged = [result["name"] for result in results if not result["losses_finite"]]
     if diverged:
         lines += ["", "warning: the training loss became NaN or infinite in " + ", ".join(diverged)

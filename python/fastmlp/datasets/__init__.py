@@ -215,7 +215,7 @@ def train_test_split(
             "need at least 2 samples to put at least 1 in each part, got %d" % n
         )
 
-    n_test = min(max(int(round(n * float(test_fraction))), 1), n - 1)
+    n_test = min(max(round(n * float(test_fraction)), 1), n - 1)
     order = np.random.default_rng(check_seed(seed)).permutation(n)
     test_idx, train_idx = order[:n_test], order[n_test:]
     return (

@@ -109,7 +109,7 @@ class AllreduceStep:
         MPI.Request.Waitall(requests)
         if self.scalars[2] or error is not None:
             self.ranks.raise_if_any_failed(error, "computing its gradient")
-        return self.grads, float(self.scalars[0]), int(round(self.scalars[1]))
+        return self.grads, float(self.scalars[0]), round(self.scalars[1])
 
 
 class DeterministicStep:
@@ -232,7 +232,8 @@ class DeterministicStep:
         ints[:] = 0
         for scaled, loss, correct in chunk_results:
             for i, g in enumerate(scaled):
-                ints[self.bounds[i]:self.bounds[i + 1]] += np.rint(np.ldexp(g.reshape(-1), exponents[i])).astype(np.int64)
+                rounded = np.rint(np.ldexp(g.reshape(-1), exponents[i]))
+                ints[self.bounds[i]:self.bounds[i + 1]] += rounded.astype(np.int64)
             ints[-2] += int(np.rint(math.ldexp(loss, exponents[n_arrays])))
             ints[-1] += correct
         ranks.comm.Allreduce(MPI.IN_PLACE, ints, op=MPI.SUM)

@@ -255,10 +255,7 @@ def _mean_xent(logits: _FloatArray, y: NDArray[Any]) -> float:
     # -log softmax(a)_i = lse - a_i exactly, so the loss never takes log of a probability that
     # rounded to 0, and a zero target multiplies a finite number instead of log(0).
     lse = _log_sum_exp(logits)
-    if y.ndim == 1:
-        per_sample = lse - logits[np.arange(len(y)), y]
-    else:
-        per_sample = np.sum(y * (lse[:, None] - logits), axis=1)
+    per_sample = lse - logits[np.arange(len(y)), y] if y.ndim == 1 else np.sum(y * (lse[:, None] - logits), axis=1)
     return float(np.mean(per_sample))
 
 
@@ -472,7 +469,7 @@ def dropout_mask(shape: tuple[int, int], p: float, seed: int, epoch: int, batch:
     # Unsigned throughout (NumPy's stubs type this sum as float64, hence the explicit cast).
     elements = (positions[:, None] * np.uint64(units) + np.arange(units, dtype=np.uint64)).reshape(-1).astype(np.uint64)
     bits = _mix64(key ^ elements) >> np.uint64(32)
-    threshold = np.uint64(int(math.floor((1.0 - p) * 4294967296.0)))
+    threshold = np.uint64(math.floor((1.0 - p) * 4294967296.0))
     scale = np.dtype(dtype).type(1.0 / (1.0 - p))
     mask: _FloatArray = np.where(bits < threshold, scale, np.dtype(dtype).type(0)).reshape(shape)
     return mask

@@ -161,7 +161,8 @@ def _state_array(state: MutableMapping[str, Any], key: str, param: _FloatArray, 
         state[key] = np.zeros_like(param)
     buffer = state[key]
     if not isinstance(buffer, np.ndarray) or buffer.shape != param.shape or buffer.dtype != param.dtype:
-        got = f"{buffer.dtype} array of shape {buffer.shape}" if isinstance(buffer, np.ndarray) else type(buffer).__name__
+        got = (f"{buffer.dtype} array of shape {buffer.shape}" if isinstance(buffer, np.ndarray)
+               else type(buffer).__name__)
         raise ValueError(
             f"{optimizer}: state[{key!r}] must be a {param.dtype} array of shape {param.shape} like param, got {got}"
         )

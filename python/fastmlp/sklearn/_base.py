@@ -9,7 +9,6 @@ from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
-
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -19,6 +18,7 @@ from ..network import Network
 from ..optim import Optimizer
 from . import _lbfgs, _minibatch
 from ._params import Settings, check_params, check_sample_weight, dtype_for, native_threads
+
 
 @dataclass
 class FitData:

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.metaestimators import available_if
@@ -32,14 +31,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             raise ValueError(f"y must hold class labels of shape (n_samples,) or a 0/1 label indicator matrix; "
                              f"got {target_type} targets of shape {y.shape}")
         multilabel = target_type == "multilabel-indicator"
-        if incremental and not hasattr(self, "classes_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit: all the labels y "
-                                 "can hold, e.g. classes=np.unique(y_all)")
-        if classes is not None and hasattr(self, "classes_") and incremental:
-            if not np.array_equal(unique_labels(classes), self.classes_):
-                raise ValueError(f"classes={classes!r} differs from the classes of the first partial_fit call, "
-                                 f"{self.classes_!r}")
+        if incremental and not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit: all the labels y "
+                             "can hold, e.g. classes=np.unique(y_all)")
+        if (classes is not None and hasattr(self, "classes_") and incremental
+                and not np.array_equal(unique_labels(classes), self.classes_)):
+            raise ValueError(f"classes={classes!r} differs from the classes of the first partial_fit call, "
+                             f"{self.classes_!r}")
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             if multilabel:
                 self.classes_ = np.arange(y.shape[1])

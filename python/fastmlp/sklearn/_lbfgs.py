@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-
 from sklearn.exceptions import ConvergenceWarning
 
 from ._minibatch import NonFiniteWeightsError
@@ -60,7 +59,8 @@ def fit(est: _BaseMLP, data: FitData) -> None:
     if est.verbose:
         print(f"L-BFGS-B: {est.n_iter_} iterations, {result.nfev} evaluations, loss = {est.loss_:.8f}")
     if not all(np.isfinite(a).all() for a in params):
-        raise NonFiniteWeightsError("Solver produced non-finite parameter weights. The input data may contain large values "
+        raise NonFiniteWeightsError("Solver produced non-finite parameter weights. "
+                                    "The input data may contain large values "
                          "and need to be preprocessed (e.g. sklearn.preprocessing.StandardScaler).")
     if result.status != 0:
         hint = "Increase the number of iterations (max_iter) or scale" if est.n_iter_ >= est.max_iter else "Scale"

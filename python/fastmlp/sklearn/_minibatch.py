@@ -9,7 +9,6 @@ import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-
 from sklearn.exceptions import ConvergenceWarning
 
 from ..optim import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -100,7 +99,8 @@ def fit(est: _BaseMLP, settings: Settings, data: FitData, incremental: bool,
         # scikit-learn's `_update_no_improvement_count`, its optimizer's `iteration_ends` and
         # `trigger_stopping`, on its loss scale.
         nonlocal stopped
-        squared_norm = sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
+        with np.errstate(over="ignore"):  # huge but finite weights of a diverging fit: inf, reported below
+            squared_norm = sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
         loss = logs["loss"] * loss_scale + l2_term * squared_norm
         est.n_iter_ += 1
         est.t_ += n_samples

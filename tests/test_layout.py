@@ -5,10 +5,13 @@ what the tests in it assert."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -75,3 +78,18 @@ def test_no_tests_hide_in_files_pytest_does_not_collect():
         hidden = [node.name for node in tree.body
                   if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.lower().startswith("test")]
         assert hidden == [], f"tests/{name} defines {hidden}, which pytest never collects from this file"
+
+
+def test_every_test_file_and_doc_the_repository_cites_exists():
+    # Docs and comments name test files ("promise -> test" tables) and docs; a file moved or
+    # renamed without them leaves a reader following a dead path. Outside a source checkout
+    # (the wheel's test run copies tests/ alone) there is nothing to read.
+    if not (ROOT / "docs").is_dir() or not (ROOT / "python").is_dir():
+        pytest.skip("not a source checkout: docs/ and python/ are not beside tests/")
+    sources = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("bench/*"), *ROOT.glob("python/**/*.py*"),
+               *ROOT.glob("cpp/**/*.[ch]pp"), *TESTS.rglob("*.py")]
+    cited = re.compile(r"\b((?:tests/[\w/]+\.py)|(?:docs/[\w-]+\.md))\b")
+    dead = sorted({(str(path.relative_to(ROOT)), match) for path in sources if path.is_file()
+                   for match in cited.findall(path.read_text(encoding="utf-8", errors="replace"))
+                   if not (ROOT / match).exists()})
+    assert dead == [], f"files that cite a path the repository does not hold: {dead}"

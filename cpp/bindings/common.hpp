@@ -31,7 +31,7 @@ using std::int64_t;
 // ---------------------------------------------------------------- enum tables
 
 // One row per value: its Python name and the C++ enum. The order is the order Python shows to
-// users (fastmlp._validation's tuples; tests/test_core_interface.py compares them), never the
+// users (fastmlp._validation's tuples; tests/kernels/test_core_interface.py compares them), never the
 // enums' numeric values: names are looked up in these tables, in both directions.
 template <class Enum>
 struct EnumName {

@@ -107,7 +107,7 @@ void bind_workspace(py::module_& m) {
         .def_property_readonly("dropout", [](const AnyWorkspace& ws) { return ws.spec.dropout; });
 
     // Private test hook: the bytes a Workspace would allocate, from the constructor's own
-    // sizing code, without allocating (tests/test_sizes.py probes the 2^31 and 2^63 edges).
+    // sizing code, without allocating (tests/robustness/test_sizes.py probes the 2^31 and 2^63 edges).
     m.def(
         "_workspace_bytes",
         [](std::vector<int64_t> sizes, int64_t batch, const std::string& dt, const py::object& acts,

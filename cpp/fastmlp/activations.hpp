@@ -1,4 +1,4 @@
-// Hidden-layer activations g and the Hadamard product with g' (the notes' step 4:
+// Hidden-layer activations g and the Hadamard product with g' (docs/math.md, step 4:
 // da = dh ⊙ g'(a)). Where g' can be written in terms of the output h (relu, leaky_relu, elu,
 // tanh, sigmoid, softplus), it is, so the forward pass keeps only h; gelu and silu cannot be
 // inverted that way and keep the pre-activation a instead (takes_preactivation()). Each

@@ -1,6 +1,6 @@
 // The three products of backpropagation through a dense layer, as views into the one GEMM
 // engine (gemm.hpp) with the element-wise work of the derivation fused into its epilogue:
-//   forward  h = g(h_prev W^T + b)                (the notes' a_k = b_k + W_k h_{k-1}, h_k = g(a_k))
+//   forward  h = g(h_prev W^T + b)                (docs/math.md: a_k = h_{k-1} W_k^T + b_k, h_k = g(a_k))
 //   input    dh_prev = da W  [⊙ g'(h_prev)]     (step 3: W^T ∇a, batched; step 4 fused)
 //   params   dW = da^T h_prev, db = Σ_batch da   (step 5: the batch sum of outer products),
 //            optionally followed by the SGD step on the same tile

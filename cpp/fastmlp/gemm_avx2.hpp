@@ -171,6 +171,9 @@ struct Avx2KernelF32 {
     }
 };
 
+// The float64 twin of the float32 kernel above, on purpose: the same MR x NR blocking and the
+// same one-FMA-chain-per-element order, written with the double-precision intrinsics (4 lanes
+// a register instead of 8); a template over the element type would hide which intrinsic runs.
 struct Avx2KernelF64 {
     static constexpr int MR = 6, NR = 8;
     static constexpr bool has_pack_transposed = false;  // float32 is the speed-critical type

@@ -1,5 +1,5 @@
 // The output layer: softmax and cross-entropy in one pass per row, and their joint gradient
-// da_L = (yhat - y) / B (the notes' steps 1-2), never forming d yhat. Stable for any finite
+// da_L = (yhat - y) / B (docs/math.md, steps 1-2), never forming d yhat. Stable for any finite
 // logits: exp is taken of a - max(a) <= 0 and the loss is written as logsumexp(a) - Σ y a.
 #pragma once
 

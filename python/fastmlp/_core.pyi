@@ -3,7 +3,7 @@
 Written by hand to match the bindings: the kernel functions keep the dtype of their first array
 (float32 or float64, never converted), the whole-network calls work in the Workspace's dtype.
 Every parameter is also a keyword; names, order and defaults here are the module's own
-(tests/test_core_interface.py compares them). Holds types only; the behaviour and the checks
+(tests/kernels/test_core_interface.py compares them). Holds types only; the behaviour and the checks
 live in the C++ and in the docstrings there."""
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Workspace:
     def dtype(self) -> str:
         """'float32' or 'float64'."""
 
-# Private test hooks (tests/test_sizes.py). MemoryError, not ValueError, for a size that cannot
+# Private test hooks (tests/robustness/test_sizes.py). MemoryError, not ValueError, for a size that cannot
 # exist or be allocated: the request is valid, the machine just cannot hold it.
 
 def _workspace_bytes(

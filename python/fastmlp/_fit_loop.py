@@ -134,7 +134,7 @@ class RowEvaluator:
             part = self.rows[start:start + step]
             Xb = np.take(self.X, part, axis=0, out=self.X_chunk[:len(part)])
             yb = np.take(self.y, part, axis=0, out=self.y_chunk[:len(part)])
-            loss, correct, _ = _core.evaluate(self.ws, W, b, Xb, yb, False)
+            loss, correct, _ = _core.evaluate(self.ws, W, b, Xb, yb, want_preds=False)
             total += loss
             n_correct += correct
         return total, n_correct

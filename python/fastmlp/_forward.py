@@ -55,13 +55,13 @@ def evaluate_rows(
     the same order. X of at most one chunk is one call, with nothing allocated here."""
     n, step = len(X), ws.max_batch
     if n <= step:
-        return _core.evaluate(ws, weights, biases, X, y, want_preds)
+        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, step):
         stop = min(n, start + step)  # row slices of a C-contiguous array: views, no copies
         chunk_loss, chunk_correct, chunk_preds = _core.evaluate(
-            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds)
+            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds=want_preds)
         loss_sum += chunk_loss
         n_correct += chunk_correct
         if preds is not None:

@@ -167,7 +167,7 @@ def _hidden_activations(net: Network) -> list[str]:
 
 
 def _equations(layer: int, n_layers: int, activations: list[str], output: str) -> tuple[str, str]:
-    """The backprop equations of W_k and b_k (DESIGN.md §1), with k and g_k filled in."""
+    """The backprop equations of W_k and b_k (docs/math.md, steps 3-5), with k and g_k filled in."""
     k = layer
     below = "X" if k == 1 else f"h_{k - 1}"
     if k == n_layers:

@@ -294,8 +294,9 @@ class Network:
 
     def _workspace(self, rows: int, training: bool = False) -> _core.Workspace:
         """Native scratch memory for this architecture; with `training`, room for dropout."""
-        return _core.Workspace(self._layer_sizes, rows, self._dtype.name, self._activations, self._output,
-                               self._dropout if training else None)
+        return _core.Workspace(self._layer_sizes, max_batch=rows, dtype=self._dtype.name,
+                               activations=self._activations, output=self._output,
+                               dropout=self._dropout if training else None)
 
     def _eval_workspace(self, rows: int) -> _core.Workspace:
         """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
@@ -447,7 +448,8 @@ class Network:
         ws = self._workspace(len(X), training=training)
         with self._locked():
             W, b = self._params()
-            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, training, seed, 0, 0, weights)
+            loss_sum, _, grads = _core.gradients(ws, W, b, X, y, training=training, dropout_seed=seed, epoch=0,
+                                                 batch_index=0, sample_weight=weights)
         return loss_sum / len(X), [(dW, db) for dW, db in grads]
 
     # ------------------------------------------------------------------ description and conversion

@@ -180,8 +180,9 @@ class Trainer:
         with net._locked():  # one atomic update: no other thread reads or writes mid-step
             W, b = net._params(for_update=True)
             state = self.training_state
-            loss_sum, _ = _core.train_batch(ws, W, b, X, y, opt._spec(), opt._state_for(net),
-                                            state.dropout_seed, 0, state.single_steps, weights)
+            loss_sum, _ = _core.train_batch(ws, W, b, X, y, optimizer=opt._spec(), state=opt._state_for(net),
+                                            dropout_seed=state.dropout_seed, epoch=0,
+                                            batch_index=state.single_steps, sample_weight=weights)
             opt.steps += 1
             state.single_steps += 1
         return loss_sum / len(X)
@@ -373,8 +374,9 @@ class _LocalEpochs(EpochRunner):
         opt = self.optimizer
         spec = opt._spec()
         loss_sum, n_correct, n_seen, n_steps, finite = _core.train_epoch(
-            self.ws, self.W, self.b, self.X, self.y, order, self.batch_size, spec, opt._state_for(self.network),
-            self.stop_on_nonfinite, self.state.dropout_seed, epoch, self.weights)
+            self.ws, self.W, self.b, self.X, self.y, order=order, batch_size=self.batch_size, optimizer=spec,
+            state=opt._state_for(self.network), stop_on_nonfinite=self.stop_on_nonfinite,
+            dropout_seed=self.state.dropout_seed, epoch=epoch, sample_weight=self.weights)
         opt.steps += n_steps
         if finite is None:  # the native check runs only when the epoch reaches its last batch
             finite = _all_finite(self.W + self.b)
@@ -407,8 +409,9 @@ class _LocalEpochs(EpochRunner):
             m = min(k * batch_size, self.n_rows)
             if m:
                 _, _, _, steps, _ = _core.train_epoch(
-                    self.ws, self.W, self.b, self.X, self.y, np.ascontiguousarray(rows[:m]), batch_size, spec,
-                    opt._state_for(net), False, self.state.dropout_seed, epoch, self.weights)
+                    self.ws, self.W, self.b, self.X, self.y, order=np.ascontiguousarray(rows[:m]),
+                    batch_size=batch_size, optimizer=spec, state=opt._state_for(net), stop_on_nonfinite=False,
+                    dropout_seed=self.state.dropout_seed, epoch=epoch, sample_weight=self.weights)
                 opt.steps += steps
 
         done = n_seen // batch_size

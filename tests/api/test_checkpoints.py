@@ -178,3 +178,17 @@ def test_a_save_that_fails_midway_leaves_the_old_checkpoint_intact(tmp_path, mon
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]  # no temporary file left behind
     assert fastmlp.Trainer.load_checkpoint(path).training_state.epochs_done == 1
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda: optim.Adam(lr=1e-3), lambda: optim.RMSprop(momentum=0.9)])
+def test_a_very_deep_checkpoint_that_saves_also_loads(tmp_path, make_optimizer):
+    # 1,500 layers with two state buffers per array: over 6,000 members, more than the reader's
+    # fixed bound (8,192 is reached at ~1,360 such layers); the bound follows the declared layers.
+    net = fastmlp.Network([2] * 1501, seed=0)
+    trainer = fastmlp.Trainer(net, optimizer=make_optimizer(), batch_size=4, seed=0)
+    X = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+    trainer.step(X, np.array([0, 1, 0, 1]))
+    trainer.save_checkpoint(tmp_path / "deep.npz")
+    loaded = fastmlp.Trainer.load_checkpoint(tmp_path / "deep.npz")
+    assert len(loaded.network.weights) == 1500
+    assert params(loaded) == params(trainer)

@@ -1,7 +1,7 @@
 """The vectorized optimizer updates (cpp/fastmlp/optim.hpp, optim_avx2.hpp): the AVX2 loops do the
 scalar code's operations in its order without fused multiply-adds, so they must give the generic
 path's bits exactly, on lengths that exercise full vectors, a remainder and several 16 Ki chunks;
-the thread count changes no bit; and both follow the NumPy oracle (tests/test_optimizers.py checks
+the thread count changes no bit; and both follow the NumPy oracle (tests/kernels/test_optimizers.py checks
 each rule within 3 ulp of the largest value on every path; here a long array, several steps)."""
 
 import numpy as np

@@ -33,7 +33,8 @@ def apply_update(net: Network, opt: Optimizer, params: list[NDArray[Any]], grads
         for i, (p, g) in enumerate(zip(params, grads)):
             layer, is_bias = i % n_layers, i >= n_layers
             # The optimizer's state is ordered W_1, b_1, W_2, b_2, ...
-            _core.optimizer_update(p, g, state[2 * layer + int(is_bias)], spec, 0.0 if is_bias else decay)
+            _core.optimizer_update(p, g, state[2 * layer + int(is_bias)], optimizer=spec,
+                                   weight_decay=0.0 if is_bias else decay)
     opt.steps += 1
 
 
@@ -87,8 +88,9 @@ class AllreduceStep:
                 X_rows = np.take(self.X, mine, axis=0, out=self.X_rows[:len(mine)])
                 y_rows = np.take(self.y, mine, axis=0, out=self.y_rows[:len(mine)])
                 with self.net._locked():
-                    loss, correct, layer_grads = _core.gradients(self.ws, self.W, self.b, X_rows, y_rows, True,
-                                                                 *key, None, in_batch)
+                    loss, correct, layer_grads = _core.gradients(
+                        self.ws, self.W, self.b, X_rows, y_rows, training=True, dropout_seed=key[0], epoch=key[1],
+                        batch_index=key[2], sample_weight=None, dropout_rows=in_batch)
                 # The mean over this rank's rows, weighted by its share: the allreduce's sum is the
                 # gradient of the mean over the whole batch.
                 share = len(mine) / (stop - start)
@@ -197,10 +199,10 @@ class DeterministicStep:
                 a = int(j * self.chunk_rows - first_position)
                 e = min(a + self.chunk_rows, len(mine))
                 with net._locked():  # positions mine[a:e] in the batch key the rows' dropout masks
-                    loss, correct, layer_grads = _core.gradients(self.ws, self.W, self.b,
-                                                                 np.ascontiguousarray(X_rows[a:e]),
-                                                                 np.ascontiguousarray(y_rows[a:e]), True, *key, None,
-                                                                 np.ascontiguousarray(mine[a:e], dtype=np.int64))
+                    loss, correct, layer_grads = _core.gradients(
+                        self.ws, self.W, self.b, np.ascontiguousarray(X_rows[a:e]), np.ascontiguousarray(y_rows[a:e]),
+                        training=True, dropout_seed=key[0], epoch=key[1], batch_index=key[2], sample_weight=None,
+                        dropout_rows=np.ascontiguousarray(mine[a:e], dtype=np.int64))
                 share = (e - a) / n_rows
                 arrays = [dW for dW, _ in layer_grads] + [db for _, db in layer_grads]
                 scaled = [np.asarray(g, dtype=np.float64) * share for g in arrays]

@@ -6,6 +6,7 @@ Nothing here imports the native extension, so the oracle works before (and witho
 """
 
 from . import pure
+from ._network import forward, gradients, loss, predict_proba, train_epoch, train_step
 from ._numpy import (
     ACTIVATIONS,
     OUTPUTS,
@@ -16,19 +17,13 @@ from ._numpy import (
     dense_backward_params,
     dense_forward,
     dropout_mask,
-    forward,
-    gradients,
-    loss,
     output_forward,
     output_loss_backward,
-    predict_proba,
     sgd_update,
     sigmoid_bce_backward,
     softmax,
     softmax_xent_backward,
     squared_error_backward,
-    train_epoch,
-    train_step,
 )
 from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 

@@ -5,7 +5,7 @@ single-tensor (for-loop) CPU code does, rounding where torch rounds, so that the
 and ``torch.optim`` can both be compared against it. Deliberately absent: parameter groups, closures,
 ``maximize``, ``amsgrad``, SGD's ``dampening``, centered RMSprop, and any concern for speed.
 
-How torch rounds on the CPU, measured on an AVX-512 build (tests/test_optim_reference.py checks it):
+How torch rounds on the CPU, measured on an AVX-512 build (tests/reference/test_optim_reference.py checks it):
 
 - a Python-float hyperparameter is first rounded to the parameter's dtype (``Scalar.to<scalar_t>()``);
 - ``add(x, alpha=a)``, ``lerp`` and ``addcmul`` are fused multiply-adds: ``a * x + y`` rounded once;

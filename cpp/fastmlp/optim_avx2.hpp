@@ -16,7 +16,9 @@
 namespace fastmlp {
 namespace optim_avx2 {
 
-// The operations the loops need, for one vector of T.
+// The operations the loops need, for one vector of T. The float and double specialisations are
+// a deliberate pair, one line per intrinsic: they are what lets the update loops below be written
+// once for both element types.
 template <class T>
 struct Ops;
 

@@ -32,17 +32,22 @@
 namespace fastmlp {
 
 enum class Activation : int {
-    identity = 0, relu = 1, tanh = 2, sigmoid = 3,
-    leaky_relu = 4, elu = 5, gelu = 6, silu = 7, softplus = 8,
+    identity = 0,
+    relu = 1,
+    tanh = 2,
+    sigmoid = 3,
+    leaky_relu = 4,
+    elu = 5,
+    gelu = 6,
+    silu = 7,
+    softplus = 8,
 };
 
 constexpr double kLeakyReluSlope = 0.01;  // PyTorch's default negative_slope
 
 // Whether g' needs the pre-activation a (the forward pass then keeps a as well as h):
 // gelu and silu are not monotone, so h does not determine a.
-constexpr bool takes_preactivation(Activation g) {
-    return g == Activation::gelu || g == Activation::silu;
-}
+constexpr bool takes_preactivation(Activation g) { return g == Activation::gelu || g == Activation::silu; }
 
 // Logistic function without overflow: exp is only ever taken of a non-positive number.
 template <class T>
@@ -54,13 +59,17 @@ inline T stable_sigmoid(T a) {
 
 // The scalar forms of the activations without vector code; each is finite for any finite a.
 template <class T>
-inline T elu(T a) { return a > T(0) ? a : std::expm1(a); }
+inline T elu(T a) {
+    return a > T(0) ? a : std::expm1(a);
+}
 template <class T>
 inline T gelu(T a) {  // a Φ(a), Φ via erfc so the left tail keeps its relative accuracy
     return T(0.5) * a * std::erfc(-a * T(0.70710678118654752440));
 }
 template <class T>
-inline T silu(T a) { return a * stable_sigmoid(a); }
+inline T silu(T a) {
+    return a * stable_sigmoid(a);
+}
 template <class T>
 inline T softplus(T a) {  // log(1 + e^a) = max(a, 0) + log1p(e^-|a|): exp never overflows
     return std::max(a, T(0)) + std::log1p(std::exp(-std::abs(a)));
@@ -85,12 +94,18 @@ void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
     if constexpr (std::is_same_v<T, float>) {
         if (active_isa() == Isa::avx2) {
             switch (g) {
-                case Activation::tanh: return avx2::map<avx2::tanh>(h, a, n);
-                case Activation::sigmoid: return avx2::map<avx2::sigmoid>(h, a, n);
-                case Activation::elu: return avx2::map<avx2::elu>(h, a, n);
-                case Activation::silu: return avx2::map<avx2::silu>(h, a, n);
-                case Activation::gelu: return avx2::map<avx2::gelu>(h, a, n);
-                default: break;
+                case Activation::tanh:
+                    return avx2::map<avx2::tanh>(h, a, n);
+                case Activation::sigmoid:
+                    return avx2::map<avx2::sigmoid>(h, a, n);
+                case Activation::elu:
+                    return avx2::map<avx2::elu>(h, a, n);
+                case Activation::silu:
+                    return avx2::map<avx2::silu>(h, a, n);
+                case Activation::gelu:
+                    return avx2::map<avx2::gelu>(h, a, n);
+                default:
+                    break;
             }
         }
     }
@@ -186,7 +201,8 @@ void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Act
         return;
     }
     if constexpr (std::is_same_v<T, float>) {
-        if ((g == Activation::silu || g == Activation::softplus || g == Activation::gelu) && active_isa() == Isa::avx2) {
+        if ((g == Activation::silu || g == Activation::softplus || g == Activation::gelu) &&
+            active_isa() == Isa::avx2) {
             if (g == Activation::gelu)
                 avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
             else if (g == Activation::silu)

@@ -3,8 +3,8 @@
 // into MemoryError: such a buffer could never be allocated, so "out of memory" is the truth.
 #pragma once
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>

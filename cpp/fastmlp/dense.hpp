@@ -22,9 +22,8 @@ namespace fastmlp {
 // Overwrites out. Scratch reserved for (B, OUT).
 // With x_rows set, row r of x is x[x_rows[r]] (a shuffled batch read in place).
 template <class T>
-void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN,
-                   std::int64_t OUT, Activation g, GemmScratch<T>& scratch,
-                   const std::int64_t* x_rows = nullptr) {
+void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN, std::int64_t OUT,
+                   Activation g, GemmScratch<T>& scratch, const std::int64_t* x_rows = nullptr) {
     GemmProblem<T> p{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, {}};
     p.epilogue.kind = Epilogue::bias_activation;
     p.epilogue.bias = b;
@@ -69,9 +68,8 @@ void bias_gradient(T* db, const T* da, std::int64_t B, std::int64_t OUT) {
 // set when a new weight or bias is NaN or infinite: checked as the values are written.
 template <class T>
 void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int64_t B, std::int64_t IN,
-                           std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr,
-                           T lr = T(0), const std::int64_t* h_rows = nullptr,
-                           std::atomic<bool>* nonfinite = nullptr) {
+                           std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr, T lr = T(0),
+                           const std::int64_t* h_rows = nullptr, std::atomic<bool>* nonfinite = nullptr) {
     GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1, h_rows}, dW, IN, {}};
     if (W != nullptr) {
         p.epilogue.kind = Epilogue::sgd_step;

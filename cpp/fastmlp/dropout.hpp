@@ -100,7 +100,8 @@ __attribute__((target("avx2"))) void row(T* out, const T* in, std::int64_t units
     const __m256i key = _mm256_set1_epi64x(static_cast<long long>(layer_key));
     const __m256i limit = _mm256_set1_epi64x(static_cast<long long>(threshold));
     const __m256i four = _mm256_set1_epi64x(4);
-    __m256i counter = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(first)), _mm256_set_epi64x(3, 2, 1, 0));
+    __m256i counter =
+        _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(first)), _mm256_set_epi64x(3, 2, 1, 0));
     std::int64_t u = 0;
     if constexpr (sizeof(T) == 4) {
         const __m256 vscale = _mm256_set1_ps(scale);

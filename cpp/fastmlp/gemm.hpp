@@ -54,11 +54,11 @@ enum class Epilogue : int {
 template <class T>
 struct EpilogueArgs {
     Epilogue kind = Epilogue::store;
-    const T* bias = nullptr;   // bias_activation
+    const T* bias = nullptr;  // bias_activation
     Activation g = Activation::identity;
-    const T* h = nullptr;      // times_gprime, row stride ldh
+    const T* h = nullptr;  // times_gprime, row stride ldh
     std::int64_t ldh = 0;
-    T* W = nullptr;            // sgd_step, row stride ldw
+    T* W = nullptr;  // sgd_step, row stride ldw
     std::int64_t ldw = 0;
     T lr = T(0);
     // sgd_step: set (never cleared) when a new weight is NaN or infinite.
@@ -103,6 +103,7 @@ public:
         size_ = n;
     }
     T* data() { return data_; }
+
 private:
     void release() {
 #ifdef _WIN32
@@ -215,7 +216,7 @@ void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int6
     constexpr int NR = Kernel::NR;
     const std::int64_t nr = std::min<std::int64_t>(NR, N - n0);
     if (nr < NR) std::fill(dst, dst + kc * NR, T(0));
-    if (B.cs == 1) {  // rows of B contiguous (W in da W, h in da^T h)
+    if (B.cs == 1) {   // rows of B contiguous (W in da W, h in da^T h)
         if (nr == NR)  // a constant size: inlined moves instead of a libc call per row
             for (std::int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B.row(pc + k) + n0, sizeof(T) * NR);
         else
@@ -237,8 +238,8 @@ void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int6
 
 // Returns whether the SGD step made a weight NaN or infinite (false for the other kinds).
 template <class T>
-bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0,
-                    std::int64_t mr, std::int64_t nr) {
+bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0, std::int64_t mr,
+                    std::int64_t nr) {
     bool bad = false;
     for (std::int64_t i = 0; i < mr; ++i) {
         T* row = c + i * ldc;
@@ -346,7 +347,8 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                     if (!direct_a) {
                         std::int64_t lo, hi;
                         share(m_slivers, t, nt, lo, hi);
-                        for (std::int64_t i = lo; i < hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
+                        for (std::int64_t i = lo; i < hi; ++i)
+                            pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
                     }
                 });
 #ifdef _OPENMP
@@ -358,7 +360,8 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                     if (j_lo >= j_hi) return;
                     const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
                     for (std::int64_t ib = 0; ib < m_blocks; ++ib) {
-                        const std::int64_t is_begin = m_slivers * ib / m_blocks, is_end = m_slivers * (ib + 1) / m_blocks;
+                        const std::int64_t is_begin = m_slivers * ib / m_blocks,
+                                           is_end = m_slivers * (ib + 1) / m_blocks;
                         const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
                         // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
                         // of the row block is small enough to stay in L2, once per row of it: one call
@@ -366,11 +369,14 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                         // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
                         // The SGD step is taken inside the micro-kernel on every full tile, from registers.
                         const bool row_epilogue =
-                            !kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
+                            !kernel_step &&
+                            (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
                         for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
                             const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
                             T* b = packed_b + jb * kc_max * NR;
-                            if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
+                            if (ib == 0)
+                                pack_b<T, Kernel>(b, p.B, n0, N, pc,
+                                                  kc);  // packed just before its first use, still in L1
                             for (std::int64_t is = is_begin; is < is_end; ++is) {
                                 const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
                                 T* c = p.C + m0 * p.ldc + n0;
@@ -399,7 +405,8 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                                     for (std::int64_t i = 0; i < mr; ++i) {
                                         T* row = c + i * p.ldc;
                                         const T* part = tmp + i * NR;
-                                        if (first) std::memcpy(row, part, sizeof(T) * nr);
+                                        if (first)
+                                            std::memcpy(row, part, sizeof(T) * nr);
                                         else
                                             for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
                                     }
@@ -446,8 +453,10 @@ template <class T>
 void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
 #ifdef FASTMLP_HAVE_AVX2_KERNELS
     if (active_isa() == Isa::avx2) {
-        if constexpr (sizeof(T) == 4) return detail::gemm_with<T, Avx2KernelF32>(p, s);
-        else return detail::gemm_with<T, Avx2KernelF64>(p, s);
+        if constexpr (sizeof(T) == 4)
+            return detail::gemm_with<T, Avx2KernelF32>(p, s);
+        else
+            return detail::gemm_with<T, Avx2KernelF64>(p, s);
     }
 #endif
     detail::gemm_with<T, GenericKernel<T>>(p, s);

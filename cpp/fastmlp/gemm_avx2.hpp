@@ -2,8 +2,8 @@
 // and a 6 x 8 double tile, 12 ymm accumulators, one broadcast of A and two loads of B per
 // step of k. A is read through one pointer per row and a common k stride (a[i][k * ks]), so
 // the same kernel reads a packed sliver (a[i] = sliver + i, ks = MR) or A in place (its own
-// rows, ks = 1; or da^T, ks = the row stride of da): small products skip packing A. Compiled with target attributes, so the rest of the module stays baseline x86-64;
-// only called after isa.hpp has seen AVX2 and FMA on the CPU.
+// rows, ks = 1; or da^T, ks = the row stride of da): small products skip packing A. Compiled with target attributes, so
+// the rest of the module stays baseline x86-64; only called after isa.hpp has seen AVX2 and FMA on the CPU.
 #pragma once
 
 #include <cstdint>
@@ -92,15 +92,15 @@ struct Avx2KernelF32 {
     // is about four times faster than the element-by-element strided copy, which took 15 % of a
     // 128 x 784 x 128 forward product. A pure copy: no value changes.
     __attribute__((target("avx2,fma"))) static void pack_transposed(float* dst, const float* src, std::int64_t cs,
-                                                                     std::int64_t kc) {
+                                                                    std::int64_t kc) {
         std::int64_t k = 0;
         for (; k + 8 <= kc; k += 8) {
             for (int h = 0; h < NR; h += 8) {
                 const float* s0 = src + h * cs + k;
-                const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + cs),
-                             r2 = _mm256_loadu_ps(s0 + 2 * cs), r3 = _mm256_loadu_ps(s0 + 3 * cs),
-                             r4 = _mm256_loadu_ps(s0 + 4 * cs), r5 = _mm256_loadu_ps(s0 + 5 * cs),
-                             r6 = _mm256_loadu_ps(s0 + 6 * cs), r7 = _mm256_loadu_ps(s0 + 7 * cs);
+                const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + cs), r2 = _mm256_loadu_ps(s0 + 2 * cs),
+                             r3 = _mm256_loadu_ps(s0 + 3 * cs), r4 = _mm256_loadu_ps(s0 + 4 * cs),
+                             r5 = _mm256_loadu_ps(s0 + 5 * cs), r6 = _mm256_loadu_ps(s0 + 6 * cs),
+                             r7 = _mm256_loadu_ps(s0 + 7 * cs);
                 // Interleave pairs of rows, then pairs of pairs: within each 128-bit half,
                 // t4 lane q holds rows 0-3 of column q (halves: columns 0-3 and 4-7).
                 const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
@@ -134,8 +134,8 @@ struct Avx2KernelF32 {
     // weight gradient's last block of k, plain SGD), the tile is not stored: w -= lr * tile
     // (see finish_row); returns whether a new weight is NaN or infinite (false without a step).
     __attribute__((target("avx2,fma"))) static bool run(std::int64_t kc, const float* const* a, std::int64_t ks,
-                                                         const float* b, float* c, std::int64_t ldc, bool accumulate,
-                                                         const TileStep<float>* step) {
+                                                        const float* b, float* c, std::int64_t ldc, bool accumulate,
+                                                        const TileStep<float>* step) {
         const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
         float* const w = step ? step->w : nullptr;
         const std::int64_t ldw = step ? step->ld : 0;
@@ -146,17 +146,23 @@ struct Avx2KernelF32 {
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR) {
             const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
             __m256 ai = _mm256_broadcast_ss(a0 + o);
-            c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+            c00 = _mm256_fmadd_ps(ai, b0, c00);
+            c01 = _mm256_fmadd_ps(ai, b1, c01);
             ai = _mm256_broadcast_ss(a1 + o);
-            c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+            c10 = _mm256_fmadd_ps(ai, b0, c10);
+            c11 = _mm256_fmadd_ps(ai, b1, c11);
             ai = _mm256_broadcast_ss(a2 + o);
-            c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+            c20 = _mm256_fmadd_ps(ai, b0, c20);
+            c21 = _mm256_fmadd_ps(ai, b1, c21);
             ai = _mm256_broadcast_ss(a3 + o);
-            c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+            c30 = _mm256_fmadd_ps(ai, b0, c30);
+            c31 = _mm256_fmadd_ps(ai, b1, c31);
             ai = _mm256_broadcast_ss(a4 + o);
-            c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+            c40 = _mm256_fmadd_ps(ai, b0, c40);
+            c41 = _mm256_fmadd_ps(ai, b1, c41);
             ai = _mm256_broadcast_ss(a5 + o);
-            c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+            c50 = _mm256_fmadd_ps(ai, b0, c50);
+            c51 = _mm256_fmadd_ps(ai, b1, c51);
         }
         const __m256 vlr = _mm256_set1_ps(step ? step->lr : float(0));
         __m256 bad = _mm256_setzero_ps();
@@ -178,8 +184,8 @@ struct Avx2KernelF64 {
     static constexpr int MR = 6, NR = 8;
     static constexpr bool has_pack_transposed = false;  // float32 is the speed-critical type
     __attribute__((target("avx2,fma"))) static bool run(std::int64_t kc, const double* const* a, std::int64_t ks,
-                                                         const double* b, double* c, std::int64_t ldc, bool accumulate,
-                                                         const TileStep<double>* step) {
+                                                        const double* b, double* c, std::int64_t ldc, bool accumulate,
+                                                        const TileStep<double>* step) {
         const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
         double* const w = step ? step->w : nullptr;
         const std::int64_t ldw = step ? step->ld : 0;
@@ -190,17 +196,23 @@ struct Avx2KernelF64 {
         for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR) {
             const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
             __m256d ai = _mm256_broadcast_sd(a0 + o);
-            c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
+            c00 = _mm256_fmadd_pd(ai, b0, c00);
+            c01 = _mm256_fmadd_pd(ai, b1, c01);
             ai = _mm256_broadcast_sd(a1 + o);
-            c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
+            c10 = _mm256_fmadd_pd(ai, b0, c10);
+            c11 = _mm256_fmadd_pd(ai, b1, c11);
             ai = _mm256_broadcast_sd(a2 + o);
-            c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
+            c20 = _mm256_fmadd_pd(ai, b0, c20);
+            c21 = _mm256_fmadd_pd(ai, b1, c21);
             ai = _mm256_broadcast_sd(a3 + o);
-            c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
+            c30 = _mm256_fmadd_pd(ai, b0, c30);
+            c31 = _mm256_fmadd_pd(ai, b1, c31);
             ai = _mm256_broadcast_sd(a4 + o);
-            c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
+            c40 = _mm256_fmadd_pd(ai, b0, c40);
+            c41 = _mm256_fmadd_pd(ai, b1, c41);
             ai = _mm256_broadcast_sd(a5 + o);
-            c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
+            c50 = _mm256_fmadd_pd(ai, b0, c50);
+            c51 = _mm256_fmadd_pd(ai, b1, c51);
         }
         const __m256d vlr = _mm256_set1_pd(step ? step->lr : double(0));
         __m256d bad = _mm256_setzero_pd();

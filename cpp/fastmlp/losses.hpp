@@ -71,8 +71,10 @@ LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t 
         for (std::int64_t i = 0; i < K; ++i) {
             const double d = static_cast<double>(a[i]) - static_cast<double>(y[i]);
             row += d * d;
-            if (what != LossOutput::gradient) o[i] = a[i];
-            else o[i] = rw.active() ? (a[i] - y[i]) * f : T(2) * (a[i] - y[i]) / n;
+            if (what != LossOutput::gradient)
+                o[i] = a[i];
+            else
+                o[i] = rw.active() ? (a[i] - y[i]) * f : T(2) * (a[i] - y[i]) / n;
         }
         stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor(r) : 1.0);
     }
@@ -87,9 +89,12 @@ template <class T>
 LossStats output_loss(Output output, T* out, const T* logits, const std::int64_t* labels, const T* targets,
                       std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
     switch (output) {
-        case Output::sigmoid: return sigmoid_bce(out, logits, targets, B, K, what, weight);
-        case Output::identity: return squared_error(out, logits, targets, B, K, what, weight);
-        case Output::softmax: break;
+        case Output::sigmoid:
+            return sigmoid_bce(out, logits, targets, B, K, what, weight);
+        case Output::identity:
+            return squared_error(out, logits, targets, B, K, what, weight);
+        case Output::softmax:
+            break;
     }
     return softmax_xent(out, logits, labels, targets, B, K, what, weight);
 }

@@ -70,7 +70,7 @@ struct Targets {
 struct WorkspacePlan {
     std::vector<std::int64_t> h, a, hd, dW, db;  // per layer k = 1..L (index 0 unused)
     std::int64_t delta = 0, target_batch = 0, label_batch = 0, weight_batch = 0, gemm_a = 0, gemm_b = 0;
-    std::int64_t bytes = 0;               // total, packing buffers rounded as allocated
+    std::int64_t bytes = 0;  // total, packing buffers rounded as allocated
 };
 
 // Throws SizeError when any count or the total does not fit in 64 bits / the address space.
@@ -129,18 +129,18 @@ WorkspacePlan plan_workspace(const NetSpec& spec, std::int64_t batch) {
 template <class T>
 struct Workspace {
     NetSpec spec;
-    std::vector<std::int64_t> sizes;        // spec.sizes
+    std::vector<std::int64_t> sizes;  // spec.sizes
     std::int64_t max_batch = 0;
-    std::vector<std::vector<T>> h;          // h[k] (max_batch, sizes[k]) for k = 1..L; h[L] holds the logits
-    std::vector<std::vector<T>> a;          // a[k], the pre-activation, only where g'(a) needs it
-    std::vector<std::vector<T>> hd;         // hd[k] = dropout(h[k]), only for layers with dropout
-    std::vector<T> delta, delta_prev;       // da of the current layer and of the one below it
-    std::vector<std::vector<T>> dW, db;     // per-layer gradients for the training step
+    std::vector<std::vector<T>> h;       // h[k] (max_batch, sizes[k]) for k = 1..L; h[L] holds the logits
+    std::vector<std::vector<T>> a;       // a[k], the pre-activation, only where g'(a) needs it
+    std::vector<std::vector<T>> hd;      // hd[k] = dropout(h[k]), only for layers with dropout
+    std::vector<T> delta, delta_prev;    // da of the current layer and of the one below it
+    std::vector<std::vector<T>> dW, db;  // per-layer gradients for the training step
     std::vector<T> target_batch;
     std::vector<std::int64_t> label_batch;
-    std::vector<T> weight_batch;            // the sample weights of a shuffled batch, gathered
-    std::vector<LayerGrads<T>> grads;       // views of dW, db handed to forward_backward
-    GemmScratch<T> gemm;                    // packing space for the largest product of any layer
+    std::vector<T> weight_batch;       // the sample weights of a shuffled batch, gathered
+    std::vector<LayerGrads<T>> grads;  // views of dW, db handed to forward_backward
+    GemmScratch<T> gemm;               // packing space for the largest product of any layer
 
     Workspace(const Workspace&) = delete;  // grads points into this object's own buffers
     Workspace& operator=(const Workspace&) = delete;
@@ -178,9 +178,7 @@ struct Workspace {
         return dropped && spec.has_dropout(k) ? hd[k].data() : h[k].data();
     }
     // What g'(.) of hidden layer k is computed from: a_k where it needs a, else h_k.
-    const T* saved_for_gprime(std::int64_t k) const {
-        return spec.keeps_preactivation(k) ? a[k].data() : h[k].data();
-    }
+    const T* saved_for_gprime(std::int64_t k) const { return spec.keeps_preactivation(k) ? a[k].data() : h[k].data(); }
 };
 
 // A training pass: dropout runs with the masks of `key`. Null: inference, no dropout.
@@ -256,9 +254,9 @@ void update_layer(const DenseLayer<T>& layer, const LayerGrads<T>& g, const Upda
 // gradients first and updating afterwards. With skip_if_nonfinite, a batch whose loss is NaN or
 // infinite stops right after the forward pass: no gradient, no update.
 template <class T>
-LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X,
-                           const Targets<T>& y, std::int64_t B, const std::vector<LayerGrads<T>>& grads,
-                           const Update<T>& u, const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false,
+LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
+                           std::int64_t B, const std::vector<LayerGrads<T>>& grads, const Update<T>& u,
+                           const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false,
                            TrainingKey training = nullptr) {
     const std::int64_t L = ws.n_layers();
     const NetSpec& spec = ws.spec;
@@ -282,11 +280,11 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
                               dropout_layer_key(*training, static_cast<std::uint64_t>(k - 1)), training->row_positions);
         }
         if (fused_sgd && lr > T(0)) {  // dW_k, db_k, and the SGD step on each tile as soon as it is final
-            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
-                                  ws.gemm, layer.W, layer.b, lr, h_rows, u.nonfinite);
+            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out, ws.gemm,
+                                  layer.W, layer.b, lr, h_rows, u.nonfinite);
         } else {
-            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out,
-                                  ws.gemm, static_cast<T*>(nullptr), static_cast<T*>(nullptr), T(0), h_rows);
+            dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out, ws.gemm,
+                                  static_cast<T*>(nullptr), static_cast<T*>(nullptr), T(0), h_rows);
             if (u.apply) {
                 if (!fused_sgd) update_layer(layer, grads[k - 1], u, static_cast<std::size_t>(k - 1));
                 check_layer(layer, u.nonfinite);

@@ -8,8 +8,8 @@
 // NumPy arrays); this file never allocates.
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -26,11 +26,11 @@ enum class OptimizerKind : int { sgd = 0, adam = 1, adamw = 2, rmsprop = 3 };
 struct OptimizerSpec {
     OptimizerKind kind = OptimizerKind::sgd;
     double lr = 0.1;
-    double momentum = 0.0;      // sgd, rmsprop
-    bool nesterov = false;      // sgd
-    double weight_decay = 0.0;  // L2 added to the gradient (adamw: decoupled)
+    double momentum = 0.0;                          // sgd, rmsprop
+    bool nesterov = false;                          // sgd
+    double weight_decay = 0.0;                      // L2 added to the gradient (adamw: decoupled)
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw (eps also rmsprop)
-    double alpha = 0.99;        // rmsprop
+    double alpha = 0.99;                            // rmsprop
     std::int64_t step = 1;
 
     // Plain SGD: the update dense.hpp fuses into the gradient GEMM.
@@ -40,10 +40,13 @@ struct OptimizerSpec {
     // second moments; RMSprop's square average and its momentum buffer.
     int n_buffers() const {
         switch (kind) {
-            case OptimizerKind::sgd: return momentum != 0.0 ? 1 : 0;
+            case OptimizerKind::sgd:
+                return momentum != 0.0 ? 1 : 0;
             case OptimizerKind::adam:
-            case OptimizerKind::adamw: return 2;
-            case OptimizerKind::rmsprop: return momentum != 0.0 ? 2 : 1;
+            case OptimizerKind::adamw:
+                return 2;
+            case OptimizerKind::rmsprop:
+                return momentum != 0.0 ? 2 : 1;
         }
         return 0;
     }
@@ -90,7 +93,9 @@ struct AdamLoop {
     static constexpr int kStates = 2;
 #ifdef FASTMLP_HAVE_OPTIM_AVX2
     template <class... A>
-    __attribute__((target("avx2"))) static std::int64_t avx2(A... a) { return optim_avx2::adam<kDecoupled, kL2>(a...); }
+    __attribute__((target("avx2"))) static std::int64_t avx2(A... a) {
+        return optim_avx2::adam<kDecoupled, kL2>(a...);
+    }
 #endif
     template <class T>
     static FASTMLP_ALWAYS_INLINE void run(T* FASTMLP_RESTRICT p, const T* FASTMLP_RESTRICT g, T* FASTMLP_RESTRICT m,
@@ -116,7 +121,9 @@ struct RmspropLoop {
     static constexpr int kStates = 2;
 #ifdef FASTMLP_HAVE_OPTIM_AVX2
     template <class... A>
-    __attribute__((target("avx2"))) static std::int64_t avx2(A... a) { return optim_avx2::rmsprop<kDecay, kMomentum>(a...); }
+    __attribute__((target("avx2"))) static std::int64_t avx2(A... a) {
+        return optim_avx2::rmsprop<kDecay, kMomentum>(a...);
+    }
 #endif
     template <class T>
     static FASTMLP_ALWAYS_INLINE void run(T* FASTMLP_RESTRICT p, const T* FASTMLP_RESTRICT g, T* FASTMLP_RESTRICT s1,
@@ -180,13 +187,17 @@ void run_update(std::int64_t n, T* p, const T* g, T* s1, T* s2, Consts... c) {
         (void)avx2;
 #ifdef FASTMLP_HAVE_OPTIM_AVX2
         if (avx2) {
-            if constexpr (Loop::kStates == 1) run_avx2<Loop>(p + lo, g + lo, offset(s1, lo), len, c...);
-            else run_avx2<Loop>(p + lo, g + lo, offset(s1, lo), offset(s2, lo), len, c...);
+            if constexpr (Loop::kStates == 1)
+                run_avx2<Loop>(p + lo, g + lo, offset(s1, lo), len, c...);
+            else
+                run_avx2<Loop>(p + lo, g + lo, offset(s1, lo), offset(s2, lo), len, c...);
             return;
         }
 #endif
-        if constexpr (Loop::kStates == 1) run_generic<Loop>(p + lo, g + lo, offset(s1, lo), len, c...);
-        else run_generic<Loop>(p + lo, g + lo, offset(s1, lo), offset(s2, lo), len, c...);
+        if constexpr (Loop::kStates == 1)
+            run_generic<Loop>(p + lo, g + lo, offset(s1, lo), len, c...);
+        else
+            run_generic<Loop>(p + lo, g + lo, offset(s1, lo), offset(s2, lo), len, c...);
     });
 }
 
@@ -212,15 +223,21 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
                 if (s1 == nullptr) {  // no momentum buffer
                     run_update<detail::SgdLoop<kDecay, 0, false>>(n, param, grad, s1, s2, lr, wd, mu);
                 } else if (first) {
-                    if (o.nesterov) run_update<detail::SgdLoop<kDecay, 1, true>>(n, param, grad, s1, s2, lr, wd, mu);
-                    else run_update<detail::SgdLoop<kDecay, 1, false>>(n, param, grad, s1, s2, lr, wd, mu);
+                    if (o.nesterov)
+                        run_update<detail::SgdLoop<kDecay, 1, true>>(n, param, grad, s1, s2, lr, wd, mu);
+                    else
+                        run_update<detail::SgdLoop<kDecay, 1, false>>(n, param, grad, s1, s2, lr, wd, mu);
                 } else {
-                    if (o.nesterov) run_update<detail::SgdLoop<kDecay, 2, true>>(n, param, grad, s1, s2, lr, wd, mu);
-                    else run_update<detail::SgdLoop<kDecay, 2, false>>(n, param, grad, s1, s2, lr, wd, mu);
+                    if (o.nesterov)
+                        run_update<detail::SgdLoop<kDecay, 2, true>>(n, param, grad, s1, s2, lr, wd, mu);
+                    else
+                        run_update<detail::SgdLoop<kDecay, 2, false>>(n, param, grad, s1, s2, lr, wd, mu);
                 }
             };
-            if (decay) sgd(std::true_type{});
-            else sgd(std::false_type{});
+            if (decay)
+                sgd(std::true_type{});
+            else
+                sgd(std::false_type{});
             break;
         }
         case OptimizerKind::adam:
@@ -251,13 +268,17 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
             const T mu = static_cast<T>(o.momentum), eps = static_cast<T>(o.eps);
             const bool momentum = s2 != nullptr;
             if (decay && momentum)
-                run_update<detail::RmspropLoop<true, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu, eps);
+                run_update<detail::RmspropLoop<true, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
+                                                            eps);
             else if (decay)
-                run_update<detail::RmspropLoop<true, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu, eps);
+                run_update<detail::RmspropLoop<true, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
+                                                             eps);
             else if (momentum)
-                run_update<detail::RmspropLoop<false, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu, eps);
+                run_update<detail::RmspropLoop<false, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
+                                                             eps);
             else
-                run_update<detail::RmspropLoop<false, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu, eps);
+                run_update<detail::RmspropLoop<false, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha,
+                                                              mu, eps);
             break;
         }
     }

@@ -83,6 +83,7 @@ public:
     void rethrow() {
         if (error_) std::rethrow_exception(error_);
     }
+
 private:
     std::atomic<bool> failed_{false};
     std::mutex mutex_;

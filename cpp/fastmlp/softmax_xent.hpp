@@ -9,8 +9,8 @@
 namespace fastmlp {
 
 struct LossStats {
-    double loss_sum = 0.0;      // Σ over rows of the row's cross-entropy (not yet divided by B)
-    std::int64_t n_correct = 0; // rows whose arg-max logit is the label (or the target's arg-max)
+    double loss_sum = 0.0;       // Σ over rows of the row's cross-entropy (not yet divided by B)
+    std::int64_t n_correct = 0;  // rows whose arg-max logit is the label (or the target's arg-max)
 };
 
 // What an output kernel writes: the prediction (softmax probabilities here) or the gradient da_L.
@@ -45,8 +45,8 @@ struct RowWeights {
 // neither (then no loss is computed); weight (B,) or null; out (B, K) must not alias logits.
 // Overwrites out. Serial over rows (K is small; the row losses are summed in row order, in double).
 template <class T>
-LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, const T* targets,
-                       std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
+LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, const T* targets, std::int64_t B,
+                       std::int64_t K, LossOutput what, const T* weight = nullptr) {
     LossStats stats;
     const T batch = static_cast<T>(B);
     const RowWeights<T> rw(weight, B);

@@ -1,9 +1,8 @@
-// Eight-lane float exp, tanh, sigmoid, expm1 (x <= 0), elu, silu and gelu for the AVX2+FMA path: libm's scalar tanhf/expm1f
-// took half the time of a small tanh network's training step. Polynomial approximations
-// written for this file (Cody-Waite reduction for exp, the Taylor series of tanh near 0),
-// accurate to a couple of ulp; compiled with target attributes and only called when isa.hpp
-// has seen AVX2 and FMA. A row's tail goes through the same 8-lane code on a padded copy, so
-// a value's result never depends on its position in the row.
+// Eight-lane float exp, tanh, sigmoid, expm1 (x <= 0), elu, silu and gelu for the AVX2+FMA path: libm's scalar
+// tanhf/expm1f took half the time of a small tanh network's training step. Polynomial approximations written for this
+// file (Cody-Waite reduction for exp, the Taylor series of tanh near 0), accurate to a couple of ulp; compiled with
+// target attributes and only called when isa.hpp has seen AVX2 and FMA. A row's tail goes through the same 8-lane code
+// on a padded copy, so a value's result never depends on its position in the row.
 #pragma once
 
 #include <cstdint>
@@ -125,7 +124,8 @@ __attribute__((target("avx2,fma"))) inline __m256 normal_cdf(__m256 a, __m256& e
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.0664903791378128f));
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.3989422803946615f));
     const __m256 central = _mm256_fmadd_ps(a, p, _mm256_set1_ps(0.5f));
-    const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(ax, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+    const __m256 t =
+        _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(ax, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
     __m256 q = _mm256_set1_ps(-0.1690624417540855f);
     q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.7839605609392227f));
     q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.5096138074907786f));

@@ -38,11 +38,11 @@ _CHILD = textwrap.dedent("""
     handed = [0]
     real = _core.evaluate
 
-    def counting(ws, W, b, X, *rest):
+    def counting(ws, W, b, X, *rest, **kwargs):
         handed[0] += len(X)
         if handed[0] == len(X):
             print("started", flush=True)
-        return real(ws, W, b, X, *rest)
+        return real(ws, W, b, X, *rest, **kwargs)
 
     _core.evaluate = counting
     calls = {
@@ -87,9 +87,9 @@ def _counting_evaluate(monkeypatch):
     calls = []
     real = forward._core.evaluate
 
-    def counting(ws, W, b, X, *rest):
+    def counting(ws, W, b, X, *rest, **kwargs):
         calls.append((ws.max_batch, X))
-        return real(ws, W, b, X, *rest)
+        return real(ws, W, b, X, *rest, **kwargs)
 
     monkeypatch.setattr(forward._core, "evaluate", counting)
     return calls

@@ -137,14 +137,13 @@ def test_ctrl_c_inside_an_epoch_puts_everything_back_to_the_last_recorded_epoch(
     real = getattr(fastmlp._core, where)
     calls = []
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) < 3:
-            return real(*args)
+            return real(*args, **kwargs)
         if where == "train_epoch":  # train half the epoch's batches, then stop as Ctrl-C does
-            args = list(args)
-            args[5] = np.ascontiguousarray(args[5][:len(args[5]) // 2])
-            real(*args)
+            order = kwargs["order"]
+            real(*args, **dict(kwargs, order=np.ascontiguousarray(order[:len(order) // 2])))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fastmlp._core, where, interrupted)

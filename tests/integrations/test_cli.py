@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from fastmlp import datasets
+from fastmlp import _user_data, datasets
 
 ACCURACY_LINE = re.compile(r"^held-out accuracy: (\d\.\d{4}) \((\d+) samples\)$", re.MULTILINE)
 
@@ -216,16 +216,14 @@ _ODD_CSV = ("a,b,label\n\n1,2.5,0\n  3 , -4e-3 ,1\n   \n1_000,inf,2\n+5,1E3,0\n"
 @pytest.mark.parametrize("block_bytes", [64, 1 << 22])
 @pytest.mark.parametrize("compressed", [False, True])
 def test_the_csv_reader_gives_the_arrays_of_a_line_by_line_parse(tmp_path, monkeypatch, block_bytes, compressed):
-    from fastmlp import cli
-
-    monkeypatch.setattr(cli, "_CSV_BLOCK_BYTES", block_bytes)  # many blocks, or one
+    monkeypatch.setattr(_user_data, "_CSV_BLOCK_BYTES", block_bytes)  # many blocks, or one
     path = tmp_path / ("odd.csv.gz" if compressed else "odd.csv")
     if compressed:
         with gzip.open(path, "wt") as f:
             f.write(_ODD_CSV)
     else:
         path.write_text(_ODD_CSV)
-    X, y = cli._read_csv(str(path))
+    X, y = _user_data._read_csv(str(path))
     expected = _csv_by_lines(_ODD_CSV)
     assert np.array_equal(X, expected[:, :-1]) and np.array_equal(y, expected[:, -1])
 
@@ -236,13 +234,11 @@ def test_the_csv_reader_gives_the_arrays_of_a_line_by_line_parse(tmp_path, monke
     ("1,2,3,4\n", r"line 2503: expected 3 columns, got 4"),
 ])
 def test_a_malformed_line_in_a_later_block_is_named(tmp_path, monkeypatch, tail, message):
-    from fastmlp import cli
-
-    monkeypatch.setattr(cli, "_CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_user_data, "_CSV_BLOCK_BYTES", 4096)
     path = tmp_path / "late.csv"
     path.write_text("f1,f2,label\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(2500)) + "\n" + tail + "1,1,1\n")
-    with pytest.raises(cli.UserError, match=message):
-        cli._read_csv(str(path))
+    with pytest.raises(_user_data.UserError, match=message):
+        _user_data._read_csv(str(path))
 
 
 def test_the_csv_reader_holds_no_python_object_per_cell(tmp_path):
@@ -250,15 +246,13 @@ def test_the_csv_reader_holds_no_python_object_per_cell(tmp_path):
     # each, plus the lists' pointers and every line's text) it peaked at more than 6x that.
     import tracemalloc
 
-    from fastmlp import cli
-
     rng = np.random.default_rng(0)
     table = np.round(rng.random((20000, 40)) * 100, 3)
     path = tmp_path / "wide.csv"
     np.savetxt(path, table, delimiter=",", fmt="%.3f")
     tracemalloc.start()
     try:
-        X, y = cli._read_csv(str(path))
+        X, y = _user_data._read_csv(str(path))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -9,7 +9,6 @@ import threading
 import numpy as np
 import pytest
 
-import fastmlp
 from fastmlp import Network, Trainer, _core
 from fastmlp import _forward as forward
 from fastmlp._validation import check_dtype
@@ -234,7 +233,3 @@ def test_read_only_input_and_parameters_still_predict():
         a.flags.writeable = False
     assert np.array_equal(net.predict_proba(X), _fresh(net, X))
 
-
-def test_fastmlp_module_exposes_the_counter_as_private():
-    assert isinstance(_core._workspaces_built(), int)
-    assert "_workspaces_built" not in dir(fastmlp)

@@ -198,10 +198,6 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
     py::array X = fits_quickly<T>(X_, -1, ws.sizes[0], false) ? py::reinterpret_borrow<py::array>(X_)
                                                               : checked<T>(X_, "X", {-1, ws.sizes[0]});
     const int64_t N = X.shape(0), K = ws.sizes.back();
-    // The caller's fast path passes X unchecked but for its type and dtype: refused here, it
-    // runs its own checks, whose message names the problem.
-    if (check_finite && !all_finite(cptr<T>(X), N * ws.sizes[0]))
-        throw std::invalid_argument("X contains NaN or infinity");
     CheckedTargets<T> y;
     if (!y_.is_none()) y = check_targets<T>(y_, N, K, ws.spec.output);
     py::object preds = py::none();
@@ -212,10 +208,15 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
         preds = a;
     }
     fastmlp::LossStats s;
+    bool finite = true;
     {
-        ReleasedGil nogil;
-        s = fastmlp::evaluate(ws.get<T>(), L.layers, cptr<T>(X), y.view, N, p);
+        ReleasedGil nogil;  // the scan of X too: a large X takes a while, and other threads may run
+        finite = !check_finite || all_finite(cptr<T>(X), N * ws.sizes[0]);
+        if (finite) s = fastmlp::evaluate(ws.get<T>(), L.layers, cptr<T>(X), y.view, N, p);
     }
+    // The caller's fast path passes X unchecked but for its type and dtype: refused here, it
+    // runs its own checks, whose message names the problem.
+    if (!finite) throw std::invalid_argument("X contains NaN or infinity");
     return py::make_tuple(s.loss_sum, s.n_correct, preds);
 }
 

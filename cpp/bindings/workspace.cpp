@@ -1,6 +1,7 @@
 // The Workspace class of fastmlp._core: building a NetSpec from Python arguments, sizing and
 // allocating the scratch buffers (an impossible or refused size becomes MemoryError naming the
 // request), and the private sizing hook the size tests probe. Nothing here runs a kernel.
+#include <atomic>
 #include <sstream>
 
 #include "workspace.hpp"
@@ -40,8 +41,15 @@ fastmlp::NetSpec make_spec(std::vector<int64_t> sizes, const py::object& activat
     return spec;
 }
 
+namespace {
+// Workspaces built since import: the private hook the prediction-cache tests read to show that
+// a network predicting again at a batch size it has seen builds none.
+std::atomic<int64_t> workspaces_built{0};
+}  // namespace
+
 AnyWorkspace::AnyWorkspace(fastmlp::NetSpec net, int64_t batch, const std::string& dt)
     : dtype(dt), spec(std::move(net)), sizes(spec.sizes), max_batch(batch) {
+    workspaces_built.fetch_add(1, std::memory_order_relaxed);
     // Sized first, allocated second: an impossible size or a refused allocation both become
     // MemoryError (fastmlp::SizeError) naming the request, never a crash or a wrapped size.
     const int64_t bytes = planned_bytes(spec, batch, dt);
@@ -105,6 +113,9 @@ void bind_workspace(py::module_& m) {
         .def_property_readonly("activations", &AnyWorkspace::activation_names)
         .def_property_readonly("output", &AnyWorkspace::output_name)
         .def_property_readonly("dropout", [](const AnyWorkspace& ws) { return ws.spec.dropout; });
+
+    // Private test hook: how many Workspaces were built (tests/api/test_prediction_cache.py).
+    m.def("_workspaces_built", [] { return workspaces_built.load(std::memory_order_relaxed); });
 
     // Private test hook: the bytes a Workspace would allocate, from the constructor's own
     // sizing code, without allocating (tests/robustness/test_sizes.py probes the 2^31 and 2^63 edges).

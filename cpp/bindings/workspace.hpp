@@ -62,6 +62,24 @@ struct CheckedLayers {
     std::vector<fastmlp::DenseLayer<T>> layers;
 };
 
+// Whether `obj` is an ndarray of dtype T, C-contiguous, of exactly `rows` x `cols` (rows < 0:
+// any number; cols < 0: a vector of `rows`), writeable if asked: checked() without building names or messages, so
+// that a one-row prediction does not pay for strings it never shows. checked() decides (and
+// words the error) whenever this says no.
+template <class T>
+bool fits_quickly(py::handle obj, int64_t rows, int64_t cols, bool writable) {
+    auto& api = py::detail::npy_api::get();
+    if (!api.PyArray_Check_(obj.ptr())) return false;
+    auto* a = py::detail::array_proxy(obj.ptr());
+    const int ndim = cols < 0 ? 1 : 2;
+    if (a->nd != ndim || (rows >= 0 && a->dimensions[0] != rows) || (ndim == 2 && a->dimensions[1] != cols))
+        return false;
+    if (!(a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) return false;
+    if (writable && !(a->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) return false;
+    const auto* d = py::detail::array_descriptor_proxy(a->descr);
+    return d->type_num == py::detail::npy_format_descriptor<T>::value && d->byteorder == '=';
+}
+
 template <class T>
 CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, const py::list& biases, bool writable) {
     const std::size_t L = ws.sizes.size() - 1;
@@ -69,10 +87,20 @@ CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, c
         throw std::invalid_argument("expected " + std::to_string(L) + " weight matrices and bias vectors, got " +
                                     std::to_string(weights.size()) + " and " + std::to_string(biases.size()));
     CheckedLayers<T> out;
+    out.keep.reserve(2 * L);
+    out.layers.reserve(L);
     for (std::size_t k = 0; k < L; ++k) {
-        const std::string wn = "weights[" + std::to_string(k) + "]", bn = "biases[" + std::to_string(k) + "]";
-        py::array W = checked<T>(weights[k], wn.c_str(), {ws.sizes[k + 1], ws.sizes[k]}, writable);
-        py::array b = checked<T>(biases[k], bn.c_str(), {ws.sizes[k + 1]}, writable);
+        py::handle W_ = weights[k], b_ = biases[k];
+        py::array W, b;
+        if (fits_quickly<T>(W_, ws.sizes[k + 1], ws.sizes[k], writable) &&
+            fits_quickly<T>(b_, ws.sizes[k + 1], -1, writable)) {
+            W = py::reinterpret_borrow<py::array>(W_);
+            b = py::reinterpret_borrow<py::array>(b_);
+        } else {
+            const std::string wn = "weights[" + std::to_string(k) + "]", bn = "biases[" + std::to_string(k) + "]";
+            W = checked<T>(W_, wn.c_str(), {ws.sizes[k + 1], ws.sizes[k]}, writable);
+            b = checked<T>(b_, bn.c_str(), {ws.sizes[k + 1]}, writable);
+        }
         // Read-only calls (writable == false) only ever read through these pointers, and a
         // read-only array must still be usable for prediction: take data(), not mutable_data().
         out.layers.push_back({const_cast<T*>(cptr<T>(W)), const_cast<T*>(cptr<T>(b)), ws.sizes[k], ws.sizes[k + 1]});

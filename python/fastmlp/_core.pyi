@@ -126,6 +126,9 @@ def _workspace_bytes(
     """Bytes a Workspace(layer_sizes, max_batch, dtype) allocates, from the constructor's own
     sizing code, without allocating. MemoryError when the total does not fit in 64 bits."""
 
+def _workspaces_built() -> int:
+    """Workspaces built since import (a test hook: prediction reuses its workspace)."""
+
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 
@@ -194,6 +197,7 @@ def evaluate(
     X: NDArray[np.floating[Any]],
     y: _Targets | None = None,
     want_preds: Literal[True] = True,
+    check_finite: bool = False,
 ) -> tuple[float, int, NDArray[np.floating[Any]]]: ...
 @overload
 def evaluate(
@@ -203,6 +207,7 @@ def evaluate(
     X: NDArray[np.floating[Any]],
     y: _Targets | None,
     want_preds: Literal[False],
+    check_finite: bool = False,
 ) -> tuple[float, int, None]: ...
 @overload
 def evaluate(
@@ -212,9 +217,10 @@ def evaluate(
     X: NDArray[np.floating[Any]],
     y: _Targets | None = None,
     want_preds: bool = True,
+    check_finite: bool = False,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
     """Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct
-    count, predictions or None)."""
+    count, predictions or None). With check_finite, a NaN or infinity in X is a ValueError."""
 
 # ---------------------------------------------------------------- process-wide settings
 

@@ -45,23 +45,26 @@ def check_dropout_seed(seed: object) -> int:
 
 def evaluate_rows(
     ws: _core.Workspace, weights: list[NDArray[np.floating[Any]]], biases: list[NDArray[np.floating[Any]]],
-    X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool,
+    X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool, check_finite: bool = False,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
     """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
     ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``, sized by
     :func:`eval_rows_per_call`), so that Ctrl-C is
     seen between two calls instead of after the whole pass. The summed loss, the correct count
     and the predictions are bitwise those of one call: the native loop sums the same chunks in
-    the same order. X of at most one chunk is one call, with nothing allocated here."""
+    the same order. X of at most one chunk is one call, with nothing allocated here.
+    With `check_finite`, the native call refuses a NaN or infinity in X (ValueError): the
+    prediction fast path passes X unchecked but for its type, dtype and shape."""
     n, step = len(X), ws.max_batch
     if n <= step:
-        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds)
+        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, step):
         stop = min(n, start + step)  # row slices of a C-contiguous array: views, no copies
         chunk_loss, chunk_correct, chunk_preds = _core.evaluate(
-            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds=want_preds)
+            ws, weights, biases, X[start:stop], None if y is None else y[start:stop], want_preds=want_preds,
+            check_finite=check_finite)
         loss_sum += chunk_loss
         n_correct += chunk_correct
         if preds is not None:

@@ -230,6 +230,7 @@ class Network:
         new = object.__new__(Network)
         with self._locked():
             new.__dict__.update(self.__dict__)
+            new.__dict__.pop("_predict_cache", None)  # scratch memory is never shared between networks
             new.weights = [W.copy() for W in self.weights]
             new.biases = [b.copy() for b in self.biases]
         new._init_lock()  # its own lock: the copy is trained and used independently
@@ -259,11 +260,11 @@ class Network:
         return lock
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle support: everything but the lock (locks cannot be pickled, and a lock's
-        state means nothing in another process). The parameters are copied under the lock so
+        """Pickle support: everything but the lock and the prediction workspace (neither can be
+        pickled, and a lock's state means nothing in another process). The parameters are copied under the lock so
         that pickling during another thread's training stores one consistent state."""
         with self._locked():
-            state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+            state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_predict_cache")}
             state["weights"] = [W.copy() for W in self.weights]
             state["biases"] = [b.copy() for b in self.biases]
         return state
@@ -304,6 +305,49 @@ class Network:
         per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
         return self._workspace(max(1, min(rows, per_call)))
 
+    def _predict_workspace(self, rows: int) -> _core.Workspace:
+        """The scratch memory of predict/loss/accuracy over `rows` rows, kept on the network and
+        reused, so that a network predicting again at a size it has seen allocates nothing but
+        its result. Call it with the network's lock held: the lock is what keeps two threads off
+        the one workspace. Built again only when a call needs more rows per native call than it
+        holds (the rows per call stay those of :meth:`_eval_workspace`, so Ctrl-C is seen as
+        often) or when the dtype or the architecture changed (a float64 twin in gradcheck)."""
+        need = rows if rows <= EVAL_MIN_ROWS else min(rows, eval_rows_per_call(self._layer_sizes))
+        cache = self.__dict__.get("_predict_cache")
+        if cache is not None:
+            dtype, sizes, activations, output, max_batch, ws = cache
+            if (dtype is self._dtype and sizes is self._layer_sizes and activations is self._activations
+                    and output is self._output):
+                if need <= max_batch:
+                    return ws  # type: ignore[no-any-return]
+                need = max(need, max_batch)  # grows, never shrinks: no size is built twice
+        ws = self._workspace(max(1, need))
+        self._predict_cache = (self._dtype, self._layer_sizes, self._activations, self._output, ws.max_batch, ws)
+        return ws
+
+    def _fast_rows(self, X: object) -> bool:
+        """Whether X may go to the native forward as it is: an ndarray of the network's dtype,
+        C-contiguous, 2-D with rows. Its width and finiteness are then checked natively, and a
+        refusal sends it through :func:`check_X`, whose message names the problem."""
+        return (type(X) is np.ndarray and X.dtype is self._dtype and X.ndim == 2 and X.shape[0] > 0
+                and X.flags.c_contiguous)
+
+    def _evaluate_rows(
+        self, X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool, fast: bool,
+    ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
+        """:func:`evaluate_rows` over X with the cached workspace and the live parameter lists,
+        under the lock. The native call checks every array; when it refuses one, the Python
+        checks run to raise their own message (for X when it came by the fast path)."""
+        with self._locked():
+            ws = self._predict_workspace(len(X))
+            try:
+                return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast)
+            except (TypeError, ValueError):
+                if fast:
+                    check_X(X, self.n_features, self._dtype)
+                self._params()
+                raise
+
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
 
@@ -311,11 +355,9 @@ class Network:
 
     def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """The output layer's predictions (n_samples, n_outputs), without dropout."""
-        X = check_X(X, self.n_features, self._dtype)
-        ws = self._eval_workspace(len(X))
-        with self._locked():
-            W, b = self._params()
-            _, _, preds = evaluate_rows(ws, W, b, X, None, True)
+        fast = self._fast_rows(X)
+        rows = X if fast else check_X(X, self.n_features, self._dtype)
+        _, _, preds = self._evaluate_rows(rows, None, True, fast)  # type: ignore[arg-type]
         assert preds is not None
         return preds
 
@@ -361,13 +403,11 @@ class Network:
         return result[:, 0] if self.n_outputs == 1 else result
 
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-        X = check_X(X, self.n_features, self._dtype)
-        y = self._check_y(y, len(X))
-        ws = self._eval_workspace(len(X))
-        with self._locked():
-            W, b = self._params()
-            loss_sum, n_correct, _ = evaluate_rows(ws, W, b, X, y, False)
-        return loss_sum / len(X), n_correct / len(X)
+        fast = self._fast_rows(X)
+        rows: NDArray[np.floating[Any]] = X if fast else check_X(X, self.n_features, self._dtype)  # type: ignore[assignment]
+        y = self._check_y(y, len(rows))
+        loss_sum, n_correct, _ = self._evaluate_rows(rows, y, False, fast)
+        return loss_sum / len(rows), n_correct / len(rows)
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,
              sample_weight: ArrayLike | None = None) -> float:

@@ -1,6 +1,8 @@
-// Thread control for the kernels: one process-wide thread count and a static-schedule
-// parallel loop over independent tasks. Deliberately no reductions across threads: every
-// kernel gives each output element a single owner, so results never depend on the count.
+// Thread control for the kernels: one process-wide thread count, a queue from which threads
+// claim numbered tasks as they finish the previous one (dynamic division of work), and the
+// parallel loop built on it. Deliberately no reductions across threads: every kernel gives each
+// output element a single owner and a fixed chain of operations, so results depend neither on
+// the count nor on which thread ran which task, nor in what order.
 // An exception thrown inside a parallel region is caught there and rethrown after it (an
 // exception escaping an OpenMP region would be std::terminate).
 #pragma once
@@ -90,23 +92,92 @@ private:
     std::exception_ptr error_;
 };
 
-// Calls task(t) for t in [0, n_tasks). `work` is the total multiply-add count, used only to
-// decide how many threads are worth waking. Tasks must write disjoint outputs. If tasks throw,
-// the first exception is rethrown once every thread has stopped; tasks not yet started by
-// then are skipped.
+// The order in which a TaskQueue hands out the tasks of a phase: in increasing order (always,
+// outside the tests), decreasing, or the even-numbered ones first, then the odd. A private
+// test hook (_core._set_claim_order) changes it, process-wide, to show that no result depends on
+// it; nothing else does.
+enum class ClaimOrder : int { forward = 0, reversed = 1, interleaved = 2 };
+
+namespace detail {
+inline std::atomic<int>& claim_order() {
+    static std::atomic<int> order{static_cast<int>(ClaimOrder::forward)};
+    return order;
+}
+}  // namespace detail
+
+inline void set_claim_order(ClaimOrder order) {
+    detail::claim_order().store(static_cast<int>(order), std::memory_order_relaxed);
+}
+inline ClaimOrder get_claim_order() {
+    return static_cast<ClaimOrder>(detail::claim_order().load(std::memory_order_relaxed));
+}
+
+// Hands out the tasks of consecutive phases, one at a time, to whichever thread asks first: a
+// thread slowed down (sharing its core with another process) takes fewer tasks instead of
+// holding the others up. The tickets of all phases are numbered in one sequence (a phase of n
+// tasks starting at ticket `begin` owns [begin, begin + n)), and a claim never takes a ticket
+// past its phase's end, so no reset is needed between phases: every thread walks the same phases
+// in the same order, and a phase that must not start before the previous one is finished gets a
+// barrier from the caller. Claiming costs one compare-and-swap per task.
+class TaskQueue {
+public:
+    // True with `task` in [0, n) for the next unclaimed task of the phase [begin, begin + n);
+    // false once all of them are claimed.
+    bool claim(std::int64_t begin, std::int64_t n, std::int64_t& task) {
+        const std::int64_t end = begin + n;
+        std::int64_t ticket = next_.load(std::memory_order_relaxed);
+        while (ticket < end) {
+            if (next_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_relaxed)) {
+                task = ordered(ticket - begin, n);
+                return true;
+            }
+        }
+        return false;
+    }
+
+private:
+    std::int64_t ordered(std::int64_t i, std::int64_t n) const {
+        switch (order_) {
+            case ClaimOrder::forward:
+                break;
+            case ClaimOrder::reversed:
+                return n - 1 - i;
+            case ClaimOrder::interleaved: {
+                const std::int64_t evens = (n + 1) / 2;
+                return i < evens ? 2 * i : 2 * (i - evens) + 1;
+            }
+        }
+        return i;
+    }
+    alignas(64) std::atomic<std::int64_t> next_{0};
+    const ClaimOrder order_ = get_claim_order();
+};
+
+// Calls task(t) once for each t in [0, n_tasks), the threads claiming tasks as they finish
+// (TaskQueue). `work` is the total multiply-add count, used only to decide how many threads are
+// worth waking. Tasks must write disjoint outputs. If tasks throw, the first exception is
+// rethrown once every thread has stopped; tasks not yet started by then are skipped.
 template <class Task>
 void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
+    TaskQueue queue;
+    FirstException error;
+    auto body = [&] {
+        std::int64_t t;
+        while (queue.claim(0, n_tasks, t)) error.run([&] { task(t); });
+    };
 #ifdef _OPENMP
     const int threads = threads_for(n_tasks, work);
     if (threads > 1) {
-        FirstException error;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (std::int64_t t = 0; t < n_tasks; ++t) error.run([&] { task(t); });
+#pragma omp parallel num_threads(threads)
+        body();
         error.rethrow();
         return;
     }
+#else
+    (void)work;
 #endif
-    for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
+    body();
+    error.rethrow();
 }
 
 // Calls body(i) for i in [0, n), an element-wise loop shared between threads in chunks of

@@ -129,6 +129,12 @@ def _workspace_bytes(
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 
+def _set_claim_order(order: str) -> str:
+    """Test hook: the order threads claim tasks in ('forward', 'reversed', 'interleaved'); returns the previous."""
+
+def _claim_sequence(n_tasks: SupportsIndex) -> list[int]:
+    """Test hook: the tasks of one phase of n_tasks in the order one thread claims them."""
+
 # ---------------------------------------------------------------- whole-network calls
 
 _State = list[list[NDArray[np.floating[Any]]]]

@@ -219,25 +219,25 @@ void bind_runtime(py::module_& m) {
             std::atomic<bool> thrown{false};
             {
                 ReleasedGil nogil;
-                // work large enough that threads_for() wakes every thread allowed
-                fastmlp::parallel_for(n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread),
-                                      [&](int64_t t) {
-                                          started.fetch_add(1);
+                // every thread allowed, whatever the governor (parallel.hpp) says of sharing now
+                const int threads =
+                    static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(fastmlp::get_num_threads(), n_tasks)));
+                fastmlp::run_tasks(threads, n_tasks, [&](int64_t t) {
+                    started.fetch_add(1);
 #ifdef _OPENMP
-                                          const int thread = omp_get_thread_num();
-                                          if (thread == 0 && omp_get_num_threads() > 1)
-                                              while (started.load() < n_tasks && !thrown.load())
-                                                  std::this_thread::yield();
+                    const int thread = omp_get_thread_num();
+                    if (thread == 0 && omp_get_num_threads() > 1)
+                        while (started.load() < n_tasks && !thrown.load()) std::this_thread::yield();
 #else
                         const int thread = 0;
 #endif
-                                          if (t == throw_at) {
-                                              thrown.store(true);
-                                              throw std::runtime_error("task " + std::to_string(t) +
-                                                                       " failed on thread " + std::to_string(thread));
-                                          }
-                                          ran.fetch_add(1, std::memory_order_relaxed);
-                                      });
+                    if (t == throw_at) {
+                        thrown.store(true);
+                        throw std::runtime_error("task " + std::to_string(t) + " failed on thread " +
+                                                 std::to_string(thread));
+                    }
+                    ran.fetch_add(1, std::memory_order_relaxed);
+                });
             }
             return ran.load();
         },
@@ -259,6 +259,20 @@ void bind_runtime(py::module_& m) {
             throw std::invalid_argument("order must be 'forward', 'reversed' or 'interleaved', got '" + order + "'");
         },
         py::arg("order"));
+
+    // Private test hooks of the governor that stops sharing work while it does not pay
+    // (parallel.hpp): turn it off (the determinism tests, so that several threads really run)
+    // or on, forgetting its history; and feed it one region's times (steady-clock ns, as
+    // time.monotonic_ns) to see whether it now keeps work on the calling thread.
+    m.def(
+        "_set_share_governor", [](bool on) { return fastmlp::ShareGovernor::instance().enable(on); }, py::arg("on"));
+    m.def(
+        "_share_governor_report",
+        [](int64_t start_ns, int64_t end_ns, int64_t busy_ns) {
+            fastmlp::ShareGovernor::instance().report(start_ns, end_ns, busy_ns);
+            return fastmlp::ShareGovernor::instance().solo();
+        },
+        py::arg("start_ns"), py::arg("end_ns"), py::arg("busy_ns"));
 
     // Private test hook: the tasks a TaskQueue hands out, in the order claimed, when one thread
     // claims all n_tasks of a phase under the current claim order.

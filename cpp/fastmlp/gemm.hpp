@@ -444,29 +444,37 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     T* packed_b = s.b.data();
     TaskQueue queue;
     FirstException error;
-    auto body = [&] {
-        bool bad = false;  // this thread's steps made a weight NaN or infinite
+    run_team(g.threads, [&](std::int64_t* busy) {  // busy: set on the calling thread (parallel.hpp)
+        bool bad = false;                          // this thread's steps made a weight NaN or infinite
         std::int64_t task;
         auto columns = [&](std::int64_t kb_lo, std::int64_t kb_hi) {
-            const std::int64_t j_lo = task * g.task_slivers, j_hi = std::min(g.n_slivers, j_lo + g.task_slivers);
-            for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
-                bad |= macro_kernel<T, Kernel>(p, g, packed_a, packed_b, kb, j_lo, j_hi);
+            timed(busy, [&] {
+                error.run([&] {
+                    const std::int64_t j_lo = task * g.task_slivers;
+                    const std::int64_t j_hi = std::min(g.n_slivers, j_lo + g.task_slivers);
+                    for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
+                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, packed_b, kb, j_lo, j_hi);
+                });
+            });
         };
         if (g.direct_a) {
-            while (queue.claim(0, g.col_tasks, task)) error.run([&] { columns(0, g.k_blocks); });
+            while (queue.claim(0, g.col_tasks, task)) columns(0, g.k_blocks);
         } else {
             std::int64_t phase = 0;  // the first ticket of the current phase
             for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
                 while (queue.claim(phase, g.pack_tasks, task))
-                    error.run([&] {
-                        const std::int64_t lo = task * g.pack_task_slivers;
-                        pack_a_slivers<T, MR>(p, g, packed_a, kb, lo, std::min(g.m_slivers, lo + g.pack_task_slivers));
+                    timed(busy, [&] {
+                        error.run([&] {
+                            const std::int64_t lo = task * g.pack_task_slivers;
+                            const std::int64_t hi = std::min(g.m_slivers, lo + g.pack_task_slivers);
+                            pack_a_slivers<T, MR>(p, g, packed_a, kb, lo, hi);
+                        });
                     });
                 phase += g.pack_tasks;
 #ifdef _OPENMP
 #pragma omp barrier  // A is packed
 #endif
-                while (queue.claim(phase, g.col_tasks, task)) error.run([&] { columns(kb, kb + 1); });
+                while (queue.claim(phase, g.col_tasks, task)) columns(kb, kb + 1);
                 phase += g.col_tasks;
 #ifdef _OPENMP
                 if (kb + 1 < g.k_blocks) {
@@ -476,16 +484,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
             }
         }
         if (bad && p.epilogue.nonfinite) p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
-    };
-#ifdef _OPENMP
-    if (g.threads > 1) {
-#pragma omp parallel num_threads(g.threads)
-        body();
-        error.rethrow();
-        return;
-    }
-#endif
-    body();
+    });
     error.rethrow();
 }
 

@@ -2,7 +2,11 @@
 they finish the last, so which thread runs a tile, and in what order tiles are run, varies from
 run to run. These tests force the claim order through a private hook (forward, reversed,
 interleaved) and check that no bit of any product, parallel loop or training run changes with
-it, on 1, 2, 3 and more threads than tasks. The oracle comparisons live in test_kernels.py."""
+it, on 1, 2, 3 and more threads than tasks (the `threads` fixture turns off the governor that
+would keep work on one thread on a loaded machine), and how that governor decides. The oracle
+comparisons live in test_kernels.py."""
+
+import time
 
 import numpy as np
 import pytest
@@ -132,3 +136,35 @@ def test_each_task_runs_once(threads, claim_order, order, n_tasks):
     for n in THREADS:
         threads(n)
         assert _core._parallel_raise_test(n_tasks, -1) == n_tasks
+
+
+# The governor (parallel.hpp, ShareGovernor): when the calling thread waits through more than 30 %
+# (and 100 us) of a shared region twice in a row, work stays on it for a pause. Fed synthetic
+# times a minute ahead, so that the pause cannot run out while the test looks.
+@pytest.fixture
+def governor():
+    was_on = _core._set_share_governor(True)  # on, history forgotten
+    yield
+    _core._set_share_governor(was_on)
+
+
+def test_two_long_waits_in_a_row_keep_work_on_one_thread(governor):
+    t = time.monotonic_ns() + 60 * 10**9
+    assert not _core._share_governor_report(t, t + 10**6, 4 * 10**5)  # waited 60 %: one strike
+    assert _core._share_governor_report(t + 10**6, t + 2 * 10**6, 4 * 10**5)  # two: alone for a while
+
+
+def test_short_or_rare_waits_keep_sharing(governor):
+    t = time.monotonic_ns() + 60 * 10**9
+    for i in range(10):  # waited 90 % of 50 us each time: under the 100 us floor
+        assert not _core._share_governor_report(t + i * 10**5, t + i * 10**5 + 50_000, 5_000)
+    for i in range(10):  # long waits, but never twice in a row
+        start = t + 10**7 + i * 2 * 10**6
+        assert not _core._share_governor_report(start, start + 10**6, 10**5 if i % 2 else 9 * 10**5)
+
+
+def test_a_switched_off_governor_always_shares(governor):
+    _core._set_share_governor(False)
+    t = time.monotonic_ns() + 60 * 10**9
+    for i in range(4):
+        assert not _core._share_governor_report(t + i * 10**6, t + (i + 1) * 10**6, 0)

@@ -62,7 +62,7 @@ inline std::int64_t now_ns() {
 // barriers, wait for every thread) then costs the calling thread a wait of up to a turn each
 // time: with one other CPU-bound process, 2 threads ran at half the speed of 1. So when the
 // calling thread spends more than kIdleShare of a shared region (and more than kIdleFloorNs)
-// waiting, twice in a row, everything runs on the calling thread alone for a pause, then tries
+// waiting (kStrikes times in a row), everything runs on the calling thread alone for a pause, then tries
 // sharing again; the pause doubles, up to kSoloMaxNs, while sharing keeps failing, and returns
 // to kSoloMinNs once sharing has gone well for kGoodResetNs. Only the thread count changes, and
 // no result depends on it (each output element has one fixed chain of operations).
@@ -70,7 +70,9 @@ class ShareGovernor {
 public:
     static constexpr std::int64_t kIdleFloorNs = 100'000;
     static constexpr double kIdleShare = 0.3;
-    static constexpr int kStrikes = 2;
+    // One long wait is enough: under load each failed attempt to share costs a wait of several
+    // milliseconds, so waiting for a second one cost as much as the pause saves.
+    static constexpr int kStrikes = 1;
     static constexpr std::int64_t kSoloMinNs = 20'000'000, kSoloMaxNs = 320'000'000, kGoodResetNs = 100'000'000;
 
     static ShareGovernor& instance() {

@@ -208,32 +208,85 @@ void bind_runtime(py::module_& m) {
 
     // Private test hook: a parallel_for whose task `throw_at` throws std::runtime_error, run on
     // as many threads as get_num_threads() allows. It must reach Python as RuntimeError, not
-    // std::terminate. Returns the number of tasks that ran when nothing threw.
+    // std::terminate. Returns the number of tasks that ran when nothing threw. Threads claim
+    // tasks as they go, so thread 0 holds its first task until the others have started every
+    // other task (or one has thrown): with 2 threads the last task then always runs on thread 1.
     m.def(
         "_parallel_raise_test",
         [](int64_t n_tasks, int64_t throw_at) {
             if (n_tasks < 0) throw std::invalid_argument("n_tasks must be >= 0");
-            std::atomic<int64_t> ran{0};
+            std::atomic<int64_t> ran{0}, started{0};
+            std::atomic<bool> thrown{false};
             {
                 ReleasedGil nogil;
-                // work large enough that threads_for() wakes every thread allowed
-                fastmlp::parallel_for(n_tasks, fastmlp::checked_mul(n_tasks + 1, 4 * fastmlp::kMinWorkPerThread),
-                                      [&](int64_t t) {
-                                          if (t == throw_at) {
+                // every thread allowed, whatever the governor (parallel.hpp) says of sharing now
+                const int threads =
+                    static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(fastmlp::get_num_threads(), n_tasks)));
+                fastmlp::run_tasks(threads, n_tasks, [&](int64_t t) {
+                    started.fetch_add(1);
 #ifdef _OPENMP
-                                              const int thread = omp_get_thread_num();
+                    const int thread = omp_get_thread_num();
+                    if (thread == 0 && omp_get_num_threads() > 1)
+                        while (started.load() < n_tasks && !thrown.load()) std::this_thread::yield();
 #else
-                            const int thread = 0;
+                        const int thread = 0;
 #endif
-                                              throw std::runtime_error("task " + std::to_string(t) +
-                                                                       " failed on thread " + std::to_string(thread));
-                                          }
-                                          ran.fetch_add(1, std::memory_order_relaxed);
-                                      });
+                    if (t == throw_at) {
+                        thrown.store(true);
+                        throw std::runtime_error("task " + std::to_string(t) + " failed on thread " +
+                                                 std::to_string(thread));
+                    }
+                    ran.fetch_add(1, std::memory_order_relaxed);
+                });
             }
             return ran.load();
         },
         py::arg("n_tasks"), py::arg("throw_at"));
+
+    // Private test hook: the order in which threads claim the tasks of a parallel loop or a
+    // product ("forward", the default, "reversed" or "interleaved"), process-wide; no result may
+    // depend on it (tests/kernels/test_gemm_scheduling.py). Returns the previous order.
+    m.def(
+        "_set_claim_order",
+        [](const std::string& order) {
+            static const char* const names[] = {"forward", "reversed", "interleaved"};
+            const auto before = static_cast<int>(fastmlp::get_claim_order());
+            for (int i = 0; i < 3; ++i)
+                if (order == names[i]) {
+                    fastmlp::set_claim_order(static_cast<fastmlp::ClaimOrder>(i));
+                    return std::string(names[before]);
+                }
+            throw std::invalid_argument("order must be 'forward', 'reversed' or 'interleaved', got '" + order + "'");
+        },
+        py::arg("order"));
+
+    // Private test hooks of the governor that stops sharing work while it does not pay
+    // (parallel.hpp): turn it off (the determinism tests, so that several threads really run)
+    // or on, forgetting its history; and feed it one region's times (steady-clock ns, as
+    // time.monotonic_ns) to see whether it now keeps work on the calling thread.
+    m.def(
+        "_set_share_governor", [](bool on) { return fastmlp::ShareGovernor::instance().enable(on); }, py::arg("on"));
+    m.def(
+        "_share_governor_report",
+        [](int64_t start_ns, int64_t end_ns, int64_t busy_ns) {
+            fastmlp::ShareGovernor::instance().report(start_ns, end_ns, busy_ns);
+            return fastmlp::ShareGovernor::instance().solo();
+        },
+        py::arg("start_ns"), py::arg("end_ns"), py::arg("busy_ns"));
+
+    // Private test hook: the tasks a TaskQueue hands out, in the order claimed, when one thread
+    // claims all n_tasks of a phase under the current claim order.
+    m.def(
+        "_claim_sequence",
+        [](int64_t n_tasks) {
+            if (n_tasks < 0) throw std::invalid_argument("n_tasks must be >= 0");
+            fastmlp::TaskQueue queue;
+            std::vector<int64_t> seq;
+            int64_t task;
+            while (queue.claim(0, n_tasks, task)) seq.push_back(task);
+            return seq;
+        },
+        py::arg("n_tasks"));
 }
 
 }  // namespace fastmlp_py

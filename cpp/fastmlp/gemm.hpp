@@ -8,9 +8,14 @@
 // is fixed by K alone, so neither the tile an element falls in, nor the batch size, nor the
 // thread count changes a bit; and a long sum (dW over a 60,000-row batch) rounds like one of
 // KC + K/KC terms instead of K, which keeps float32 near 1e-6 relative.
-// Threads split only M and N (tiles), never k. Epilogues (bias + activation, ⊙ g', the SGD
-// step) run on each tile right after its last k block, while it is in L1; the SGD step inside
-// the micro-kernel, from registers, so that a weight gradient is never stored at all.
+// Threads split only N (groups of columns, claimed as each thread finishes the last), never k,
+// so which thread computes a tile, and in what order, changes no bit. Epilogues (bias +
+// activation, ⊙ g', the SGD step) run on each tile right after its last k block, while it is in
+// L1; the SGD step inside the micro-kernel, from registers, so that a weight gradient is never
+// stored at all.
+// The shape is BLIS's: plan_gemm decides everything (blocking, packing, threads, tasks) from
+// the tuning constants below, macro_kernel computes one block of k for a group of columns, and
+// gemm_with, the driver, holds only the loops over tasks and the synchronisation.
 #pragma once
 
 #include <algorithm>
@@ -116,6 +121,9 @@ private:
     std::int64_t size_ = 0;
 };
 
+// Every tuning constant of the engine, in one place (sized for Zen 3: 32 KiB L1d and 512 KiB L2
+// per core, 32 MiB L3; plan_gemm below is the only reader besides the packing space's sizes).
+//
 // At most KC values of k per block: a B sliver (KC x NR floats = 16 KiB) then takes half of
 // L1 and the A rows streaming past it the other half. At 512 (the whole 32 KiB L1) the
 // 256 x 4096 x 4096 products ran 6-8 % slower. K is cut into equal blocks (784 = 4 x 196,
@@ -135,6 +143,27 @@ constexpr std::int64_t kGemmCStripBytes = 512 * 1024;
 // generic minimum (parallel.hpp): its two barriers per block of k cost more than a loop's one.
 constexpr std::int64_t kGemmWorkScale = 8;
 constexpr std::int64_t kGemmDirectWorkScale = 8;
+// With several threads, a product is cut into about this many tasks per thread (columns of C,
+// and rows of A to pack), claimed as each thread finishes the last: a thread that shares its
+// core with another process then takes fewer of them instead of holding the others up, while a
+// task still spans enough slivers to pay for re-reading its rows of A.
+constexpr std::int64_t kGemmTasksPerThread = 4;
+// A sliver's rows are read in place, unpacked, when its k range spans little memory: always
+// when A's rows are contiguous (x or h in the forward product, da in the input gradient), and
+// for da^T in the weight gradient while kc rows of da stay within a few dozen pages. Past that
+// (a 4096-wide da^T: one page per k) the sliver is packed, as the TLB and the L1 would thrash.
+constexpr std::int64_t kDirectASpanBytes = 256 * 1024;
+// Rows of A gathered through an index (a shuffled batch of X, read in place) are packed after
+// all when B has at least this many slivers: each row is then read once, as a stream, instead
+// of six scattered rows at a time by the micro-kernel while it waits on memory. The forward
+// product of a 4096-wide first layer gains ~5 %; with 16 slivers (784 -> 256) the packing and
+// its barrier cost more than they save (-4 %), so narrow products still read A in place.
+constexpr std::int64_t kPackScatteredRowsSlivers = 64;
+// The epilogue runs once per row of a task's part of a row block when that part fits in this
+// much (in L2), else per tile while it is in L1: one call per row instead of one per row of
+// every tile, which cost 20-40 % of a product whose tiles are cheap (K = 10) and ~10 % at
+// K = 128. The values are the same either way.
+constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
 
 // Packing space for products up to M x N (any K); allocate once, before any training step.
 template <class T>
@@ -267,180 +296,195 @@ bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
-// Static share [lo, hi) of n items for thread t of p.
-inline void share(std::int64_t n, int t, int p, std::int64_t& lo, std::int64_t& hi) {
-    lo = n * t / p;
-    hi = n * (t + 1) / p;
+// How a product is done, decided once before any thread starts (plan_gemm): the blocking, the
+// operand packed, the threads and the tasks they claim. Rows of C go in m_blocks equal blocks of
+// MR-tall slivers, columns in NR-wide slivers of B, k in k_blocks equal blocks; block kb of k is
+// [K kb / k_blocks, K (kb + 1) / k_blocks).
+struct GemmPlan {
+    std::int64_t m_slivers = 0, n_slivers = 0, m_blocks = 0, k_blocks = 0;
+    std::int64_t kc_max = 0;        // the longest block of k: the packing stride of a B sliver
+    bool direct_a = false;          // A read in place by the micro-kernel, else packed per block of k
+    bool kernel_step = false;       // the SGD step is taken inside the micro-kernel
+    std::int64_t task_slivers = 0;  // slivers of B (columns of C) per task
+    std::int64_t col_tasks = 0;
+    std::int64_t pack_task_slivers = 0;  // packed A: slivers of A packed per task
+    std::int64_t pack_tasks = 0;
+    int threads = 1;
+};
+
+template <class T, int MR, int NR>
+GemmPlan plan_gemm(const GemmProblem<T>& p) {
+    GemmPlan g;
+    const std::int64_t M = p.M, N = p.N, K = p.K;
+    g.m_slivers = ceil_div(M, MR);
+    g.n_slivers = ceil_div(N, NR);
+    // Row blocks of at most MC rows and of equal size (300 rows: 150 + 150, not 264 + 36), so
+    // that an A block stays in L2 while the slivers of B pass.
+    g.m_blocks = ceil_div(g.m_slivers, kGemmMC / MR);
+    g.k_blocks = ceil_div(K, kGemmKC);
+    g.kc_max = ceil_div(K, g.k_blocks);
+    const std::int64_t a_stride = p.A.cs < 0 ? -p.A.cs : p.A.cs;
+    g.direct_a =
+        (p.A.cs == 1 && !(p.A.rows != nullptr && g.n_slivers >= kPackScatteredRowsSlivers)) ||
+        (p.A.rows == nullptr && a_stride * g.kc_max * static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes);
+    g.kernel_step = p.epilogue.kind == Epilogue::sgd_step;
+    // Without barriers (A read in place) a product pays only the fork and join to be shared.
+    g.threads = threads_for(g.n_slivers, M * N * K / (g.direct_a ? kGemmDirectWorkScale : kGemmWorkScale));
+    // With A in place, a task computes its columns through every block of k, its strip of C (the
+    // rows of a block x the task's columns) staying in L2 meanwhile: at most this many slivers.
+    // With A packed (the packing space holds one block of k) tasks are per block of k.
+    const std::int64_t block_rows = std::min<std::int64_t>(M, kGemmMC);
+    const std::int64_t strip_slivers =
+        g.k_blocks == 1 || !g.direct_a
+            ? g.n_slivers
+            : std::max<std::int64_t>(1, kGemmCStripBytes / (block_rows * NR * static_cast<std::int64_t>(sizeof(T))));
+    const std::int64_t tasks_wanted = g.threads == 1 ? 1 : g.threads * kGemmTasksPerThread;
+    g.task_slivers = std::min(strip_slivers, ceil_div(g.n_slivers, tasks_wanted));
+    g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
+    g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
+    g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
+    return g;
 }
 
-// A sliver's rows are read in place, unpacked, when its k range spans little memory: always
-// when A's rows are contiguous (x or h in the forward product, da in the input gradient), and
-// for da^T in the weight gradient while kc rows of da stay within a few dozen pages. Past that
-// (a 4096-wide da^T: one page per k) the sliver is packed, as the TLB and the L1 would thrash.
-constexpr std::int64_t kDirectASpanBytes = 256 * 1024;
-// Rows of A gathered through an index (a shuffled batch of X, read in place) are packed after
-// all when B has at least this many slivers: each row is then read once, as a stream, instead
-// of six scattered rows at a time by the micro-kernel while it waits on memory. The forward
-// product of a 4096-wide first layer gains ~5 %; with 16 slivers (784 -> 256) the packing and
-// its barrier cost more than they save (-4 %), so narrow products still read A in place.
-constexpr std::int64_t kPackScatteredRowsSlivers = 64;
-constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
+// Packs slivers [is_lo, is_hi) of A for block kb of k into the shared packing space.
+template <class T, int MR>
+void pack_a_slivers(const GemmProblem<T>& p, const GemmPlan& g, T* packed_a, std::int64_t kb, std::int64_t is_lo,
+                    std::int64_t is_hi) {
+    const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
+    for (std::int64_t i = is_lo; i < is_hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, p.M, pc, kc);
+}
 
+// The macro-kernel: block kb of k for the columns of slivers [j_lo, j_hi) of C and all its
+// rows. Packs those slivers of B (sliver j at j * kc_max * NR: tasks never share one), runs the
+// micro-kernel on every tile (storing it on the first block of k, adding to C on the others),
+// and after the last block the epilogue. Returns whether an SGD step made a weight NaN or
+// infinite. Each tile's values depend only on the tile, never on who runs it or when.
+template <class T, class Kernel>
+bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a, T* packed_b, std::int64_t kb,
+                  std::int64_t j_lo, std::int64_t j_hi) {
+    constexpr int MR = Kernel::MR, NR = Kernel::NR;
+    const std::int64_t M = p.M, N = p.N;
+    const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
+    const bool first = kb == 0, last = kb + 1 == g.k_blocks;
+    const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
+    bool bad = false;
+    for (std::int64_t ib = 0; ib < g.m_blocks; ++ib) {
+        const std::int64_t is_begin = g.m_slivers * ib / g.m_blocks, is_end = g.m_slivers * (ib + 1) / g.m_blocks;
+        const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
+        // The SGD step is taken inside the micro-kernel on every full tile, from registers.
+        const bool row_epilogue =
+            !g.kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
+        for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
+            const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
+            T* b = packed_b + jb * g.kc_max * NR;
+            if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
+            for (std::int64_t is = is_begin; is < is_end; ++is) {
+                const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
+                T* c = p.C + m0 * p.ldc + n0;
+                const T* a[MR];
+                std::int64_t ks;
+                if (g.direct_a) {  // rows past M repeat row m0: computed, never stored
+                    for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
+                    ks = p.A.cs;
+                } else {
+                    for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
+                    ks = MR;
+                }
+                const bool full = mr == MR && nr == NR;
+                if (full && last && g.kernel_step) {
+                    const EpilogueArgs<T>& e = p.epilogue;
+                    const TileStep<T> step{e.W + m0 * e.ldw + n0, e.ldw, e.lr};
+                    bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
+                    continue;
+                }
+                if (full) {
+                    Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
+                } else {  // an edge tile: the block's chain on a padded tile
+                    alignas(64) T tmp[MR * NR];
+                    Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
+                    for (std::int64_t i = 0; i < mr; ++i) {
+                        T* row = c + i * p.ldc;
+                        const T* part = tmp + i * NR;
+                        if (first)
+                            std::memcpy(row, part, sizeof(T) * nr);
+                        else
+                            for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
+                    }
+                }
+                if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
+            }
+        }
+        if (last && row_epilogue)
+            bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo, n_hi - n_lo);
+    }
+    return bad;
+}
+
+// The driver: only the loops over tasks and the synchronisation. Threads claim tasks from a
+// TaskQueue (parallel.hpp) as they finish the previous one. With A read in place a task is a
+// group of columns through every block of k, and the product has no barrier at all, only the
+// fork and join. With A packed, each block of k is two phases, separated by barriers: packing
+// A (shared by all tasks), then the column tasks, which must finish before A is rewritten.
+// Work between barriers runs inside error.run(): a throw is caught in its own thread, the
+// thread still reaches every barrier (skipping a barrier would deadlock the others), and all
+// threads skip the remaining work. Nothing here throws today; this keeps it that way for an
+// epilogue that one day might.
 template <class T, class Kernel>
 void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     constexpr int MR = Kernel::MR, NR = Kernel::NR;
-    const std::int64_t M = p.M, N = p.N, K = p.K;
-    if (M == 0 || N == 0) return;
-    if (K == 0) {  // an empty sum: zeros, then the epilogue as usual
-        for (std::int64_t i = 0; i < M; ++i) std::fill(p.C + i * p.ldc, p.C + i * p.ldc + N, T(0));
-        if (apply_epilogue(p.epilogue, p.C, p.ldc, 0, 0, M, N) && p.epilogue.nonfinite)
+    if (p.M == 0 || p.N == 0) return;
+    if (p.K == 0) {  // an empty sum: zeros, then the epilogue as usual
+        for (std::int64_t i = 0; i < p.M; ++i) std::fill(p.C + i * p.ldc, p.C + i * p.ldc + p.N, T(0));
+        if (apply_epilogue(p.epilogue, p.C, p.ldc, 0, 0, p.M, p.N) && p.epilogue.nonfinite)
             p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
         return;
     }
-    const std::int64_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
-    // Row blocks of at most MC rows and of equal size (300 rows: 150 + 150, not 264 + 36), so
-    // that an A block stays in L2 while the slivers of B pass.
-    const std::int64_t m_blocks = (m_slivers + kGemmMC / MR - 1) / (kGemmMC / MR);
-    const std::int64_t k_blocks = (K + kGemmKC - 1) / kGemmKC;
-    const std::int64_t kc_max = (K + k_blocks - 1) / k_blocks;  // the longest of the equal blocks
-    const bool direct_a =
-        (p.A.cs == 1 && !(p.A.rows != nullptr && n_slivers >= kPackScatteredRowsSlivers)) ||
-        (p.A.rows == nullptr &&
-         (p.A.cs < 0 ? -p.A.cs : p.A.cs) * kc_max * static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes);
-    const bool kernel_step = p.epilogue.kind == Epilogue::sgd_step;
-    const std::int64_t block_rows = std::min<std::int64_t>(M, kGemmMC);
-    // Slivers per group (see body): all of them when there is one block of k, or when A is packed
-    // (the packing space holds one block of k, so a group would pack A again).
-    const std::int64_t group_slivers =
-        k_blocks == 1 || !direct_a
-            ? n_slivers
-            : std::max<std::int64_t>(1, kGemmCStripBytes / (block_rows * NR * static_cast<std::int64_t>(sizeof(T))));
+    const GemmPlan g = plan_gemm<T, MR, NR>(p);
     T* packed_a = s.a.data();
-    // Sliver j of B sits at j * kc_max * NR in every block of k, so that a thread's slivers never
-    // overlap another's, whose previous block may still be in use (there is no barrier).
     T* packed_b = s.b.data();
-
-    // Threads split the NR slivers of B (columns of C): each packs its own slivers, so that with
-    // A read in place no thread ever waits for another; only a packed A, shared by all, needs a
-    // barrier after its packing and before it is rewritten for the next block of k.
-    // Work between barriers runs inside error.run(): a throw is caught in its own thread, the
-    // thread still reaches every barrier (skipping a barrier would deadlock the others), and
-    // all threads skip the remaining work. Nothing here throws today; this keeps it that way
-    // for an epilogue that one day might.
+    TaskQueue queue;
     FirstException error;
-    auto body = [&](int t, int nt) {
-        bool bad = false;  // this thread's steps made a weight NaN or infinite
-        std::int64_t t_lo, t_hi;
-        share(n_slivers, t, nt, t_lo, t_hi);
-        // The thread's slivers go in groups whose strip of C (rows of one block x the group's
-        // columns) stays in L2 through every block of k; every thread counts the same number of
-        // groups (some maybe empty), so that they all meet the same barriers.
-        const std::int64_t n_groups = (ceil_div(n_slivers, nt) + group_slivers - 1) / group_slivers;
-        for (std::int64_t g = 0; g < n_groups; ++g) {
-            const std::int64_t j_lo = std::min(t_hi, t_lo + g * group_slivers);
-            const std::int64_t j_hi = std::min(t_hi, j_lo + group_slivers);
-            const bool last_group = g + 1 == n_groups;
-            for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-                const std::int64_t pc = K * kb / k_blocks, kc = K * (kb + 1) / k_blocks - pc;
-                const bool first = kb == 0, last = kb + 1 == k_blocks;
+    run_team(g.threads, [&](std::int64_t* busy) {  // busy: set on the calling thread (parallel.hpp)
+        bool bad = false;                          // this thread's steps made a weight NaN or infinite
+        std::int64_t task;
+        auto columns = [&](std::int64_t kb_lo, std::int64_t kb_hi) {
+            timed(busy, [&] {
                 error.run([&] {
-                    if (!direct_a) {
-                        std::int64_t lo, hi;
-                        share(m_slivers, t, nt, lo, hi);
-                        for (std::int64_t i = lo; i < hi; ++i)
-                            pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, M, pc, kc);
-                    }
+                    const std::int64_t j_lo = task * g.task_slivers;
+                    const std::int64_t j_hi = std::min(g.n_slivers, j_lo + g.task_slivers);
+                    for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
+                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, packed_b, kb, j_lo, j_hi);
                 });
+            });
+        };
+        if (g.direct_a) {
+            while (queue.claim(0, g.col_tasks, task)) columns(0, g.k_blocks);
+        } else {
+            std::int64_t phase = 0;  // the first ticket of the current phase
+            for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
+                while (queue.claim(phase, g.pack_tasks, task))
+                    timed(busy, [&] {
+                        error.run([&] {
+                            const std::int64_t lo = task * g.pack_task_slivers;
+                            const std::int64_t hi = std::min(g.m_slivers, lo + g.pack_task_slivers);
+                            pack_a_slivers<T, MR>(p, g, packed_a, kb, lo, hi);
+                        });
+                    });
+                phase += g.pack_tasks;
 #ifdef _OPENMP
-                if (!direct_a) {
-#pragma omp barrier
-                }
+#pragma omp barrier  // A is packed
 #endif
-                error.run([&] {
-                    if (j_lo >= j_hi) return;
-                    const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
-                    for (std::int64_t ib = 0; ib < m_blocks; ++ib) {
-                        const std::int64_t is_begin = m_slivers * ib / m_blocks,
-                                           is_end = m_slivers * (ib + 1) / m_blocks;
-                        const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
-                        // The epilogue runs per tile (while the tile is in L1) or, when this thread's part
-                        // of the row block is small enough to stay in L2, once per row of it: one call
-                        // per row instead of one per row of every tile, which cost 20-40 % of a product
-                        // whose tiles are cheap (K = 10) and ~10 % at K = 128. The values are the same.
-                        // The SGD step is taken inside the micro-kernel on every full tile, from registers.
-                        const bool row_epilogue =
-                            !kernel_step &&
-                            (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
-                        for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
-                            const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-                            T* b = packed_b + jb * kc_max * NR;
-                            if (ib == 0)
-                                pack_b<T, Kernel>(b, p.B, n0, N, pc,
-                                                  kc);  // packed just before its first use, still in L1
-                            for (std::int64_t is = is_begin; is < is_end; ++is) {
-                                const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
-                                T* c = p.C + m0 * p.ldc + n0;
-                                const T* a[MR];
-                                std::int64_t ks;
-                                if (direct_a) {  // rows past M repeat row m0: computed, never stored
-                                    for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
-                                    ks = p.A.cs;
-                                } else {
-                                    for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
-                                    ks = MR;
-                                }
-                                const bool full = mr == MR && nr == NR;
-                                if (full && last && kernel_step) {
-                                    const EpilogueArgs<T>& e = p.epilogue;
-                                    const std::int64_t at = m0 * e.ldw + n0;
-                                    const TileStep<T> step{e.W + at, e.ldw, e.lr};
-                                    bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
-                                    continue;
-                                }
-                                if (full) {
-                                    Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
-                                } else {  // an edge tile: the block's chain on a padded tile
-                                    alignas(64) T tmp[MR * NR];
-                                    Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
-                                    for (std::int64_t i = 0; i < mr; ++i) {
-                                        T* row = c + i * p.ldc;
-                                        const T* part = tmp + i * NR;
-                                        if (first)
-                                            std::memcpy(row, part, sizeof(T) * nr);
-                                        else
-                                            for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
-                                    }
-                                }
-                                if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
-                            }
-                        }
-                        if (last && row_epilogue)
-                            bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo,
-                                                  n_hi - n_lo);
-                    }
-                });
+                while (queue.claim(phase, g.col_tasks, task)) columns(kb, kb + 1);
+                phase += g.col_tasks;
 #ifdef _OPENMP
-                if (!direct_a && !(last && last_group)) {
-#pragma omp barrier  // the packed A is rewritten for the next block of k (or group)
+                if (kb + 1 < g.k_blocks) {
+#pragma omp barrier  // the packed A is rewritten for the next block of k
                 }
 #endif
             }
         }
         if (bad && p.epilogue.nonfinite) p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
-    };
-
-    // Without barriers (A read in place) a product pays only the fork and join to be shared.
-    const std::int64_t scale = direct_a ? kGemmDirectWorkScale : kGemmWorkScale;
-    const int threads = threads_for(n_slivers, M * N * K / scale);
-#ifdef _OPENMP
-    if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-        body(omp_get_thread_num(), omp_get_num_threads());
-        error.rethrow();
-        return;
-    }
-#endif
-    body(0, 1);
+    });
     error.rethrow();
 }
 

@@ -1,12 +1,15 @@
-// Thread control for the kernels: one process-wide thread count and a static-schedule
-// parallel loop over independent tasks. Deliberately no reductions across threads: every
-// kernel gives each output element a single owner, so results never depend on the count.
+// Thread control for the kernels: one process-wide thread count, a queue from which threads
+// claim numbered tasks as they finish the previous one (dynamic division of work), and the
+// parallel loop built on it. Deliberately no reductions across threads: every kernel gives each
+// output element a single owner and a fixed chain of operations, so results depend neither on
+// the count nor on which thread ran which task, nor in what order.
 // An exception thrown inside a parallel region is caught there and rethrown after it (an
 // exception escaping an OpenMP region would be std::terminate).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -49,9 +52,78 @@ inline void set_num_threads(int n) { detail::requested_threads().store(n, std::m
 // per parallel region on this class of machine), so the loop stays on the calling thread.
 constexpr std::int64_t kMinWorkPerThread = 32 * 1024;
 
-// How many threads are worth waking for `n_tasks` independent tasks totalling `work`
-// multiply-adds: never more than the tasks, and 1 when the work is too small to share.
-inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
+inline std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// Whether sharing work pays right now. When another process holds a core, the OS runs the
+// thread there in turns of milliseconds, and a shared product or loop (whose end, and whose
+// barriers, wait for every thread) then costs the calling thread a wait of up to a turn each
+// time: with one other CPU-bound process, 2 threads ran at half the speed of 1. So when the
+// calling thread spends more than kIdleShare of a shared region (and more than kIdleFloorNs)
+// waiting (kStrikes times in a row), everything runs on the calling thread alone for a pause, then tries
+// sharing again; the pause doubles, up to kSoloMaxNs, while sharing keeps failing, and returns
+// to kSoloMinNs once sharing has gone well for kGoodResetNs. Only the thread count changes, and
+// no result depends on it (each output element has one fixed chain of operations).
+class ShareGovernor {
+public:
+    static constexpr std::int64_t kIdleFloorNs = 100'000;
+    static constexpr double kIdleShare = 0.3;
+    // One long wait is enough: under load each failed attempt to share costs a wait of several
+    // milliseconds, so waiting for a second one cost as much as the pause saves.
+    static constexpr int kStrikes = 1;
+    static constexpr std::int64_t kSoloMinNs = 20'000'000, kSoloMaxNs = 320'000'000, kGoodResetNs = 100'000'000;
+
+    static ShareGovernor& instance() {
+        static ShareGovernor governor;
+        return governor;
+    }
+    bool solo() const {
+        return enabled_.load(std::memory_order_relaxed) && now_ns() < solo_until_.load(std::memory_order_relaxed);
+    }
+    // A shared region from `start` to `end` in which the calling thread worked `busy` ns.
+    void report(std::int64_t start, std::int64_t end, std::int64_t busy) {
+        const std::int64_t idle = end - start - busy;
+        if (idle > kIdleFloorNs && static_cast<double>(idle) > kIdleShare * static_cast<double>(end - start)) {
+            good_since_.store(-1, std::memory_order_relaxed);
+            if (strikes_.fetch_add(1, std::memory_order_relaxed) + 1 < kStrikes) return;
+            strikes_.store(0, std::memory_order_relaxed);
+            const std::int64_t pause = pause_ns_.load(std::memory_order_relaxed);
+            solo_until_.store(end + pause, std::memory_order_relaxed);
+            pause_ns_.store(std::min(2 * pause, kSoloMaxNs), std::memory_order_relaxed);
+            return;
+        }
+        strikes_.store(0, std::memory_order_relaxed);
+        const std::int64_t since = good_since_.load(std::memory_order_relaxed);
+        if (since < 0)
+            good_since_.store(start, std::memory_order_relaxed);
+        else if (end - since > kGoodResetNs)
+            pause_ns_.store(kSoloMinNs, std::memory_order_relaxed);
+    }
+    // Test hook: turn the governor off (every product shares as threads_wanted says) or on, and
+    // forget the history either way. Returns whether it was on.
+    bool enable(bool on) {
+        reset();
+        return enabled_.exchange(on, std::memory_order_relaxed);
+    }
+
+private:
+    void reset() {
+        solo_until_.store(0, std::memory_order_relaxed);
+        pause_ns_.store(kSoloMinNs, std::memory_order_relaxed);
+        strikes_.store(0, std::memory_order_relaxed);
+        good_since_.store(-1, std::memory_order_relaxed);
+    }
+
+    std::atomic<bool> enabled_{true};
+    std::atomic<std::int64_t> solo_until_{0}, pause_ns_{kSoloMinNs}, good_since_{-1};
+    std::atomic<int> strikes_{0};
+};
+
+// How many threads `n_tasks` independent tasks totalling `work` multiply-adds could use:
+// never more than the tasks, and 1 when the work is too small to share.
+inline int threads_wanted(std::int64_t n_tasks, std::int64_t work) {
 #ifdef _OPENMP
     const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinWorkPerThread);
     return static_cast<int>(std::max<std::int64_t>(
@@ -61,6 +133,42 @@ inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
     (void)work;
     return 1;
 #endif
+}
+
+// How many threads are worth waking for them now: threads_wanted, or 1 while sharing does not
+// pay (ShareGovernor).
+inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
+    const int n = threads_wanted(n_tasks, work);
+    return n > 1 && ShareGovernor::instance().solo() ? 1 : n;
+}
+
+// Runs body(busy) on a team of `threads` (1: on the calling thread alone). On the calling
+// thread of a team busy points to a counter that the body adds its working time to (timed());
+// elsewhere it is null. After the team, the calling thread's waiting time goes to the governor.
+template <class Body>
+void run_team(int threads, Body&& body) {
+#ifdef _OPENMP
+    if (threads > 1) {
+        std::int64_t busy = 0;
+        const std::int64_t start = now_ns();
+#pragma omp parallel num_threads(threads)
+        body(omp_get_thread_num() == 0 ? &busy : nullptr);
+        ShareGovernor::instance().report(start, now_ns(), busy);
+        return;
+    }
+#else
+    (void)threads;
+#endif
+    body(static_cast<std::int64_t*>(nullptr));
+}
+
+// f(), its duration added to *busy when busy is set.
+template <class F>
+void timed(std::int64_t* busy, F&& f) {
+    if (busy == nullptr) return f();
+    const std::int64_t t = now_ns();
+    f();
+    *busy += now_ns() - t;
 }
 
 // Carries the first exception out of a parallel region: threads call run(f) around their
@@ -90,23 +198,85 @@ private:
     std::exception_ptr error_;
 };
 
-// Calls task(t) for t in [0, n_tasks). `work` is the total multiply-add count, used only to
-// decide how many threads are worth waking. Tasks must write disjoint outputs. If tasks throw,
-// the first exception is rethrown once every thread has stopped; tasks not yet started by
-// then are skipped.
+// The order in which a TaskQueue hands out the tasks of a phase: in increasing order (always,
+// outside the tests), decreasing, or the even-numbered ones first, then the odd. A private
+// test hook (_core._set_claim_order) changes it, process-wide, to show that no result depends on
+// it; nothing else does.
+enum class ClaimOrder : int { forward = 0, reversed = 1, interleaved = 2 };
+
+namespace detail {
+inline std::atomic<int>& claim_order() {
+    static std::atomic<int> order{static_cast<int>(ClaimOrder::forward)};
+    return order;
+}
+}  // namespace detail
+
+inline void set_claim_order(ClaimOrder order) {
+    detail::claim_order().store(static_cast<int>(order), std::memory_order_relaxed);
+}
+inline ClaimOrder get_claim_order() {
+    return static_cast<ClaimOrder>(detail::claim_order().load(std::memory_order_relaxed));
+}
+
+// Hands out the tasks of consecutive phases, one at a time, to whichever thread asks first: a
+// thread slowed down (sharing its core with another process) takes fewer tasks instead of
+// holding the others up. The tickets of all phases are numbered in one sequence (a phase of n
+// tasks starting at ticket `begin` owns [begin, begin + n)), and a claim never takes a ticket
+// past its phase's end, so no reset is needed between phases: every thread walks the same phases
+// in the same order, and a phase that must not start before the previous one is finished gets a
+// barrier from the caller. Claiming costs one compare-and-swap per task.
+class TaskQueue {
+public:
+    // True with `task` in [0, n) for the next unclaimed task of the phase [begin, begin + n);
+    // false once all of them are claimed.
+    bool claim(std::int64_t begin, std::int64_t n, std::int64_t& task) {
+        const std::int64_t end = begin + n;
+        std::int64_t ticket = next_.load(std::memory_order_relaxed);
+        while (ticket < end) {
+            if (next_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_relaxed)) {
+                task = ordered(ticket - begin, n);
+                return true;
+            }
+        }
+        return false;
+    }
+
+private:
+    std::int64_t ordered(std::int64_t i, std::int64_t n) const {
+        switch (order_) {
+            case ClaimOrder::forward:
+                break;
+            case ClaimOrder::reversed:
+                return n - 1 - i;
+            case ClaimOrder::interleaved: {
+                const std::int64_t evens = (n + 1) / 2;
+                return i < evens ? 2 * i : 2 * (i - evens) + 1;
+            }
+        }
+        return i;
+    }
+    alignas(64) std::atomic<std::int64_t> next_{0};
+    const ClaimOrder order_ = get_claim_order();
+};
+
+// Calls task(t) once for each t in [0, n_tasks), the threads claiming tasks as they finish
+// (TaskQueue): run_tasks on `threads`, parallel_for on as many as threads_for() finds worth
+// waking for `work`, the total multiply-add count. Tasks must write disjoint outputs. If tasks throw, the first
+// exception is rethrown once every thread has stopped; tasks not yet started by then are skipped.
+template <class Task>
+void run_tasks(int threads, std::int64_t n_tasks, Task&& task) {
+    TaskQueue queue;
+    FirstException error;
+    run_team(threads, [&](std::int64_t* busy) {
+        std::int64_t t;
+        while (queue.claim(0, n_tasks, t)) timed(busy, [&] { error.run([&] { task(t); }); });
+    });
+    error.rethrow();
+}
+
 template <class Task>
 void parallel_for(std::int64_t n_tasks, std::int64_t work, Task&& task) {
-#ifdef _OPENMP
-    const int threads = threads_for(n_tasks, work);
-    if (threads > 1) {
-        FirstException error;
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (std::int64_t t = 0; t < n_tasks; ++t) error.run([&] { task(t); });
-        error.rethrow();
-        return;
-    }
-#endif
-    for (std::int64_t t = 0; t < n_tasks; ++t) task(t);
+    run_tasks(threads_for(n_tasks, work), n_tasks, task);
 }
 
 // Calls body(i) for i in [0, n), an element-wise loop shared between threads in chunks of

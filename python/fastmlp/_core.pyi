@@ -132,6 +132,18 @@ def _workspaces_built() -> int:
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 
+def _set_claim_order(order: str) -> str:
+    """Test hook: the order threads claim tasks in ('forward', 'reversed', 'interleaved'); returns the previous."""
+
+def _set_share_governor(on: bool) -> bool:
+    """Test hook: turn off (or on) the governor that keeps work on one thread while sharing does not pay."""
+
+def _share_governor_report(start_ns: SupportsIndex, end_ns: SupportsIndex, busy_ns: SupportsIndex) -> bool:
+    """Test hook: feed the governor one shared region's times; returns whether work now stays on one thread."""
+
+def _claim_sequence(n_tasks: SupportsIndex) -> list[int]:
+    """Test hook: the tasks of one phase of n_tasks in the order one thread claims them."""
+
 # ---------------------------------------------------------------- whole-network calls
 
 _State = list[list[NDArray[np.floating[Any]]]]

@@ -148,7 +148,7 @@ def test_the_throwing_task_ran_on_a_second_thread():
     before = fastmlp.get_num_threads()
     try:
         fastmlp.set_num_threads(2)
-        # static schedule: tasks 5..9 of 10 belong to thread 1, so a worker thread threw
+        # the hook holds thread 0 on its first task until thread 1 has started all the others
         with pytest.raises(RuntimeError, match="task 9 failed on thread 1"):
             _core._parallel_raise_test(10, 9)
         for _ in range(50):  # repeatedly: no terminate, no deadlock, no lost pool

@@ -15,6 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import BuildInfo
+from ._sparse import CsrRows
+
+# X of the whole-network calls: dense rows, or sparse rows (checked by fastmlp._sparse).
+_Rows = NDArray[np.floating[Any]] | CsrRows
 
 # A kernel runs in the dtype of its first array and returns arrays of that dtype; every other
 # array must match it exactly (the bindings refuse to convert, so no copy can hide an update).
@@ -137,7 +141,7 @@ def train_batch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     optimizer: dict[str, Any],
     state: _State,
@@ -152,7 +156,7 @@ def train_epoch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     order: NDArray[np.int64] | None,
     batch_size: SupportsIndex,
@@ -173,7 +177,7 @@ def gradients(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     training: bool = False,
     dropout_seed: SupportsIndex = 0,
@@ -191,7 +195,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None = None,
     want_preds: Literal[True] = True,
 ) -> tuple[float, int, NDArray[np.floating[Any]]]: ...
@@ -200,7 +204,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None,
     want_preds: Literal[False],
 ) -> tuple[float, int, None]: ...
@@ -209,7 +213,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None = None,
     want_preds: bool = True,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:

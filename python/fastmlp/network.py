@@ -29,6 +29,7 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
+from ._sparse import check_input
 from ._summary import NetworkSummary, summary
 from ._torch_export import sequential_from_parameters
 from ._validation import (
@@ -42,7 +43,6 @@ from ._validation import (
     check_parameters,
     check_sample_weight,
     check_seed,
-    check_X,
     check_y,
 )
 
@@ -311,7 +311,7 @@ class Network:
 
     def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """The output layer's predictions (n_samples, n_outputs), without dropout."""
-        X = check_X(X, self.n_features, self._dtype)
+        X = check_input(X, self.n_features, self._dtype)
         ws = self._eval_workspace(len(X))
         with self._locked():
             W, b = self._params()
@@ -361,7 +361,7 @@ class Network:
         return result[:, 0] if self.n_outputs == 1 else result
 
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-        X = check_X(X, self.n_features, self._dtype)
+        X = check_input(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         ws = self._eval_workspace(len(X))
         with self._locked():
@@ -442,7 +442,7 @@ class Network:
         """
         training = check_bool(training, "training")
         seed = check_dropout_seed(seed)
-        X = check_X(X, self.n_features, self._dtype)
+        X = check_input(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)
         ws = self._workspace(len(X), training=training)

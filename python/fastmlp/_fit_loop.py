@@ -122,7 +122,7 @@ class RowEvaluator:
         self.X, self.y, self.rows = X, y, rows
         n = len(X) if rows is None else len(rows)
         self.n_rows = n
-        self.ws = network._eval_workspace(max(1, n))
+        self.ws = network._eval_workspace(max(1, n), X)
         chunk = max(1, min(self.ws.max_batch, n))
         self.X_chunk = np.empty((chunk,) + X.shape[1:], dtype=X.dtype) if rows is not None else X
         self.y_chunk = np.empty((chunk,) + y.shape[1:], dtype=y.dtype) if rows is not None else y

@@ -62,6 +62,22 @@ class CsrRows:
         return out
 
 
+#: Multiply-adds per native forward call over sparse rows, and the most rows per call. A call reads
+#: most of W_1 once whatever its rows (their nonzeros hit most of its cache lines), so sparse rows go
+#: in calls far larger than dense ones; the cap bounds the activations' scratch memory.
+SPARSE_EVAL_MACS_PER_CALL = 1 << 30
+SPARSE_EVAL_MAX_ROWS = 16384
+
+
+def sparse_rows_per_call(X: CsrRows, layer_sizes: list[int]) -> int:
+    """Rows per native forward call over X (at least 64; see the constants above)."""
+    lengths = np.diff(X.indptr)
+    nonzeros = int(lengths.sum() if X.rows is None else lengths[X.rows].sum())
+    per_row = max(1.0, nonzeros / max(1, len(X))) * layer_sizes[1] + sum(
+        i * o for i, o in zip(layer_sizes[1:-1], layer_sizes[2:]))
+    return int(min(SPARSE_EVAL_MAX_ROWS, max(64, SPARSE_EVAL_MACS_PER_CALL // per_row)))
+
+
 #: What the public calls take as X: a dense array (checked by check_X) or sparse rows.
 Rows = Union[NDArray[np.floating[Any]], CsrRows]
 

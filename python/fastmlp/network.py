@@ -29,7 +29,7 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
-from ._sparse import check_input
+from ._sparse import CsrRows, check_input, sparse_rows_per_call
 from ._summary import NetworkSummary, summary
 from ._torch_export import sequential_from_parameters
 from ._validation import (
@@ -298,10 +298,12 @@ class Network:
                                activations=self._activations, output=self._output,
                                dropout=self._dropout if training else None)
 
-    def _eval_workspace(self, rows: int) -> _core.Workspace:
-        """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
+    def _eval_workspace(self, rows: int, X: object = None) -> _core.Workspace:
+        """Scratch memory for forward passes over `rows` rows (of X) in calls of :func:`evaluate_rows`."""
         # At least EVAL_MIN_ROWS rows go in one call: small calls skip the sizing by work.
         per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
+        if isinstance(X, CsrRows):  # sparse rows: sized by their nonzeros (larger calls read W_1 fewer times)
+            per_call = sparse_rows_per_call(X, self._layer_sizes)
         return self._workspace(max(1, min(rows, per_call)))
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
@@ -312,7 +314,7 @@ class Network:
     def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """The output layer's predictions (n_samples, n_outputs), without dropout."""
         X = check_input(X, self.n_features, self._dtype)
-        ws = self._eval_workspace(len(X))
+        ws = self._eval_workspace(len(X), X)
         with self._locked():
             W, b = self._params()
             _, _, preds = evaluate_rows(ws, W, b, X, None, True)
@@ -363,7 +365,7 @@ class Network:
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         X = check_input(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
-        ws = self._eval_workspace(len(X))
+        ws = self._eval_workspace(len(X), X)
         with self._locked():
             W, b = self._params()
             loss_sum, n_correct, _ = evaluate_rows(ws, W, b, X, y, False)

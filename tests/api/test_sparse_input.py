@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from tests.helpers import snapshot
+from tests.helpers import diverged_batch, snapshot
 
 sp = pytest.importorskip("scipy.sparse")
 
@@ -216,3 +216,29 @@ def test_sparse_path_never_imports_scipy():
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_diverging_sparse_sgd_epoch_rolls_back_as_a_dense_one(rng):
+    # the plain-SGD epoch steps a transposed copy of W_1: a stopped epoch must still leave W_1 as dense training does
+    X, y = text_like(rng)
+    nets, batches = [], []
+    for data in (X, X.toarray()):
+        net = fastmlp.Network([80, 16, 3], seed=0, dtype="float64")
+        trainer = fastmlp.Trainer(net, batch_size=8, seed=1, optimizer=fastmlp.optim.SGD(lr=1e155))
+        with pytest.raises(fastmlp.TrainingDivergedError) as exc:
+            trainer.fit(data, y, epochs=3)
+        nets.append(net)
+        batches.append(diverged_batch(exc))
+    assert batches[0] == batches[1]
+    assert_same_weights(nets[0], nets[1], "float64")
+    assert all(np.isfinite(a).all() for a in nets[0].weights + nets[0].biases)
+
+
+def test_sparse_prediction_runs_in_calls_sized_by_nonzeros(rng):
+    X = sp.random(20_000, 3000, density=0.001, format="csr", random_state=np.random.RandomState(0))
+    net = fastmlp.Network([3000, 64, 4], seed=0, dtype="float64")
+    checked = fastmlp._sparse.check_sparse(X, 3000, net.dtype)
+    dense_rows = net._eval_workspace(len(X)).max_batch
+    sparse_rows = net._eval_workspace(len(X), checked).max_batch
+    assert sparse_rows == fastmlp._sparse.SPARSE_EVAL_MAX_ROWS > dense_rows
+    np.testing.assert_allclose(net.predict_proba(X), net.predict_proba(X.toarray()), rtol=1e-12)

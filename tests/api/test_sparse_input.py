@@ -238,7 +238,7 @@ def test_sparse_prediction_runs_in_calls_sized_by_nonzeros(rng):
     X = sp.random(20_000, 3000, density=0.001, format="csr", random_state=np.random.RandomState(0))
     net = fastmlp.Network([3000, 64, 4], seed=0, dtype="float64")
     checked = fastmlp._sparse.check_sparse(X, 3000, net.dtype)
-    dense_rows = net._eval_workspace(len(X)).max_batch
-    sparse_rows = net._eval_workspace(len(X), checked).max_batch
+    dense_rows = net._eval_workspace(X.shape[0]).max_batch
+    sparse_rows = net._eval_workspace(X.shape[0], checked).max_batch
     assert sparse_rows == fastmlp._sparse.SPARSE_EVAL_MAX_ROWS > dense_rows
-    np.testing.assert_allclose(net.predict_proba(X), net.predict_proba(X.toarray()), rtol=1e-12)
+    np.testing.assert_allclose(net.predict_proba(X)[-300:], net.predict_proba(X[-300:].toarray()), rtol=1e-12)

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "fastmlp/dropout.hpp"
+#include "sparse.hpp"
 #include "workspace.hpp"
 
 namespace fastmlp_py {
@@ -41,20 +42,31 @@ void check_fits(const AnyWorkspace& ws, int64_t rows, const char* what) {
                                     " rows does not fit a workspace for 1.." + std::to_string(ws.max_batch));
 }
 
-// The arguments of a one-batch call: parameters, X (B, sizes[0]) with B <= max_batch, targets.
+// The arguments of a one-batch call: parameters, X (B, sizes[0]) with B <= max_batch (dense, or
+// sparse rows: then `sparse` is set and X unused), targets.
 template <class T>
 struct CheckedBatch {
     CheckedLayers<T> params;
     py::array X;
     int64_t B;
     CheckedTargets<T> y;
+    CheckedCsr<T> csr;
+    const fastmlp::CsrRows<T>* sparse = nullptr;
+    const T* x() const { return sparse != nullptr ? nullptr : cptr<T>(X); }
 };
 
 template <class T>
 CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, const py::list& biases, bool writable,
                             py::handle X_, py::handle y_) {
-    CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), checked<T>(X_, "X", {-1, ws.sizes[0]}), 0, {}};
-    c.B = c.X.shape(0);
+    CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), {}, 0, {}, {}, nullptr};
+    if (is_csr(X_)) {
+        c.csr = check_csr<T>(X_, ws.sizes[0], true);
+        c.sparse = &c.csr.view;
+        c.B = c.csr.n_rows;
+    } else {
+        c.X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+        c.B = c.X.shape(0);
+    }
     check_fits(ws, c.B, "a batch");
     c.y = check_targets<T>(y_, c.B, ws.sizes.back(), ws.spec.output);
     return c;
@@ -109,8 +121,8 @@ py::tuple train_batch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     fastmlp::LossStats s;
     {
         ReleasedGil nogil;
-        s = fastmlp::train_batch(ws.get<T>(), c.params.layers, cptr<T>(c.X), c.y.view, c.B, u.update, nullptr, false,
-                                 &key);
+        s = fastmlp::train_batch(ws.get<T>(), c.params.layers, c.x(), c.y.view, c.B, u.update, nullptr, false, &key,
+                                 c.sparse);
     }
     return py::make_tuple(s.loss_sum, s.n_correct);
 }
@@ -122,8 +134,14 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
                            py::handle sample_weight) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, true);
-    py::array X = checked<T>(X_, "X", {-1, ws.sizes[0]});
-    const int64_t N = X.shape(0);
+    const bool sparse = is_csr(X_);
+    CheckedCsr<T> csr;
+    py::array X;
+    if (sparse)
+        csr = check_csr<T>(X_, ws.sizes[0], false);
+    else
+        X = checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t N = sparse ? csr.n_rows : X.shape(0);
     check_fits(ws, batch_size, "batch_size");
     CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back(), ws.spec.output);
     attach_weights<T>(y, sample_weight, N);
@@ -144,8 +162,8 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     fastmlp::EpochStats e;
     {
         ReleasedGil nogil;
-        e = fastmlp::train_epoch(ws.get<T>(), L.layers, cptr<T>(X), y.view, ord, visited, batch_size, u.update, key,
-                                 poll, stop_on_nonfinite);
+        e = fastmlp::train_epoch(ws.get<T>(), L.layers, sparse ? nullptr : cptr<T>(X), y.view, ord, visited, batch_size,
+                                 u.update, key, poll, stop_on_nonfinite, sparse ? &csr.view : nullptr);
     }
     poll.rethrow();
     py::object finite = e.params_finite < 0 ? py::object(py::none()) : py::object(py::bool_(e.params_finite == 1));
@@ -175,8 +193,8 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
     fastmlp::LossStats s;
     {
         ReleasedGil nogil;
-        s = fastmlp::forward_backward(ws.get<T>(), c.params.layers, cptr<T>(c.X), c.y.view, c.B, out,
-                                      fastmlp::Update<T>{}, nullptr, false, training ? &key : nullptr);
+        s = fastmlp::forward_backward(ws.get<T>(), c.params.layers, c.x(), c.y.view, c.B, out, fastmlp::Update<T>{},
+                                      nullptr, false, training ? &key : nullptr, c.sparse);
     }
     return py::make_tuple(s.loss_sum, s.n_correct, grads);
 }
@@ -195,9 +213,15 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
                         bool want_preds, bool check_finite) {
     WorkspaceLock lock(ws);
     auto L = check_layers<T>(ws, weights, biases, false);
-    py::array X = fits_quickly<T>(X_, -1, ws.sizes[0], false) ? py::reinterpret_borrow<py::array>(X_)
-                                                              : checked<T>(X_, "X", {-1, ws.sizes[0]});
-    const int64_t N = X.shape(0), K = ws.sizes.back();
+    const bool sparse = is_csr(X_);
+    CheckedCsr<T> csr;
+    py::array X;
+    if (sparse)
+        csr = check_csr<T>(X_, ws.sizes[0], true);
+    else
+        X = fits_quickly<T>(X_, -1, ws.sizes[0], false) ? py::reinterpret_borrow<py::array>(X_)
+                                                        : checked<T>(X_, "X", {-1, ws.sizes[0]});
+    const int64_t N = sparse ? csr.n_rows : X.shape(0), K = ws.sizes.back();
     CheckedTargets<T> y;
     if (!y_.is_none()) y = check_targets<T>(y_, N, K, ws.spec.output);
     py::object preds = py::none();
@@ -211,8 +235,12 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
     bool finite = true;
     {
         ReleasedGil nogil;  // the scan of X too: a large X takes a while, and other threads may run
-        finite = !check_finite || all_finite(cptr<T>(X), N * ws.sizes[0]);
-        if (finite) s = fastmlp::evaluate(ws.get<T>(), L.layers, cptr<T>(X), y.view, N, p);
+        if (check_finite)   // a sparse X's stored values are all its values that are not zero
+            finite = sparse ? all_finite(static_cast<const T*>(csr.data.data()), csr.data.size())
+                            : all_finite(cptr<T>(X), N * ws.sizes[0]);
+        if (finite)
+            s = fastmlp::evaluate(ws.get<T>(), L.layers, sparse ? nullptr : cptr<T>(X), y.view, N, p,
+                                  sparse ? &csr.view : nullptr);
     }
     // The caller's fast path passes X unchecked but for its type and dtype: refused here, it
     // runs its own checks, whose message names the problem.

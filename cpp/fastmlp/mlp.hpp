@@ -21,6 +21,7 @@
 #include "losses.hpp"
 #include "optim.hpp"
 #include "softmax_xent.hpp"
+#include "sparse.hpp"
 
 namespace fastmlp {
 
@@ -187,10 +188,12 @@ using TrainingKey = const DropoutKey*;
 // h_k = g_k(h_{k-1} W_k^T + b_k) for k = 1..L (identity on the output layer) into ws.h, with
 // dropout on each hidden layer's output when `training` is set (ws.hd then holds it).
 // X (B, sizes[0]) with B <= ws.max_batch, or with x_rows set, the rows X[x_rows[0..B)]: a
-// shuffled batch is read in place, never gathered. Returns the logits, (B, K), inside ws.
+// shuffled batch is read in place, never gathered. With csr set, X is its B rows instead (X and
+// x_rows unused; sparse.hpp). Returns the logits, (B, K), inside ws.
 template <class T>
 const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, std::int64_t B,
-                      const std::int64_t* x_rows = nullptr, TrainingKey training = nullptr) {
+                      const std::int64_t* x_rows = nullptr, TrainingKey training = nullptr,
+                      const CsrRows<T>* csr = nullptr) {
     const std::int64_t L = ws.n_layers();
     const NetSpec& spec = ws.spec;
     const T* in = X;
@@ -198,7 +201,15 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
         const DenseLayer<T>& layer = layers[k - 1];
         const std::int64_t* rows = k == 1 ? x_rows : nullptr;
         const std::int64_t n = B * layer.n_out;
-        if (spec.keeps_preactivation(k)) {  // a_k kept for g'(a_k); h_k = g(a_k) in a second pass
+        if (k == 1 && csr != nullptr) {  // a_1 over the nonzeros, then g in place unless a_1 is kept
+            T* a = spec.keeps_preactivation(k) ? ws.a[k].data() : ws.h[k].data();
+            if (csr->transposed != nullptr)
+                sparse_forward_transposed(a, *csr, B, csr->transposed, layer.b, layer.n_out);
+            else
+                sparse_forward(a, *csr, B, layer.W, layer.b, layer.n_in, layer.n_out);
+            const Activation g = k < L ? spec.g(k) : Activation::identity;
+            if (g != Activation::identity || a != ws.h[k].data()) activation_forward(ws.h[k].data(), a, n, g);
+        } else if (spec.keeps_preactivation(k)) {  // a_k kept for g'(a_k); h_k = g(a_k) in a second pass
             dense_forward(ws.a[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out, Activation::identity,
                           ws.gemm, rows);
             activation_forward(ws.h[k].data(), ws.a[k].data(), n, spec.g(k));
@@ -257,10 +268,10 @@ template <class T>
 LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
                            std::int64_t B, const std::vector<LayerGrads<T>>& grads, const Update<T>& u,
                            const std::int64_t* x_rows = nullptr, bool skip_if_nonfinite = false,
-                           TrainingKey training = nullptr) {
+                           TrainingKey training = nullptr, const CsrRows<T>* csr = nullptr) {
     const std::int64_t L = ws.n_layers();
     const NetSpec& spec = ws.spec;
-    const T* logits = forward_pass(ws, layers, X, B, x_rows, training);
+    const T* logits = forward_pass(ws, layers, X, B, x_rows, training, csr);
     T* da = ws.delta.data();
     T* da_below = ws.delta_prev.data();
     const LossStats stats =
@@ -279,7 +290,23 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
                 dropout_apply(da_below, da_below, B, layer.n_in, spec.p(k - 1),
                               dropout_layer_key(*training, static_cast<std::uint64_t>(k - 1)), training->row_positions);
         }
-        if (fused_sgd && lr > T(0)) {  // dW_k, db_k, and the SGD step on each tile as soon as it is final
+        if (k == 1 && csr != nullptr) {  // over the nonzeros of X; plain SGD writes only the touched columns
+            if (fused_sgd && lr > T(0) && csr->transposed != nullptr) {  // inside a plain-SGD epoch
+                csr->columns->build(*csr, B);
+                sparse_sgd_step_transposed(csr->transposed, layer.b, grads[0].db, da, *csr, B, layer.n_out, lr,
+                                           u.nonfinite);
+                csr->columns->clear();
+            } else if (fused_sgd && lr > T(0)) {
+                sparse_sgd_step(layer.W, layer.b, grads[0].dW, grads[0].db, da, *csr, B, layer.n_in, layer.n_out, lr,
+                                u.nonfinite);
+            } else {
+                sparse_weight_gradient(grads[0].dW, grads[0].db, da, *csr, B, layer.n_in, layer.n_out);
+                if (u.apply) {
+                    if (!fused_sgd) update_layer(layer, grads[0], u, 0);
+                    check_layer(layer, u.nonfinite);
+                }
+            }
+        } else if (fused_sgd && lr > T(0)) {  // dW_k, db_k, and the SGD step on each tile as soon as it is final
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out, ws.gemm,
                                   layer.W, layer.b, lr, h_rows, u.nonfinite);
         } else {
@@ -299,8 +326,8 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
 template <class T>
 LossStats train_batch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
                       std::int64_t B, const Update<T>& u, const std::int64_t* x_rows = nullptr,
-                      bool skip_if_nonfinite = false, TrainingKey training = nullptr) {
-    return forward_backward(ws, layers, X, y, B, ws.grads, u, x_rows, skip_if_nonfinite, training);
+                      bool skip_if_nonfinite = false, TrainingKey training = nullptr, const CsrRows<T>* csr = nullptr) {
+    return forward_backward(ws, layers, X, y, B, ws.grads, u, x_rows, skip_if_nonfinite, training, csr);
 }
 
 struct EpochStats {
@@ -325,20 +352,40 @@ struct EpochStats {
 // (EpochStats::params_finite; for plain SGD checked inside the GEMM as the weights are written),
 // which spares the caller a scan of all the parameters per epoch (1-2 % of an epoch of two
 // 4096-wide batches).
-// X (N, sizes[0]); y labels (N,) or targets (N, K); order (N,) indices into [0, N) or null.
+// X (N, sizes[0]) or, with csr set, csr's N rows (X null); y labels (N,) or targets (N, K);
+// order (N,) indices into [0, N) or null. With csr and plain SGD, the first layer is stepped in
+// a transposed copy of W_1 (sparse.hpp) held in the workspace's dW_1 (scratch in that case) and
+// copied back when the epoch ends, however it ends.
 template <class T, class StopCheck>
 EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
                        const std::int64_t* order, std::int64_t N, std::int64_t batch_size, Update<T> u,
-                       DropoutKey dropout, StopCheck&& should_stop, bool stop_on_nonfinite = false) {
+                       DropoutKey dropout, StopCheck&& should_stop, bool stop_on_nonfinite = false,
+                       const CsrRows<T>* csr = nullptr) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     EpochStats epoch;
     std::atomic<bool> nonfinite_params{false};
     std::int64_t batch_index = 0;
+    CsrRows<T> sparse_x;             // csr, with the transposed first layer during a plain-SGD epoch
+    std::vector<ColumnLists> lists;  // that epoch's column scratch, sized once for its largest batch
+    const bool transposed = csr != nullptr && u.apply && u.spec.plain_sgd() && u.spec.lr > 0.0 && N > 0;
+    if (csr != nullptr) sparse_x = *csr;
+    if (transposed) {
+        std::int64_t most = 0;
+        for (std::int64_t start = 0; start < N; start += batch_size) {
+            CsrRows<T> b = csr->batch(order == nullptr ? start : 0);
+            if (order != nullptr) b.rows = order + start;
+            most = std::max(most, b.nonzeros(std::min(batch_size, N - start)));
+        }
+        lists.emplace_back(IN, most);
+        sparse_x.transposed = ws.dW[1].data();
+        sparse_x.columns = &lists[0];
+        transpose(sparse_x.transposed, layers[0].W, layers[0].n_out, IN);
+    }
     for (std::int64_t start = 0; start < N; start += batch_size, ++batch_index) {
         const std::int64_t B = std::min(batch_size, N - start);
         const bool last_batch = start + B == N;
         u.nonfinite = last_batch ? &nonfinite_params : nullptr;
-        const T* xb = X + start * IN;
+        const T* xb = X != nullptr ? X + start * IN : nullptr;
         const std::int64_t* rows = nullptr;
         Targets<T> yb;
         if (order == nullptr) {
@@ -359,7 +406,13 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
             yb.weight = y.weight ? ws.weight_batch.data() : nullptr;
         }
         dropout.batch = static_cast<std::uint64_t>(batch_index);
-        const LossStats s = train_batch(ws, layers, xb, yb, B, u, rows, stop_on_nonfinite, &dropout);
+        CsrRows<T> xs;  // the batch's rows of a sparse X: the same row list, or the view from `start`
+        if (csr != nullptr) {
+            xs = order == nullptr ? sparse_x.batch(start) : sparse_x;
+            if (order != nullptr) xs.rows = rows;
+        }
+        const LossStats s =
+            train_batch(ws, layers, xb, yb, B, u, rows, stop_on_nonfinite, &dropout, csr != nullptr ? &xs : nullptr);
         if (stop_on_nonfinite && !std::isfinite(s.loss_sum)) {
             epoch.nonfinite = true;
             break;
@@ -375,6 +428,11 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
             break;
         }
     }
+    if (transposed) {  // W_1 back from its transposed copy, every value checked on the way
+        std::atomic<bool> bad{false};
+        transpose(layers[0].W, sparse_x.transposed, IN, layers[0].n_out, &bad);
+        if (bad.load(std::memory_order_relaxed) && epoch.params_finite == 1) epoch.params_finite = 0;
+    }
     return epoch;
 }
 
@@ -382,14 +440,17 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
 // writes the output layer's predictions (N, K): softmax probabilities, sigmoids, or the raw
 // outputs of an identity output; with targets set, also returns the summed loss and correct
 // count. Rows never interact, so the chunking does not change a single bit of the results.
+// With csr set, X is csr's N rows (X null).
 template <class T>
 LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
-                   std::int64_t N, T* preds) {
+                   std::int64_t N, T* preds, const CsrRows<T>* csr = nullptr) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     LossStats totals;
     for (std::int64_t start = 0; start < N; start += ws.max_batch) {
         const std::int64_t B = std::min(ws.max_batch, N - start);
-        const T* logits = forward_pass(ws, layers, X + start * IN, B);
+        const CsrRows<T> xs = csr != nullptr ? csr->batch(start) : CsrRows<T>{};
+        const T* logits = forward_pass(ws, layers, X != nullptr ? X + start * IN : nullptr, B, nullptr, nullptr,
+                                       csr != nullptr ? &xs : nullptr);
         T* out = preds ? preds + start * K : ws.delta.data();
         Targets<T> yb;
         yb.labels = y.labels ? y.labels + start : nullptr;

@@ -15,6 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import BuildInfo
+from ._sparse import CsrRows
+
+# X of the whole-network calls: dense rows, or sparse rows (checked by fastmlp._sparse).
+_Rows = NDArray[np.floating[Any]] | CsrRows
 
 # A kernel runs in the dtype of its first array and returns arrays of that dtype; every other
 # array must match it exactly (the bindings refuse to convert, so no copy can hide an update).
@@ -152,7 +156,7 @@ def train_batch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     optimizer: dict[str, Any],
     state: _State,
@@ -167,7 +171,7 @@ def train_epoch(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     order: NDArray[np.int64] | None,
     batch_size: SupportsIndex,
@@ -188,7 +192,7 @@ def gradients(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets,
     training: bool = False,
     dropout_seed: SupportsIndex = 0,
@@ -206,7 +210,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None = None,
     want_preds: Literal[True] = True,
     check_finite: bool = False,
@@ -216,7 +220,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None,
     want_preds: Literal[False],
     check_finite: bool = False,
@@ -226,7 +230,7 @@ def evaluate(
     workspace: Workspace,
     weights: _Params,
     biases: _Params,
-    X: NDArray[np.floating[Any]],
+    X: _Rows,
     y: _Targets | None = None,
     want_preds: bool = True,
     check_finite: bool = False,

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from . import _core
 from ._forward import evaluate_rows
 from ._progress import Progress, check_verbose
+from ._sparse import CsrRows, Rows
 from ._training_state import TrainingState
 from ._validation import (
     all_finite,
@@ -115,11 +116,13 @@ class RowEvaluator:
     (of the workspace's batch) into two small buffers allocated once, never a copy of X.
     The summed loss is bitwise that of one ``_core.evaluate`` over the gathered rows."""
 
-    def __init__(self, network: Network, X: NDArray[Any], y: NDArray[Any], rows: Optional[NDArray[np.int64]]) -> None:
+    def __init__(self, network: Network, X: Rows, y: NDArray[Any], rows: Optional[NDArray[np.int64]]) -> None:
+        if isinstance(X, CsrRows) and rows is not None:  # sparse rows are selected in place by a row list
+            X, y, rows = X.take(rows), y[rows], None
         self.X, self.y, self.rows = X, y, rows
         n = len(X) if rows is None else len(rows)
         self.n_rows = n
-        self.ws = network._eval_workspace(max(1, n))
+        self.ws = network._eval_workspace(max(1, n), X)
         chunk = max(1, min(self.ws.max_batch, n))
         self.X_chunk = np.empty((chunk,) + X.shape[1:], dtype=X.dtype) if rows is not None else X
         self.y_chunk = np.empty((chunk,) + y.shape[1:], dtype=y.dtype) if rows is not None else y
@@ -129,6 +132,7 @@ class RowEvaluator:
         if self.rows is None:  # in native calls sized by work, so that Ctrl-C is seen between them
             loss, correct, _ = evaluate_rows(self.ws, W, b, self.X, self.y, False)
             return loss, correct
+        assert isinstance(self.X, np.ndarray) and isinstance(self.X_chunk, np.ndarray)  # sparse: selected in __init__
         total, n_correct, step = 0.0, 0, len(self.X_chunk)
         for start in range(0, len(self.rows), step):
             part = self.rows[start:start + step]

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _core
+from ._sparse import Rows
 from ._validation import check_int
 
 #: The most rows per native forward call in predict/loss/accuracy and validation: bounds the
@@ -45,7 +46,7 @@ def check_dropout_seed(seed: object) -> int:
 
 def evaluate_rows(
     ws: _core.Workspace, weights: list[NDArray[np.floating[Any]]], biases: list[NDArray[np.floating[Any]]],
-    X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool, check_finite: bool = False,
+    X: Rows, y: NDArray[Any] | None, want_preds: bool, check_finite: bool = False,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
     """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
     ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``, sized by

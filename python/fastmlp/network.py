@@ -29,6 +29,7 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
+from ._sparse import CsrRows, Rows, check_input, sparse_rows_per_call
 from ._summary import NetworkSummary, summary
 from ._torch_export import sequential_from_parameters
 from ._validation import (
@@ -42,7 +43,6 @@ from ._validation import (
     check_parameters,
     check_sample_weight,
     check_seed,
-    check_X,
     check_y,
 )
 
@@ -299,10 +299,12 @@ class Network:
                                activations=self._activations, output=self._output,
                                dropout=self._dropout if training else None)
 
-    def _eval_workspace(self, rows: int) -> _core.Workspace:
-        """Scratch memory for forward passes over `rows` rows in calls of :func:`evaluate_rows`."""
+    def _eval_workspace(self, rows: int, X: object = None) -> _core.Workspace:
+        """Scratch memory for forward passes over `rows` rows (of X) in calls of :func:`evaluate_rows`."""
         # At least EVAL_MIN_ROWS rows go in one call: small calls skip the sizing by work.
         per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
+        if isinstance(X, CsrRows):  # sparse rows: sized by their nonzeros (larger calls read W_1 fewer times)
+            per_call = sparse_rows_per_call(X, self._layer_sizes)
         return self._workspace(max(1, min(rows, per_call)))
 
     def _predict_workspace(self, rows: int) -> _core.Workspace:
@@ -333,18 +335,21 @@ class Network:
                 and X.flags.c_contiguous)
 
     def _evaluate_rows(
-        self, X: NDArray[np.floating[Any]], y: NDArray[Any] | None, want_preds: bool, fast: bool,
+        self, X: Rows, y: NDArray[Any] | None, want_preds: bool, fast: bool,
     ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
         """:func:`evaluate_rows` over X with the cached workspace and the live parameter lists,
         under the lock. The native call checks every array; when it refuses one, the Python
-        checks run to raise their own message (for X when it came by the fast path)."""
+        checks run to raise their own message (for X when it came by the fast path). Sparse
+        rows take a workspace of their own size (sized by their nonzeros, larger than a dense
+        call's), not the cached one, whose rows per call must stay those of dense X."""
         with self._locked():
-            ws = self._predict_workspace(len(X))
+            sparse = isinstance(X, CsrRows)
+            ws = self._eval_workspace(len(X), X) if sparse else self._predict_workspace(len(X))
             try:
                 return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast)
             except (TypeError, ValueError):
                 if fast:
-                    check_X(X, self.n_features, self._dtype)
+                    check_input(X, self.n_features, self._dtype)
                 self._params()
                 raise
 
@@ -356,7 +361,7 @@ class Network:
     def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """The output layer's predictions (n_samples, n_outputs), without dropout."""
         fast = self._fast_rows(X)
-        rows = X if fast else check_X(X, self.n_features, self._dtype)
+        rows = X if fast else check_input(X, self.n_features, self._dtype)
         _, _, preds = self._evaluate_rows(rows, None, True, fast)  # type: ignore[arg-type]
         assert preds is not None
         return preds
@@ -404,7 +409,7 @@ class Network:
 
     def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         fast = self._fast_rows(X)
-        rows: NDArray[np.floating[Any]] = X if fast else check_X(X, self.n_features, self._dtype)  # type: ignore[assignment]
+        rows: Rows = X if fast else check_input(X, self.n_features, self._dtype)  # type: ignore[assignment]
         y = self._check_y(y, len(rows))
         loss_sum, n_correct, _ = self._evaluate_rows(rows, y, False, fast)
         return loss_sum / len(rows), n_correct / len(rows)
@@ -482,7 +487,7 @@ class Network:
         """
         training = check_bool(training, "training")
         seed = check_dropout_seed(seed)
-        X = check_X(X, self.n_features, self._dtype)
+        X = check_input(X, self.n_features, self._dtype)
         y = self._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), self._dtype)
         ws = self._workspace(len(X), training=training)

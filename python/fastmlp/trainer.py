@@ -29,8 +29,9 @@ from ._fit_loop import (
 from ._fit_loop import (
     params_finite as _all_finite,
 )
+from ._sparse import Rows, check_input
 from ._training_state import TrainingState
-from ._validation import check_bool, check_int, check_positive_float, check_sample_weight, check_seed, check_X
+from ._validation import check_bool, check_int, check_positive_float, check_sample_weight, check_seed
 from .history import History
 from .network import Network
 from .optim import SGD, Optimizer
@@ -172,7 +173,7 @@ class Trainer:
             Row weights, as in :meth:`fit`.
         """
         net = self.network
-        X = check_X(X, net.n_features, net.dtype)
+        X = check_input(X, net.n_features, net.dtype)
         y = net._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), net.dtype)
         ws = self._workspace(len(X))
@@ -279,7 +280,7 @@ class Trainer:
         options = check_fit_options(epochs, verbose, on_nonfinite, validation_data, validation_fraction,
                                     early_stopping, restore_best_weights, tol, callbacks)
         batch_size = check_int(self.batch_size, "batch_size", 1)
-        X = check_X(X, net.n_features, net.dtype)
+        X = check_input(X, net.n_features, net.dtype)
         y = net._check_y(y, len(X))
         weights = None if sample_weight is None else check_sample_weight(sample_weight, len(X), net.dtype)
         train_rows: Optional[NDArray[np.int64]] = None
@@ -292,7 +293,7 @@ class Trainer:
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
-            Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
+            Xv = check_input(validation_data[0], net.n_features, net.dtype, name="X_val")
             yv = net._check_y(validation_data[1], len(Xv), name="y_val", x_name="X_val")
             evaluator = RowEvaluator(net, Xv, yv, None)
         net._params(for_update=True)
@@ -352,7 +353,7 @@ class _LocalEpochs(EpochRunner):
     """Trainer's epochs for the shared loop: one native call per epoch over the training rows
     (X read in place through the row order), and the validation pass."""
 
-    def __init__(self, trainer: Trainer, options: FitOptions, X: NDArray[Any], y: NDArray[Any],
+    def __init__(self, trainer: Trainer, options: FitOptions, X: Rows, y: NDArray[Any],
                  weights: Optional[NDArray[Any]], train_rows: Optional[NDArray[np.int64]],
                  evaluator: Optional[RowEvaluator], batch_size: int) -> None:
         net = trainer.network

@@ -25,16 +25,19 @@ from ._matrix import run_matrix
 from ._predict import run_predict
 from ._report import format_busy, format_cases, format_header, format_matrix, format_notes, format_predict
 from ._settings import FULL, QUICK, Settings
+from ._sparse import run_sparse
 from ._timing import settle
 from ._training import CASES, CASES_BY_NAME, DTYPE, FLOP_CONVENTION, PEERS, measure_sgemm_ceiling, run_case
 
-PARTS = ("cases", "configs", "predict", "busy")
+PARTS = ("cases", "configs", "predict", "busy", "sparse")
 PART_HELP = {
     "cases": "training throughput of plain SGD (and one Adam case) on the cases below, vs every peer",
     "configs": "every optimizer, activation, dropout, float64 and sample weights on 784-256-256-10, "
                "as samples/s and as a ratio to plain SGD + relu, vs PyTorch and the NumPy oracle",
     "predict": "predict_proba latency at 1 and 32 rows and throughput at 1024+ rows, vs NumPy and PyTorch",
     "busy": "native at 2 and 1 threads and NumPy while one other CPU-bound process runs",
+    "sparse": "a 100,000 x 50,000 text-like CSR (0.1 %): sparse training and prediction vs densified batches "
+              "and vs PyTorch's torch.sparse first layer (needs scipy)",
 }
 # A developer-only part a launcher adds: (args, native threads, say) -> (JSON value, report lines).
 ExtraPart = Callable[[argparse.Namespace, int, Callable[[str], None]], "tuple[Any, list[str]]"]
@@ -144,7 +147,8 @@ def run(args: argparse.Namespace, *, settings: Settings | None = None,
     environment = describe_environment(modules, skipped)
     machine = environment["machine"]
     document: dict[str, Any] = {"environment": environment, "machine": machine, "parts": parts,
-                                "sgemm_ceiling": None, "cases": [], "configs": None, "predict": None, "busy": None}
+                                "sgemm_ceiling": None, "cases": [], "configs": None, "predict": None, "busy": None,
+                                "sparse": None}
     common = (settings, modules, blas_limits, native_threads, peer_threads, machine, pause, say)
     report = format_header(environment, settings, None, native_threads, peer_threads)
     try:
@@ -170,6 +174,9 @@ def run(args: argparse.Namespace, *, settings: Settings | None = None,
         if "busy" in parts:
             document["busy"] = run_busy(*common)
             sections.append(format_busy(document["busy"]))
+        if "sparse" in parts:
+            document["sparse"], lines = run_sparse(bool(args.quick), settings.seed, native_threads, say)
+            sections.append(lines)
         for name, extra in (extra_parts or {}).items():
             document[name], lines = extra(args, native_threads, say)
             sections.append(lines)

@@ -3,9 +3,9 @@
 // tanh, sigmoid, softplus), it is, so the forward pass keeps only h; gelu and silu cannot be
 // inverted that way and keep the pre-activation a instead (takes_preactivation()). Each
 // formula and derivative matches PyTorch's (relu'(0) = 0, leaky_relu slope 0.01, elu alpha 1,
-// exact erf gelu). The switch sits outside the loops: no per-element dispatch. Float tanh,
-// sigmoid, elu, silu (g and g') and softplus' g', and relu in both precisions, use the vector
-// code of vecmath_avx2.hpp on the AVX2 path; the rest (gelu, softplus' g, float64) use libm.
+// exact erf gelu). The switch sits outside the loops: no per-element dispatch. On the AVX2 path
+// every activation, g and g', runs the vector code of vecmath_avx2.hpp in both precisions except
+// float64 gelu (libm's erfc: no vector erfc to double's accuracy yet); the generic path uses libm.
 #pragma once
 
 #include <algorithm>
@@ -91,22 +91,27 @@ inline T silu_derivative(T a) {  // s (1 + a (1 - s))
 template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if constexpr (std::is_same_v<T, float>) {
-        if (active_isa() == Isa::avx2) {
-            switch (g) {
-                case Activation::tanh:
-                    return avx2::map<avx2::tanh>(h, a, n);
-                case Activation::sigmoid:
-                    return avx2::map<avx2::sigmoid>(h, a, n);
-                case Activation::elu:
-                    return avx2::map<avx2::elu>(h, a, n);
-                case Activation::silu:
-                    return avx2::map<avx2::silu>(h, a, n);
-                case Activation::gelu:
-                    return avx2::map<avx2::gelu>(h, a, n);
-                default:
-                    break;
-            }
+    if (active_isa() == Isa::avx2) {
+        // Generic lambdas, instantiated inside map1's AVX2 context for T's vector type.
+        switch (g) {
+            case Activation::tanh:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::tanh(x); });
+            case Activation::sigmoid:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::sigmoid(x); });
+            case Activation::elu:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::elu(x); });
+            case Activation::silu:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::silu(x); });
+            case Activation::softplus:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::softplus(x); });
+            case Activation::leaky_relu:
+                return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::leaky_relu(x); });
+            case Activation::gelu:
+                if constexpr (std::is_same_v<T, float>)  // float64 gelu: libm's erfc
+                    return avx2::map1(h, a, n, [](auto x) FASTMLP_AVX2 { return avx2::gelu(x); });
+                break;
+            default:
+                break;
         }
     }
 #endif
@@ -160,19 +165,24 @@ void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Ac
             avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::relu(avx2::add(x, b)); });
             return;
         }
-        if constexpr (std::is_same_v<T, float>) {
-            if (g == Activation::tanh) {
-                avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::tanh(avx2::add(x, b)); });
-                return;
-            }
-            if (g == Activation::sigmoid) {
-                avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::sigmoid(avx2::add(x, b)); });
-                return;
-            }
-            if (g == Activation::elu) {
-                avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::elu(avx2::add(x, b)); });
-                return;
-            }
+        switch (g) {
+            case Activation::leaky_relu:
+                return avx2::map2(h, a, bias, n,
+                                  [](auto x, auto b) FASTMLP_AVX2 { return avx2::leaky_relu(avx2::add(x, b)); });
+            case Activation::tanh:
+                return avx2::map2(h, a, bias, n,
+                                  [](auto x, auto b) FASTMLP_AVX2 { return avx2::tanh(avx2::add(x, b)); });
+            case Activation::sigmoid:
+                return avx2::map2(h, a, bias, n,
+                                  [](auto x, auto b) FASTMLP_AVX2 { return avx2::sigmoid(avx2::add(x, b)); });
+            case Activation::elu:
+                return avx2::map2(h, a, bias, n,
+                                  [](auto x, auto b) FASTMLP_AVX2 { return avx2::elu(avx2::add(x, b)); });
+            case Activation::softplus:
+                return avx2::map2(h, a, bias, n,
+                                  [](auto x, auto b) FASTMLP_AVX2 { return avx2::softplus(avx2::add(x, b)); });
+            default:
+                break;
         }
     }
 #endif
@@ -190,25 +200,34 @@ template <class T>
 void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Activation g) {
     const T* h = saved;
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if ((g == Activation::relu || g == Activation::tanh || g == Activation::sigmoid) && active_isa() == Isa::avx2) {
+    if (active_isa() == Isa::avx2) {
         // Generic lambdas, instantiated inside map2's AVX2 context for T's vector type.
-        if (g == Activation::relu)
-            avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::relu_backward(x, y); });
-        else if (g == Activation::tanh)
-            avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::tanh_backward(x, y); });
-        else
-            avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::sigmoid_backward(x, y); });
-        return;
+        switch (g) {
+            case Activation::relu:
+                return avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::relu_backward(x, y); });
+            case Activation::leaky_relu:
+                return avx2::map2(da, dh, h, n,
+                                  [](auto x, auto y) FASTMLP_AVX2 { return avx2::leaky_relu_backward(x, y); });
+            case Activation::elu:
+                return avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::elu_backward(x, y); });
+            case Activation::tanh:
+                return avx2::map2(da, dh, h, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::tanh_backward(x, y); });
+            case Activation::sigmoid:
+                return avx2::map2(da, dh, h, n,
+                                  [](auto x, auto y) FASTMLP_AVX2 { return avx2::sigmoid_backward(x, y); });
+            case Activation::silu:
+                return avx2::map2(da, dh, saved, n,
+                                  [](auto x, auto y) FASTMLP_AVX2 { return avx2::silu_backward(x, y); });
+            case Activation::softplus:
+                return avx2::map2(da, dh, h, n,
+                                  [](auto x, auto y) FASTMLP_AVX2 { return avx2::softplus_backward(x, y); });
+            default:
+                break;
+        }
     }
-    if constexpr (std::is_same_v<T, float>) {
-        if ((g == Activation::silu || g == Activation::softplus || g == Activation::gelu) &&
-            active_isa() == Isa::avx2) {
-            if (g == Activation::gelu)
-                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
-            else if (g == Activation::silu)
-                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::silu_backward(x, y); });
-            else
-                avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::softplus_backward(x, y); });
+    if constexpr (std::is_same_v<T, float>) {  // float64 gelu' keeps libm's erfc
+        if (g == Activation::gelu && active_isa() == Isa::avx2) {
+            avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
             return;
         }
     }

@@ -126,6 +126,7 @@ def _workspace_bytes(
     """Bytes a Workspace(layer_sizes, max_batch, dtype) allocates, from the constructor's own
     sizing code, without allocating. MemoryError when the total does not fit in 64 bits."""
 
+def _avx2_usable_for_bits(leaf1_ecx: int, leaf7_ebx: int, xcr0: int, has_leaf7: bool) -> bool: ...
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 

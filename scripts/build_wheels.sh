@@ -33,7 +33,7 @@ build_one() {  # $1 = 3.12: one wheel into dist/, repaired into wheelhouse/; log
             --config-settings=build-dir="build/wheel-{wheel_tag}" \
             --config-settings=cmake.define.FASTMLP_PORTABLE_GLIBC=ON \
             --config-settings=cmake.define.FASTMLP_OPENMP_LIBRARY="$gomp_dir/libgomp.so.1" .
-        LD_LIBRARY_PATH="$gomp_dir" "$tools/bin/auditwheel" repair --plat "$plat" --wheel-dir wheelhouse \
+        PATH="$tools/bin:$PATH" LD_LIBRARY_PATH="$gomp_dir" auditwheel repair --plat "$plat" --wheel-dir wheelhouse \
             "dist/$tag"/fastmlp-*-"$tag"-*.whl
     } >"$log" 2>&1 || { echo "building the $tag wheel failed; the end of $log:" >&2; tail -40 "$log" >&2; return 1; }
     echo "built the $tag wheel with $py"

@@ -25,6 +25,8 @@ mkdir -p "$check"
 cp "$wheel" "$check/"
 cp -r "$root/tests" "$root/bench" "$root/pyproject.toml" "$check/"
 cp /etc/resolv.conf "$jail/etc/resolv.conf"
+# The host's certificate bundle (it may hold a local CA that the registry's certificate chains to).
+cp /etc/ssl/certs/ca-certificates.crt "$jail/etc/ssl/certs/host-ca-certificates.crt"
 mount -t proc proc "$jail/proc"
 mount --bind /dev "$jail/dev"
 mount --bind /dev/shm "$jail/dev/shm"
@@ -32,7 +34,8 @@ trap 'umount "$jail/dev/shm" "$jail/dev" "$jail/proc"; rm -rf "$check"' EXIT
 
 tests="tests"
 [ "$scope" = full ] || tests="tests/kernels/test_kernels.py tests/kernels/test_gradients.py tests/api/test_trainer.py"
-chroot "$jail" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root /bin/bash -euc "
+chroot "$jail" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt \
+    PIP_DEFAULT_TIMEOUT=180 /bin/bash -euc "
     python3 -m venv /tmp/fastmlp-check/venv
     . /tmp/fastmlp-check/venv/bin/activate
     pip install --quiet --upgrade pip

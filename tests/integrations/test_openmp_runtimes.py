@@ -39,8 +39,8 @@ def train(threads):
     import fastmlp
     fastmlp.set_num_threads(threads)
     X, y = fastmlp.datasets.load_digits()
-    net = fastmlp.Network([64, 256, 10], activation="relu", seed=0)
-    fastmlp.Trainer(net, lr=0.05, batch_size=256, seed=0).fit(X, y, epochs=3)
+    net = fastmlp.Network([64, 128, 10], activation="tanh", seed=0)  # wide enough to share among threads
+    fastmlp.Trainer(net, lr=0.1, batch_size=32, seed=0).fit(X, y, epochs=10)
     return net
 
 for name in sys.argv[1].split(","):
@@ -96,13 +96,14 @@ import fastmlp
 from threadpoolctl import threadpool_info, threadpool_limits
 
 runtime = fastmlp.build_info()["openmp_runtime"]
-ours = [i for i in threadpool_info() if os.path.basename(i["filepath"]) == runtime]
+# threadpoolctl reports the resolved file (libgomp.so.1.0.0 behind a source build's libgomp.so.1).
+ours = [i for i in threadpool_info() if os.path.basename(i["filepath"]).startswith(runtime)]
 before = fastmlp.get_num_threads()
 with threadpool_limits(limits=1, user_api="openmp"):
     inside = fastmlp.get_num_threads()
     X, y = fastmlp.datasets.load_digits()
-    net = fastmlp.Network([64, 32, 10], seed=0)
-    fastmlp.Trainer(net, lr=0.1, batch_size=64, seed=0).fit(X, y, epochs=2)
+    net = fastmlp.Network([64, 64, 10], activation="tanh", seed=0)
+    fastmlp.Trainer(net, lr=0.1, batch_size=32, seed=0).fit(X, y, epochs=10)
 after = fastmlp.get_num_threads()
 print(json.dumps({"found": [(i["user_api"], i["num_threads"]) for i in ours], "before": before,
                   "inside": inside, "after": after, "accuracy": float(net.accuracy(X, y))}))
@@ -116,4 +117,4 @@ def test_threadpoolctl_sees_and_limits_fastmlps_pool():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["found"] == [["openmp", 2]], report  # OMP_NUM_THREADS=2 in the child
     assert (report["before"], report["inside"], report["after"]) == (2, 1, 2), report
-    assert report["accuracy"] > 0.8, report
+    assert report["accuracy"] > 0.9, report

@@ -25,6 +25,10 @@
 #define FASTMLP_HAS_ATFORK 1
 #endif
 
+#if defined(_OPENMP) && defined(__linux__)
+#include <link.h>
+#endif
+
 #include "common.hpp"
 #include "fastmlp/checked.hpp"
 #include "fastmlp/parallel.hpp"
@@ -113,9 +117,49 @@ std::string simd_level() {
 #endif
 }
 
+// Leading and trailing blanks off (clang's __clang_version__ ends with a space).
+std::string trimmed(std::string s) {
+    const char* blanks = " \t\r\n";
+    const auto first = s.find_first_not_of(blanks);
+    if (first == std::string::npos) return "";
+    return s.substr(first, s.find_last_not_of(blanks) - first + 1);
+}
+
+#if defined(_OPENMP) && defined(__linux__)
+// dl_iterate_phdr callback: the file name of the loaded object whose segments hold the address.
+int object_holding(dl_phdr_info* info, size_t, void* data) {
+    auto* query = static_cast<std::pair<uintptr_t, std::string>*>(data);
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+        const uintptr_t begin = info->dlpi_addr + segment.p_vaddr;
+        if (segment.p_type == PT_LOAD && query->first >= begin && query->first < begin + segment.p_memsz) {
+            query->second = info->dlpi_name != nullptr ? info->dlpi_name : "";
+            return 1;
+        }
+    }
+    return 0;
+}
+#endif
+
+// The file of the OpenMP runtime this module's omp_* calls resolved to ("libgomp.so.1", or the
+// renamed copy a repaired wheel bundles), or None in a serial build. dl_iterate_phdr rather than
+// dladdr: it is in libc on every glibc (dladdr was in libdl before 2.34).
+py::object openmp_runtime() {
+#if defined(_OPENMP) && defined(__linux__)
+    std::pair<uintptr_t, std::string> query{reinterpret_cast<uintptr_t>(&omp_get_max_threads), ""};
+    if (dl_iterate_phdr(&object_holding, &query) != 0 && !query.second.empty())
+        return py::str(query.second.substr(query.second.find_last_of('/') + 1));
+    return py::str("unknown");
+#elif defined(_OPENMP)
+    return py::str("unknown");
+#else
+    return py::none();
+#endif
+}
+
 std::string compiler() {
 #if defined(__clang__)
-    return std::string("clang ") + __clang_version__;
+    return trimmed(std::string("clang ") + __clang_version__);
 #elif defined(__GNUC__)
     return "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
            std::to_string(__GNUC_PATCHLEVEL__);
@@ -188,12 +232,25 @@ void bind_runtime(py::module_& m) {
                                             enum_name(kIsas, fastmlp::best_isa()) + "'");
         },
         py::arg("name"), "Use the 'generic' or 'avx2' kernels from now on, process-wide.");
+    // Private test hook: the AVX2+FMA decision on made-up CPUID/XGETBV bits.
+    m.def(
+        "_avx2_usable_for_bits",
+        [](unsigned leaf1_ecx, unsigned leaf7_ebx, unsigned long long xcr0, bool has_leaf7) {
+            fastmlp::CpuidBits bits;
+            bits.leaf1_ecx = leaf1_ecx;
+            bits.leaf7_ebx = leaf7_ebx;
+            bits.xcr0 = xcr0;
+            bits.has_leaf7 = has_leaf7;
+            return fastmlp::avx2_fma_usable(bits);
+        },
+        py::arg("leaf1_ecx"), py::arg("leaf7_ebx"), py::arg("xcr0"), py::arg("has_leaf7"));
     m.def("get_isa", []() { return std::string(enum_name(kIsas, fastmlp::active_isa())); });
     m.def("build_info", []() {
         py::dict d;
         d["version"] = FASTMLP_VERSION;
         d["compiler"] = compiler();
         d["openmp"] = fastmlp::has_openmp();
+        d["openmp_runtime"] = openmp_runtime();
 #ifdef _OPENMP
         d["openmp_version"] = _OPENMP;
 #else

@@ -68,6 +68,7 @@ class BuildInfo(TypedDict):
     version: str
     compiler: str
     openmp: bool
+    openmp_runtime: Optional[str]
     openmp_version: Optional[int]
     simd: str
     isa: str
@@ -121,7 +122,8 @@ def get_num_threads() -> int:
 
 def build_info() -> BuildInfo:
     """How the native extension was built and runs: a dict with ``version``, ``compiler``,
-    ``openmp`` (bool), ``openmp_version``, ``simd`` (the instruction set the module is compiled
+    ``openmp`` (bool), ``openmp_runtime`` (the file of the OpenMP runtime in use, None in a serial build),
+    ``openmp_version``, ``simd`` (the instruction set the module is compiled
     for: baseline), ``isa`` (the micro-kernels in use, chosen at import from the CPU's features
     or forced with the environment variable ``FASTMLP_ISA=generic|avx2``), ``isa_available``
     (the best this CPU supports) and ``max_threads``."""

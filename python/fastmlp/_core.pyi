@@ -133,6 +133,9 @@ def _workspace_bytes(
 def _workspaces_built() -> int:
     """Workspaces built since import (a test hook: prediction reuses its workspace)."""
 
+def _avx2_usable_for_bits(leaf1_ecx: int, leaf7_ebx: int, xcr0: int, has_leaf7: bool) -> bool:
+    """Whether CPUID/XGETBV bits like these allow the AVX2+FMA kernels (a test hook of isa.hpp)."""
+
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 

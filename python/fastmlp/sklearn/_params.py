@@ -20,6 +20,8 @@ from .._validation import ACTIVATIONS, check_bool, check_choice, check_int, chec
 SOLVERS = ("lbfgs", "sgd", "adam", "adamw", "rmsprop")
 MINIBATCH_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
+#: MLPRegressor's losses (MLPClassifier has no loss parameter).
+REGRESSION_LOSSES = ("squared_error", "poisson")
 #: scikit-learn's activation names that fastmlp spells differently.
 ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 
@@ -86,6 +88,8 @@ def check_params(est: Any) -> Settings:
     activation = network_activation(est.activation)
     dtype = network_dtype(est.dtype)
     check_choice(est.solver, "solver", SOLVERS)
+    if "loss" in est.get_params(deep=False):
+        check_choice(est.loss, "loss", REGRESSION_LOSSES)
     check_real(est.alpha, "alpha", 0.0)
     if not (isinstance(est.batch_size, str) and est.batch_size == "auto"):
         if isinstance(est.batch_size, str):

@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from sklearn import neural_network  # noqa: E402
-from sklearn.datasets import make_multilabel_classification, make_regression  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn import neural_network
+from sklearn.datasets import make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 
-from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from fastmlp.sklearn import MLPClassifier, MLPRegressor
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -189,3 +189,8 @@ def test_poisson_refuses_negative_targets_and_a_changed_loss_before_changing_any
     for now, then in zip(_params_of(reg), before):
         np.testing.assert_array_equal(now, then)
     assert reg.out_activation_ == "exp"
+
+
+def test_a_poisson_regressor_tells_scikit_learn_its_targets_are_positive():
+    assert MLPRegressor(loss="poisson").__sklearn_tags__().target_tags.positive_only
+    assert not MLPRegressor().__sklearn_tags__().target_tags.positive_only

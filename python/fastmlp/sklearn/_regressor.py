@@ -118,6 +118,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.target_tags.positive_only = self.loss == "poisson"  # scikit-learn's checks then draw y >= 0
         return tags
 
 

@@ -20,6 +20,7 @@ constexpr EnumName<Output> kOutputRows[] = {
     {"softmax", Output::softmax},
     {"sigmoid", Output::sigmoid},
     {"identity", Output::identity},
+    {"poisson", Output::poisson},
 };
 constexpr EnumName<fastmlp::OptimizerKind> kOptimizerRows[] = {
     {"sgd", fastmlp::OptimizerKind::sgd},

@@ -1,9 +1,11 @@
-// The two output layers besides the softmax (softmax_xent.hpp): element-wise sigmoid with
-// binary cross-entropy, and identity with squared error. Each is one pass per row that gives
-// the loss and its joint gradient da_L, as the softmax does, never forming d yhat:
-//   sigmoid + BCE   da_L = (sigmoid(a) - y) / (B K)     (PyTorch's BCEWithLogitsLoss, mean)
-//   identity + MSE  da_L = 2 (a - y) / (B K)            (PyTorch's MSELoss, mean)
-// Both losses are means over all B x K elements; LossStats::loss_sum holds Σ_rows (row sum / K)
+// The three output layers besides the softmax (softmax_xent.hpp): element-wise sigmoid with
+// binary cross-entropy, identity with squared error, and exp with the Poisson deviance. Each is
+// one pass per row that gives the loss and its joint gradient da_L, as the softmax does, never
+// forming d yhat:
+//   sigmoid + BCE      da_L = (sigmoid(a) - y) / (B K)  (PyTorch's BCEWithLogitsLoss, mean)
+//   identity + MSE     da_L = 2 (a - y) / (B K)         (PyTorch's MSELoss, mean)
+//   exp + half Poisson deviance  da_L = (exp(a) - y) / (B K)  (scikit-learn's loss="poisson")
+// All three losses are means over all B x K elements; LossStats::loss_sum holds Σ_rows (row sum / K)
 // so that dividing it by the number of rows gives that mean.
 #pragma once
 
@@ -81,10 +83,42 @@ LossStats squared_error(T* out, const T* logits, const T* targets, std::int64_t 
     return stats;
 }
 
-enum class Output : int { softmax = 0, sigmoid = 1, identity = 2 };
+// With `gradient`: out = (exp(a) - y) / (B K); with `prediction`: out = exp(a).
+// logits (B, K) (the log of the predicted mean); targets (B, K), >= 0, or null (then no loss);
+// weight (B,) or null (see RowWeights); out (B, K), not aliased.
+// The loss of one element is half the Poisson deviance, exp(a) - y a + y log y - y (0 log 0 = 0),
+// as scikit-learn's poisson_loss defines it: 0 where exp(a) = y. A large a overflows exp to inf
+// (the loss and gradient then are inf), as any exp output does; the caller reports divergence.
+// No accuracy: n_correct stays 0. Overwrites out. Serial, summed in row order in double.
+template <class T>
+LossStats poisson_deviance(T* out, const T* logits, const T* targets, std::int64_t B, std::int64_t K, LossOutput what,
+                           const T* weight = nullptr) {
+    LossStats stats;
+    const T n = static_cast<T>(B) * static_cast<T>(K);
+    const RowWeights<T> rw(weight, B);
+    for (std::int64_t r = 0; r < B; ++r) {
+        const T* a = logits + r * K;
+        T* o = out + r * K;
+        for (std::int64_t i = 0; i < K; ++i) o[i] = std::exp(a[i]);
+        if (targets == nullptr) continue;
+        const T* y = targets + r * K;
+        double row = 0.0;
+        const T f = rw.active() ? static_cast<T>(rw.gradient_factor(r) / static_cast<double>(K)) : T(0);
+        for (std::int64_t i = 0; i < K; ++i) {
+            const double ad = a[i], yd = y[i];
+            row += std::exp(ad) - yd * ad + (yd > 0.0 ? yd * std::log(yd) : 0.0) - yd;
+            if (what == LossOutput::gradient) o[i] = rw.active() ? (o[i] - y[i]) * f : (o[i] - y[i]) / n;
+        }
+        stats.loss_sum += row / static_cast<double>(K) * (rw.active() ? rw.loss_factor(r) : 1.0);
+    }
+    return stats;
+}
+
+enum class Output : int { softmax = 0, sigmoid = 1, identity = 2, poisson = 3 };
 
 // The output layer's kernel for `output`: softmax + cross-entropy (labels or distributions),
-// sigmoid + BCE or identity + MSE (targets (B, K)). Same contract as each kernel.
+// sigmoid + BCE, identity + MSE or exp + Poisson deviance (targets (B, K)). Same contract as
+// each kernel.
 template <class T>
 LossStats output_loss(Output output, T* out, const T* logits, const std::int64_t* labels, const T* targets,
                       std::int64_t B, std::int64_t K, LossOutput what, const T* weight = nullptr) {
@@ -93,6 +127,8 @@ LossStats output_loss(Output output, T* out, const T* logits, const std::int64_t
             return sigmoid_bce(out, logits, targets, B, K, what, weight);
         case Output::identity:
             return squared_error(out, logits, targets, B, K, what, weight);
+        case Output::poisson:
+            return poisson_deviance(out, logits, targets, B, K, what, weight);
         case Output::softmax:
             break;
     }

@@ -227,7 +227,7 @@ def run_fit(runner: EpochRunner, options: FitOptions, history: History) -> Histo
     net, opt, schedule, state = runner.network, runner.optimizer, runner.schedule, runner.state
     W, b = net._params(for_update=True)
     params = W + b
-    classifier = net.output != "identity"
+    classifier = net.output not in ("identity", "poisson")  # regressions: no accuracy
     if schedule is not None and not schedule.started:
         schedule.start(opt.lr)  # a later fit continues the schedule where it stands
     history.stopped_early = False

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "identity")
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "poisson")
 INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal")
 DTYPES = ("float32", "float64")
 
@@ -366,7 +366,8 @@ def check_y(
 def _check_real_targets(
     y: object, n_samples: int, n_outputs: int, dtype: np.dtype[np.floating[Any]], name: str, x_name: str, output: str
 ) -> NDArray[np.floating[Any]]:
-    """Targets of a sigmoid (in [0, 1]) or identity (any finite value) output, as (n_samples, n_outputs)."""
+    """Targets of a sigmoid (in [0, 1]), identity (any finite value) or poisson (>= 0) output,
+    as (n_samples, n_outputs)."""
     arr = as_numeric_array(y, name)
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(-1, 1)
@@ -383,6 +384,9 @@ def _check_real_targets(
     if output == "sigmoid" and ((out < 0).any() or (out > 1).any()):
         raise ValueError(f"targets of a sigmoid output must lie in [0, 1] (0/1 labels, or probabilities); "
                          f"{name} has values in [{out.min().item()!r}, {out.max().item()!r}]")
+    if output == "poisson" and (out < 0).any():
+        raise ValueError(f"targets of a poisson output must be >= 0 (counts or rates); {name} has a minimum of "
+                         f"{out.min().item()!r}")
     return out
 
 

@@ -204,17 +204,22 @@ def test_solvers_and_activations_map_onto_fastmlp():
     assert MLPClassifier(solver="adamw", alpha=0.05).fit(X, y)._optimizer.weight_decay == 0.05
 
 
+# scikit-learn's InvalidParameterError wording ("The 'x' parameter of MLPClassifier must be ...
+# Got ... instead.") wherever it has a constraint; fastmlp's own words for what it checks beyond.
+_INVALID = "The '{}' parameter of MLPClassifier must be "
+
+
 @pytest.mark.parametrize("param, value, message", [
-    ("solver", "newton", "solver must be one of"),
-    ("activation", "swish", "activation must be one of"),
-    ("alpha", -1.0, "alpha must be finite and in"),
-    ("batch_size", 0, "batch_size must be >= 1"),
-    ("batch_size", "big", "batch_size must be 'auto'"),
+    ("solver", "newton", _INVALID.format("solver") + r"a str among \{.*'lbfgs'.*\}\. Got 'newton' instead\."),
+    ("activation", "swish", _INVALID.format("activation") + r"a str among \{.*'gelu'.*\}\. Got 'swish' instead\."),
+    ("alpha", -1.0, _INVALID.format("alpha") + r"a float in the range \[0\.0, inf\)\. Got -1\.0 instead\."),
+    ("batch_size", 0, _INVALID.format("batch_size") + r"a str among \{'auto'\} or an int in the range \[1, inf\)"),
+    ("batch_size", "big", _INVALID.format("batch_size") + r".* Got 'big' instead\."),
     ("hidden_layer_sizes", (10, 0), r"hidden_layer_sizes\[1\] must be >= 1"),
-    ("validation_fraction", 1.0, "validation_fraction must be finite and in"),
+    ("validation_fraction", 1.0, _INVALID.format("validation_fraction") + r"a float in the range \[0\.0, 1\.0\)"),
     ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
-    ("n_threads", 0, "n_threads must be >= 1"),
-    ("beta_2", 1.0, r"beta_2 must be finite and in \[0, 1\)"),
+    ("n_threads", 0, _INVALID.format("n_threads") + r"None or an int in the range \[1, inf\)\. Got 0 instead\."),
+    ("beta_2", 1.0, _INVALID.format("beta_2") + r"a float in the range \[0\.0, 1\.0\)\. Got 1\.0 instead\."),
 ])
 def test_parameter_errors_name_the_parameter(param, value, message):
     X, y = _blobs(n=20)

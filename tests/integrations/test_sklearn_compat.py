@@ -5,6 +5,7 @@ reliability promises of the estimators (a failed refit changes nothing, divergen
 the estimator's own terms)."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from sklearn import neural_network
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 import fastmlp
 from fastmlp.sklearn import MLPClassifier, MLPRegressor
@@ -144,16 +146,44 @@ def test_adaptive_stops_once_the_rate_is_tiny_as_scikit_learn_does():
     assert ours.n_iter_ == theirs.n_iter_ < 100  # 1e-5 / 5 = 2e-6, / 5 = 4e-7 <= 1e-6: stop
 
 
-@pytest.mark.parametrize("param, value, message", [
-    ("learning_rate", "optimal", "learning_rate must be one of"),
-    ("power_t", -0.5, "power_t must be finite and in"),
-    ("max_fun", 0, "max_fun must be >= 1"),
-    ("n_iter_no_change", -np.inf, "n_iter_no_change"),
+def _sorted_sets(message):
+    """The message with each {...} choice list sorted: scikit-learn prints a set's own order."""
+    return re.sub(r"\{([^{}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", message)
+
+
+@pytest.mark.parametrize("Ours, Theirs", [(MLPClassifier, neural_network.MLPClassifier),
+                                          (MLPRegressor, neural_network.MLPRegressor)], ids=["classifier", "regressor"])
+@pytest.mark.parametrize("param, value", [
+    ("alpha", -1.0), ("alpha", np.nan), ("alpha", np.inf), ("batch_size", 0), ("batch_size", "big"),
+    ("learning_rate", "optimal"), ("learning_rate_init", 0.0), ("power_t", -0.5), ("max_iter", 1.5),
+    ("shuffle", "yes"), ("random_state", "seed"), ("tol", -1.0), ("verbose", -1), ("warm_start", 1),
+    ("momentum", 1.5), ("nesterovs_momentum", None), ("early_stopping", "no"), ("validation_fraction", 1.0),
+    ("beta_1", 1.0), ("beta_2", -0.1), ("epsilon", 0.0), ("n_iter_no_change", 0), ("n_iter_no_change", -np.inf),
+    ("max_fun", 0),
 ])
-def test_new_parameter_errors_name_the_parameter(param, value, message):
+def test_bad_parameters_raise_scikit_learns_error_word_for_word(Ours, Theirs, param, value):
+    # Scripts catch InvalidParameterError (a ValueError and a TypeError) and match its text.
     X, y = _blobs(n=20)
-    with pytest.raises((ValueError, TypeError), match=message):
-        MLPClassifier(**{param: value}).fit(X, y)
+    errors = []
+    for Estimator in (Ours, Theirs):
+        with pytest.raises(InvalidParameterError) as info:
+            Estimator(**{param: value}).fit(X, y)
+        errors.append(_sorted_sets(str(info.value)))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"The '{param}' parameter of {Ours.__name__} must be ")
+
+
+def test_the_wider_choices_keep_scikit_learns_wording():
+    X, y = _blobs(n=20)
+    with pytest.raises(InvalidParameterError) as info:
+        MLPRegressor(loss="absolute_error").fit(X, y)
+    assert isinstance(info.value, ValueError)
+    assert _sorted_sets(str(info.value)) == ("The 'loss' parameter of MLPRegressor must be a str among "
+                                             "{'poisson', 'squared_error'}. Got 'absolute_error' instead.")
+    with pytest.raises(InvalidParameterError) as info:
+        MLPClassifier(solver="newton").fit(X, y)
+    assert _sorted_sets(str(info.value)) == ("The 'solver' parameter of MLPClassifier must be a str among "
+                                             "{'adam', 'adamw', 'lbfgs', 'rmsprop', 'sgd'}. Got 'newton' instead.")
 
 
 def test_n_iter_no_change_inf_turns_the_tol_rule_off():

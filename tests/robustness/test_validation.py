@@ -226,7 +226,7 @@ def test_object_array_of_numeric_strings_is_refused(net, trainer):
     (dict(activation=None), ValueError, r"activation must be one of .*got None"),
     (dict(activation=["relu", "tanh"]), ValueError, r"activation lists 2 names but the network has 1 hidden"),
     (dict(activation=["swish"]), ValueError, r"activation must be one of .*got 'swish'"),
-    (dict(output="softmax2"), ValueError, r"output must be one of \('softmax', 'sigmoid', 'identity'\)"),
+    (dict(output="softmax2"), ValueError, r"output must be one of \('softmax', 'sigmoid', 'identity', 'poisson'\)"),
     (dict(output=None), ValueError, r"output must be one of"),
     (dict(init="xavier"), ValueError, r"init must be one of .*got 'xavier'"),
     (dict(dropout=1.0), ValueError, r"dropout must lie in \[0, 1\)"),

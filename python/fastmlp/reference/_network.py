@@ -130,7 +130,7 @@ def predict_proba(
         The network, as in `forward`.
     X : ndarray of shape (n_samples, n_features)
         Input data.
-    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+    output : {"softmax", "sigmoid", "identity", "poisson"}, default="softmax"
 
     Returns
     -------
@@ -154,7 +154,7 @@ def loss(
         Input data.
     y : ndarray
         Targets of the output layer (see `output_loss_backward`).
-    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+    output : {"softmax", "sigmoid", "identity", "poisson"}, default="softmax"
 
     Returns
     -------
@@ -182,7 +182,7 @@ def gradients(
         Input data.
     y : ndarray
         Targets of the output layer.
-    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+    output : {"softmax", "sigmoid", "identity", "poisson"}, default="softmax"
 
     Returns
     -------
@@ -238,7 +238,7 @@ def train_step(
         Targets of the output layer.
     lr : float
         Learning rate.
-    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+    output : {"softmax", "sigmoid", "identity", "poisson"}, default="softmax"
 
     Returns
     -------
@@ -284,7 +284,7 @@ def train_epoch(
         Learning rate.
     order : sequence of int of length n_samples, default=None
         Permutation of the row indices giving the visiting order; None visits the rows in order.
-    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+    output : {"softmax", "sigmoid", "identity", "poisson"}, default="softmax"
     dropout_seed : int, optional
         With dropout, batch j of this epoch uses the masks of (dropout_seed, epoch, j), as
         fastmlp.Trainer does; None: no dropout.

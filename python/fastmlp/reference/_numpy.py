@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus")
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "poisson")
 
 #: Activations whose derivative needs the pre-activation a (the others are written in terms of h).
 TAKES_PREACTIVATION = ("gelu", "silu")
@@ -385,14 +385,45 @@ def squared_error_backward(logits: _FloatArray, y: _FloatArray) -> tuple[float, 
     return loss, dlogits
 
 
+def poisson_deviance_backward(logits: _FloatArray, y: _FloatArray) -> tuple[float, _FloatArray]:
+    """Compute half the Poisson deviance of exp outputs and its gradient.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_outputs)
+        Output-layer pre-activations: the log of the predicted means.
+    y : ndarray of shape (n_samples, n_outputs)
+        Targets, >= 0.
+
+    Returns
+    -------
+    loss : float
+        Mean over all elements of exp(a) - y a + y log y - y (with 0 log 0 = 0), which is
+        y log(y / exp(a)) - y + exp(a): scikit-learn's half Poisson deviance per element.
+    dlogits : ndarray of shape (n_samples, n_outputs)
+        (exp(logits) - y) / (n_samples n_outputs).
+    """
+    logits = np.asarray(logits)
+    y = np.asarray(y, dtype=logits.dtype)
+    a64, y64 = logits.astype(np.float64), y.astype(np.float64)
+    y_log_y = np.where(y64 > 0, y64 * np.log(np.where(y64 > 0, y64, 1.0)), 0.0)
+    loss = float(np.mean(np.exp(a64) - y64 * a64 + y_log_y - y64))
+    dlogits: _FloatArray = (np.exp(logits) - y) / logits.dtype.type(logits.size)
+    return loss, dlogits
+
+
 def output_forward(logits: _FloatArray, output: str = "softmax") -> _FloatArray:
-    """The output layer's predictions: softmax probabilities, sigmoids, or the logits themselves."""
+    """The output layer's predictions: softmax probabilities, sigmoids, the logits themselves
+    (identity) or their exponentials (poisson)."""
     _check_output(output)
     logits = np.asarray(logits)
     if output == "softmax":
         return softmax(logits)
     if output == "sigmoid":
         return _sigmoid(logits)
+    if output == "poisson":
+        result: _FloatArray = np.exp(logits)
+        return result
     return logits.copy()
 
 
@@ -400,7 +431,8 @@ def output_loss_backward(logits: _FloatArray, y: _Targets, output: str = "softma
     """The loss of the output layer `output` and its gradient with respect to the logits.
 
     softmax: `softmax_xent_backward`; sigmoid: `sigmoid_bce_backward`; identity:
-    `squared_error_backward` (targets of shape (n_samples,) are taken as one column).
+    `squared_error_backward`; poisson: `poisson_deviance_backward` (targets of shape
+    (n_samples,) are taken as one column).
     """
     _check_output(output)
     if output == "softmax":
@@ -413,6 +445,8 @@ def output_loss_backward(logits: _FloatArray, y: _Targets, output: str = "softma
         raise ValueError(f"y must have the shape of the outputs {logits.shape}, got {targets.shape}")
     if output == "sigmoid":
         return sigmoid_bce_backward(logits, targets)
+    if output == "poisson":
+        return poisson_deviance_backward(logits, targets)
     return squared_error_backward(logits, targets)
 
 

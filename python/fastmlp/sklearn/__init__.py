@@ -1,8 +1,7 @@
 """scikit-learn estimators trained by fastmlp: MLPClassifier and MLPRegressor, with the
 parameters, fitted attributes, stopping rules and solvers (lbfgs, sgd, adam) of
 ``sklearn.neural_network``'s, so that a script changes only its import. This package imports
-scikit-learn (``import fastmlp`` does not import it). Not yet here: sparse X and
-``loss="poisson"``.
+scikit-learn (``import fastmlp`` does not import it). Not yet here: sparse X.
 
 Modules: ``_params`` (parameter checks), ``_base`` (shared attributes and the checked fit),
 ``_minibatch`` and ``_lbfgs`` (the solvers), ``_classifier``, ``_regressor``, ``_docs``.

@@ -37,7 +37,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
     Trainer or L-BFGS, scikit-learn's stopping rules and the fitted attributes."""
 
     # Set by the subclasses.
-    _output_layer: str  # the network output for the targets: "softmax", "sigmoid" or "identity"
+    _output_layer: str  # the network output for the targets: "softmax", "sigmoid", "identity" or "poisson"
     _stratify_split: bool
 
     def __init__(
@@ -159,7 +159,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
         """c: fastmlp's gradient over scikit-learn's for this output layer (see the Notes)."""
         if self._output_layer == "softmax":
             return 1.0
-        if self._output_layer == "sigmoid":
+        if self._output_layer in ("sigmoid", "poisson"):
             return 1.0 / self.n_outputs_
         return 2.0 / self.n_outputs_
 
@@ -168,7 +168,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
         outputs although its gradient sums over them, hence not simply 1 / c)."""
         if self._output_layer == "softmax":
             return 1.0
-        if self._output_layer == "sigmoid":
+        if self._output_layer in ("sigmoid", "poisson"):
             return float(self.n_outputs_)
         return 0.5
 
@@ -192,7 +192,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
         """New weights and the bookkeeping scikit-learn resets with them (its `_initialize`)."""
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(settings.hidden_layer_sizes) + 2
-        self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}[self._output_layer]
+        self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity",
+                                "poisson": "exp"}[self._output_layer]
         sizes = [n_features, *settings.hidden_layer_sizes, n_outputs]
         self.network_ = Network(sizes, activation=settings.activation, dtype=dtype, seed=0,
                                 output=self._output_layer)
@@ -280,7 +281,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
                              "set early_stopping=False")
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
         accepted = [np.float64, np.float32] if first_pass else self.network_.dtype
-        X, y_raw = validate_data(self, X, y, multi_output=True, y_numeric=self._output_layer == "identity",
+        X, y_raw = validate_data(self, X, y, multi_output=True, y_numeric=not self._stratify_split,
                                  dtype=accepted, reset=first_pass)
         dtype = dtype_for(X.dtype, settings.dtype) if first_pass else self.network_.dtype
         X = X.astype(dtype, copy=False)

@@ -41,6 +41,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             if multilabel:
                 self.classes_ = np.arange(y.shape[1])
+                if incremental and classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+                    raise ValueError(f"y is a {y.shape[1]}-column label indicator matrix, whose classes are "
+                                     f"{self.classes_!r}; classes={classes!r} differs")
             else:
                 self.classes_ = unique_labels(classes if incremental and classes is not None else y)
                 unknown = np.setdiff1d(unique_labels(y), self.classes_)

@@ -128,7 +128,9 @@ _SHARED_NOTES_DOC = """
     ``0.5 * sum over outputs`` of the squared error, ``sum over outputs`` of the binary
     cross-entropy and the cross-entropy of the softmax, each averaged over the batch. So
     fastmlp's gradient is ``c`` times scikit-learn's, with ``c = 1`` for a softmax output,
-    ``1 / n_outputs_`` for logistic outputs and ``2 / n_outputs_`` for identity outputs. The
+    ``1 / n_outputs_`` for logistic and exp (``loss="poisson"``) outputs and ``2 / n_outputs_``
+    for identity outputs (scikit-learn's Poisson loss, half the deviance, is likewise averaged
+    over the batch and summed over the outputs, fastmlp's averaged over both). The
     estimator undoes ``c`` so that every update is scikit-learn's:
 
     - ``sgd``: ``fastmlp.optim.SGD(lr=learning_rate_init / c, momentum, nesterov)``. sklearn's

@@ -1,6 +1,8 @@
-"""The estimators' parameter checks, with fastmlp's validation vocabulary: every parameter is
-read and checked here before a fit changes anything, into a plain `Settings` record. Also the
-sample-weight check and the thread-count context. Nothing here touches a fitted estimator."""
+"""The estimators' parameter checks: first scikit-learn's own parameter validation on
+scikit-learn's constraints (widened for fastmlp's extra solvers and activations), so that a bad
+value raises its InvalidParameterError with its wording, then fastmlp's validation vocabulary
+for what those constraints leave open, into a plain `Settings` record. Also the sample-weight
+check and the thread-count context. Nothing here touches a fitted estimator."""
 
 from __future__ import annotations
 
@@ -17,11 +19,56 @@ from numpy.typing import NDArray
 from .. import get_num_threads, set_num_threads
 from .._validation import ACTIVATIONS, check_bool, check_choice, check_int, check_real, is_bool
 
+try:  # scikit-learn's parameter validation (>= 1.2; a private module, so its absence is tolerated)
+    from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
+except ImportError:  # pragma: no cover - a scikit-learn that moved it: fastmlp's own messages remain
+    validate_parameter_constraints = None
+
 SOLVERS = ("lbfgs", "sgd", "adam", "adamw", "rmsprop")
 MINIBATCH_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
+#: MLPRegressor's losses (MLPClassifier has no loss parameter).
+REGRESSION_LOSSES = ("squared_error", "poisson")
 #: scikit-learn's activation names that fastmlp spells differently.
 ACTIVATION_ALIASES = {"logistic": "sigmoid"}
+
+
+def _constraints(est: Any) -> dict[str, Any]:
+    """scikit-learn's `_parameter_constraints` of its MLPs, with fastmlp's solvers and
+    activations added and its extra parameters (dtype is checked by fastmlp alone)."""
+    at_least_one = Interval(numbers.Integral, 1, None, closed="left")
+    unit = Interval(numbers.Real, 0, 1, closed="left")
+    non_negative = Interval(numbers.Real, 0, None, closed="left")
+    constraints: dict[str, Any] = {
+        "hidden_layer_sizes": ["array-like", at_least_one],
+        "activation": [StrOptions(set(ACTIVATIONS) | set(ACTIVATION_ALIASES))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [non_negative],
+        "batch_size": [StrOptions({"auto"}), at_least_one],
+        "learning_rate": [StrOptions(set(LEARNING_RATES))],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [non_negative],
+        "max_iter": [at_least_one],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [non_negative],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [unit],
+        "beta_1": [unit],
+        "beta_2": [unit],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [at_least_one, Options(numbers.Real, {np.inf})],
+        "max_fun": [at_least_one],
+        "dtype": "no_validation",
+        "n_threads": [None, at_least_one],
+    }
+    if "loss" in est.get_params(deep=False):
+        constraints["loss"] = [StrOptions(set(REGRESSION_LOSSES))]
+    return constraints
 
 
 @dataclass(frozen=True)
@@ -81,11 +128,16 @@ def n_iter_no_change(value: object) -> float:
 
 def check_params(est: Any) -> Settings:
     """Every parameter of `est` checked before anything changes: errors name the parameter,
-    the values it takes and the value given."""
+    the values it takes and the value given. Where scikit-learn has a constraint, its
+    InvalidParameterError (a ValueError and a TypeError) comes first, in its words."""
+    if validate_parameter_constraints is not None:
+        validate_parameter_constraints(_constraints(est), est.get_params(deep=False), caller_name=type(est).__name__)
     sizes = hidden_layer_sizes(est.hidden_layer_sizes)
     activation = network_activation(est.activation)
     dtype = network_dtype(est.dtype)
     check_choice(est.solver, "solver", SOLVERS)
+    if "loss" in est.get_params(deep=False):
+        check_choice(est.loss, "loss", REGRESSION_LOSSES)
     check_real(est.alpha, "alpha", 0.0)
     if not (isinstance(est.batch_size, str) and est.batch_size == "auto"):
         if isinstance(est.batch_size, str):

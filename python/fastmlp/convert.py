@@ -25,7 +25,7 @@ __all__ = ["from_sklearn", "from_torch", "to_torch"]
 #: scikit-learn's hidden activation names -> fastmlp's.
 _SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 #: scikit-learn's out_activation_ -> fastmlp's output layer.
-_SKLEARN_OUTPUTS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}
+_SKLEARN_OUTPUTS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity", "exp": "poisson"}
 
 
 def _import_sklearn_mlps() -> tuple[type, type]:
@@ -87,6 +87,8 @@ def from_sklearn(mlp: Any, dtype: Optional[DTypeLike] = None) -> Network:
           and ``net.predict(X)`` equals ``mlp.predict(X)``.
         - ``"identity"`` (regressor): output "identity"; ``net.predict(X)`` equals
           ``mlp.predict(X)``.
+        - ``"exp"`` (regressor with ``loss="poisson"``): output "poisson"; ``net.predict(X)``
+          equals ``mlp.predict(X)``.
 
         Equal up to rounding: both compute the same products, in different orders.
 

@@ -382,11 +382,12 @@ class Network:
         Raises
         ------
         ValueError
-            For an identity (regression) output, which has no probabilities: use :meth:`predict`.
+            For an identity or poisson (regression) output, which has no probabilities: use
+            :meth:`predict`.
         """
-        if self._output == "identity":
-            raise ValueError("predict_proba is for classifiers; this network has an identity (regression) output, "
-                             "so use predict(X) for its outputs")
+        if self._output in ("identity", "poisson"):
+            raise ValueError(f"predict_proba is for classifiers; this network has a {self._output} (regression) "
+                             "output, so use predict(X) for its outputs")
         return self._forward(X)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
@@ -397,7 +398,8 @@ class Network:
         ndarray
             softmax: class labels, shape (n_samples,), int64. sigmoid: 0/1 labels, int64, of
             shape (n_samples, n_outputs), or (n_samples,) with one output; 1 where the
-            probability exceeds 0.5. identity: the outputs, in the network's dtype, of shape
+            probability exceeds 0.5. identity and poisson: the outputs (for poisson the
+            predicted means, exp of the last layer), in the network's dtype, of shape
             (n_samples, n_outputs), or (n_samples,) with one output.
         """
         out = self._forward(X)
@@ -513,6 +515,9 @@ class Network:
         """This network as a ``torch.nn.Sequential`` of ``Linear`` and activation layers (with a
         copy of the weights); see :func:`fastmlp.convert.to_torch`. Needs PyTorch
         (``pip install "fastmlp[torch]"``)."""
+        if include_output and self._output == "poisson":
+            raise ValueError("include_output=True: torch.nn has no exp module for a poisson output; export with "
+                             "include_output=False and apply torch.exp to the result")
         # copy() takes the lock, so a network training in another thread gives one consistent
         # state; the copy's arrays then belong to the tensors alone (no second copy).
         snapshot = self.copy()

@@ -101,13 +101,18 @@ def test_sklearn_regressor(sklearn_nn, dtype, n_targets):
     np.testing.assert_allclose(pred, mlp.predict(X), **TOL[dtype])
 
 
-def test_sklearn_poisson_regressor_is_refused(sklearn_nn):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sklearn_poisson_regressor_becomes_a_poisson_output(sklearn_nn, dtype):
     _, MLPRegressor = sklearn_nn
-    X = _data("float64")
-    mlp = _fit(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=5, random_state=0), X,
-               np.abs(X[:, 0]))
-    with pytest.raises(ValueError, match=r"out_activation_ must be one of .* got 'exp'"):
-        from_sklearn(mlp)
+    X = _data(dtype)
+    y = np.abs(X[:, 0])
+    mlp = _fit(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=5, random_state=0), X, y)
+    assert mlp.out_activation_ == "exp"
+    net = from_sklearn(mlp)
+    assert net.output == "poisson"
+    np.testing.assert_allclose(net.predict(X), mlp.predict(X), **TOL[dtype])
+    with pytest.raises(ValueError, match="poisson \\(regression\\) output, so use predict"):
+        net.predict_proba(X)
 
 
 def test_sklearn_dtype_override(sklearn_nn):
@@ -385,3 +390,9 @@ def test_torch_missing_names_the_extra(monkeypatch):
         from_torch(object())
     with pytest.raises(ImportError, match=r'pip install "fastmlp\[torch\]"'):
         to_torch(fastmlp.Network([2, 2]))
+
+
+def test_to_torch_refuses_the_poisson_output_module_before_importing_torch():
+    net = fastmlp.Network([3, 4, 1], output="poisson", seed=0)
+    with pytest.raises(ValueError, match="no exp module for a poisson output"):
+        net.to_torch(include_output=True)

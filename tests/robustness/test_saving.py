@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import io
 import os
 import pathlib
@@ -127,6 +128,15 @@ def _small_tmpfs(folder: pathlib.Path, size: str):
         subprocess.run(["umount", str(folder)], check=True)
 
 
+# Python 3.9.2 (Debian 11's, where the wheels are checked by scripts/check_old_glibc.sh): numpy's
+# zip writer, abandoned by the ENOSPC, raises again from ZipFile.__del__ when it is collected
+# ("seek of closed file"), which pytest reports as an unraisable exception; later 3.9 releases
+# and 3.10+ close it quietly. The promise checked here (the old file intact, no temporary left)
+# holds on both; the garbage is collected inside this test so nothing spills into the next.
+_ZIP_DEL_NOISE = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@(_ZIP_DEL_NOISE if sys.version_info < (3, 10) else lambda test: test)
 def test_a_full_disk_leaves_the_old_model(tmp_path):
     with _small_tmpfs(tmp_path / "disk", "3m") as disk:
         small = fastmlp.Network([64, 128, 10], seed=0)
@@ -139,6 +149,8 @@ def test_a_full_disk_leaves_the_old_model(tmp_path):
         assert path.read_bytes() == before
         assert _same(fastmlp.Network.load(path), small)
         assert _temporaries(disk) == []
+        del caught
+        gc.collect()
 
 
 _SAVE_FOREVER = textwrap.dedent("""

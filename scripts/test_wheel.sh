@@ -28,7 +28,7 @@ trap 'rm -rf "$work"' EXIT
 pip install --quiet --upgrade pip
 pip install --quiet "$numpy" pytest hypothesis
 if [ "$scope" = full ]; then
-    pip install --quiet scikit-learn threadpoolctl matplotlib tqdm
+    pip install --quiet scikit-learn threadpoolctl matplotlib tqdm intel-openmp
     # torch only as the CPU build (never the CUDA one the index serves by default); skipped when absent.
     pip install --quiet "torch==2.13.0+cpu" 2>/dev/null || echo "no CPU torch for CPython $version: its tests skip"
 fi

@@ -12,7 +12,6 @@ import pytest
 from fastmlp import Network, Trainer, _core
 from fastmlp import _forward as forward
 from fastmlp._validation import check_dtype
-from fastmlp.sklearn import MLPClassifier
 
 
 def _data(n=40, features=12, classes=3, seed=0):
@@ -114,6 +113,9 @@ def test_predictions_follow_fit_and_step():
 
 
 def test_predictions_follow_partial_fit():
+    pytest.importorskip("sklearn", reason="fastmlp.sklearn needs scikit-learn (the sklearn extra)")
+    from fastmlp.sklearn import MLPClassifier
+
     X, y = _data()
     est = MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
     est.partial_fit(X, y, classes=[0, 1, 2])

@@ -66,6 +66,18 @@ void bias_gradient(T* db, const T* da, std::int64_t B, std::int64_t OUT) {
 // Overwrites dW and db (B = 0 gives zeros). Scratch reserved for (OUT, IN).
 // With h_rows set, row r of h_prev is h_prev[h_rows[r]]. With `nonfinite` (and the step), it is
 // set when a new weight or bias is NaN or infinite: checked as the values are written.
+// b -= lr db, setting `nonfinite` (when given) if a new bias is NaN or infinite. Shared by the
+// dense and the sparse first-layer steps.
+template <class T>
+void sgd_bias_step(T* b, const T* db, T lr, std::int64_t OUT, std::atomic<bool>* nonfinite) {
+    bool bad = false;
+    for (std::int64_t o = 0; o < OUT; ++o) {
+        b[o] -= lr * db[o];
+        bad |= !std::isfinite(b[o]);
+    }
+    if (bad && nonfinite != nullptr) nonfinite->store(true, std::memory_order_relaxed);
+}
+
 template <class T>
 void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int64_t B, std::int64_t IN,
                            std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr, T lr = T(0),
@@ -80,14 +92,7 @@ void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int6
     }
     gemm(p, scratch);
     bias_gradient(db, da, B, OUT);
-    if (b != nullptr) {
-        bool bad = false;
-        for (std::int64_t o = 0; o < OUT; ++o) {
-            b[o] -= lr * db[o];
-            bad |= !std::isfinite(b[o]);
-        }
-        if (bad && nonfinite != nullptr) nonfinite->store(true, std::memory_order_relaxed);
-    }
+    if (b != nullptr) sgd_bias_step(b, db, lr, OUT, nonfinite);
 }
 
 }  // namespace fastmlp

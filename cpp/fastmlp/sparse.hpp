@@ -251,12 +251,7 @@ void sparse_sgd_step_transposed(T* Wt, T* b, T* db, const T* da, const CsrRows<T
         }
     });
     bias_gradient(db, da, B, OUT);
-    bool bad = false;
-    for (std::int64_t o = 0; o < OUT; ++o) {
-        b[o] -= lr * db[o];
-        bad |= !std::isfinite(b[o]);
-    }
-    if (bad && nonfinite != nullptr) nonfinite->store(true, std::memory_order_relaxed);
+    sgd_bias_step(b, db, lr, OUT, nonfinite);
 }
 
 }  // namespace fastmlp

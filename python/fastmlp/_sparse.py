@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import _is_sparse, all_finite, check_X
+from ._validation import _is_sparse, check_X, finite_array
 
 
 class CsrRows:
@@ -150,11 +150,6 @@ def check_sparse(X: object, n_features: int, dtype: np.dtype[np.floating[Any]], 
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} has a column index {bad} outside [0, {n_features}) (its shape is {shape}): "
                              f"the sparse structure is corrupt")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported below, as an error
-        data = np.ascontiguousarray(values, dtype=dtype)
-    if not all_finite(data):
-        if np.isnan(data).any():
-            raise ValueError(f"{name} contains NaN")
-        raise ValueError(f"{name} contains infinity or a value too large for {np.dtype(dtype).name}")
+    data = finite_array(values, dtype, name)
     return CsrRows(data, np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(indptr, dtype=np.int64),
                    (n_rows, n_cols))

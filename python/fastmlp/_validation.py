@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus", "identity")
 OUTPUTS = ("softmax", "sigmoid", "identity", "poisson")
@@ -298,8 +298,14 @@ def check_X(
         raise ValueError(f"Network expects {n_features} input features, got {name} with shape {_shape(arr)}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples (shape {_shape(arr)}); at least 1 is required")
+    return finite_array(arr, dtype, name)
+
+
+def finite_array(values: ArrayLike, dtype: DTypeLike, name: str) -> NDArray[np.floating[Any]]:
+    """`values` as a C-contiguous array of `dtype`; ValueError naming `name` for NaN, infinity or
+    a value that overflows `dtype` (the values of a dense X, or the stored values of a sparse one)."""
     with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported below, as an error
-        out = np.ascontiguousarray(arr, dtype=dtype)
+        out = np.ascontiguousarray(values, dtype=dtype)
     if not all_finite(out):
         if np.isnan(out).any():
             raise ValueError(f"{name} contains NaN")

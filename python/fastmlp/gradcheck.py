@@ -13,7 +13,8 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_dtype, check_int, check_positive_float, check_seed, check_X
+from ._sparse import Rows, check_input
+from ._validation import check_dtype, check_int, check_positive_float, check_seed
 from .network import Network
 
 # Relative errors are |analytic - numeric| / max(|analytic|, |numeric|, floor). Without a floor
@@ -214,7 +215,9 @@ def gradcheck(
         restored bitwise; a float32 network is checked through a float64 copy of its
         parameters, because float32 central differences cannot resolve errors near 1e-6.
         That copy runs the float64 instantiation of the same kernels.
-    X : array-like of shape (n_samples, n_features)
+    X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        Sparse X (as :meth:`Network.loss` takes it) is checked through the sparse first-layer
+        kernels: the values in float64, the weights perturbed exactly as for dense X.
     y : array-like of shape (n_samples,) integer labels, or (n_samples, n_classes) distributions.
     eps : float, default=1e-6
         The central-difference step, finite and > 0.
@@ -259,7 +262,9 @@ def gradcheck(
     # again). On a copy: nobody else sees it, no lock needed beyond the copy itself.
     with net._locked() if in_place else contextlib.nullcontext():
         work = net if in_place else _float64_twin(net)
-        X64 = check_X(X, work.n_features, float64)  # converted once, not at every loss call
+        # Converted once, not at every loss call: a float64 array, or for sparse X (scipy.sparse)
+        # float64 CSR rows, whose first layer the native calls run over the nonzeros.
+        X64 = check_input(X, work.n_features, float64)
         y64 = np.asarray(y)  # checked by every loss call, as the output layer wants it
         loss, grads = work.gradients(X64, y64)
         W, b = work._params(for_update=True)
@@ -284,7 +289,7 @@ def gradcheck(
 
 def _check_block(
     work: Network,
-    X: NDArray[np.floating[Any]],
+    X: Rows,
     y: NDArray[Any],
     layer: int,
     block: str,

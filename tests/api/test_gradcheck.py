@@ -227,3 +227,73 @@ def test_bad_input_raises_the_networks_errors():
         gradcheck(net, X, y, n_checks=0)
     with pytest.raises(TypeError, match="seed must be an int or None"):
         gradcheck(net, X, y, seed=1.5)
+
+
+# ---------------------------------------------------------------------- sparse X (issue 16)
+
+
+def sparse_problem(dtype="float64"):
+    """problem()'s network on a CSR X with an empty column (W_1's column 2 then has no effect),
+    an empty row, unsorted column indices and a column stored twice in one row (summed)."""
+    sp = pytest.importorskip("scipy.sparse")
+    net, X, y = problem("tanh", dtype=dtype, sizes=(6, 7, 3), batch=5)
+    X[:, 2] = 0.0
+    X[3] = 0.0
+    X[np.abs(X) < 0.4] = 0.0
+    dense = sp.csr_matrix(X)
+    # Row 0 stored again with its columns reversed and its first value split in two halves.
+    lo, hi = dense.indptr[0], dense.indptr[1]
+    cols, vals = dense.indices[lo:hi][::-1], dense.data[lo:hi][::-1]
+    row0_cols = np.concatenate([cols, cols[-1:]])
+    row0_vals = np.concatenate([vals[:-1], vals[-1:] / 2, vals[-1:] / 2])
+    indices = np.concatenate([row0_cols, dense.indices[hi:]])
+    data = np.concatenate([row0_vals, dense.data[hi:]])
+    indptr = np.concatenate([[0], dense.indptr[1:] + 1])
+    X_sparse = sp.csr_matrix((data, indices, indptr), shape=X.shape)
+    assert not X_sparse.has_sorted_indices and X_sparse.nnz == dense.nnz + 1
+    np.testing.assert_array_equal(X_sparse.toarray(), X)
+    return net, X_sparse, y
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sparse_X_is_checked_as_its_dense_copy(dtype):
+    net, X, y = sparse_problem(dtype)
+    before = snapshot(net)
+    sparse = gradcheck(net, X, y)
+    dense = gradcheck(net, X.toarray(), y)
+    assert sparse.passed() and sparse.max_rel_error < 1e-6, str(sparse)
+    assert sparse.n_samples == dense.n_samples == 5
+    assert sparse.loss == pytest.approx(dense.loss, rel=1e-12)
+    assert [(r.name, r.checked, r.size) for r in sparse.rows] == [(r.name, r.checked, r.size) for r in dense.rows]
+    for s, d in zip(sparse.rows, dense.rows):  # both only the rounding noise of the difference quotient
+        assert s.max_abs_error < 1e-8 and d.max_abs_error < 1e-8, (s, d)
+    assert_bitwise_equal(before, net)
+
+
+def test_sparse_X_catches_a_wrong_gradient_in_a_column_no_row_touches(monkeypatch):
+    net, X, y = sparse_problem()
+    right = net.gradients
+
+    def wrong(X, y):
+        loss, grads = right(X, y)
+        grads = [(dW.copy(), db.copy()) for dW, db in grads]
+        grads[0][0][4, 2] += 1e-4  # column 2 of X is empty: the true derivative is exactly 0
+        return loss, grads
+
+    monkeypatch.setattr(net, "gradients", wrong)
+    report = gradcheck(net, X, y)
+    assert not report.passed()
+    assert report.worst_row.name == "W_1" and report.worst_row.worst_index == (4, 2)
+    assert report.worst_row.max_abs_error == pytest.approx(1e-4, rel=1e-9)
+    assert all(row.max_rel_error < 1e-6 for row in report.rows if row.name != "W_1")
+
+
+def test_sparse_X_with_a_bad_structure_is_refused_before_anything_runs():
+    sp = pytest.importorskip("scipy.sparse")
+    net, X, y = problem("tanh", sizes=(5, 7, 6, 3), batch=3)
+    bad = sp.csr_matrix((3, 5))  # its arrays set directly, past scipy's own checks
+    bad.indptr, bad.indices, bad.data = np.array([0, 1, 2, 2]), np.array([0, 5]), np.ones(2)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"X has a column index 5 outside \[0, 5\)"):
+        gradcheck(net, bad, y)
+    assert_bitwise_equal(before, net)

@@ -21,7 +21,7 @@ from fastmlp.distributed import DataParallelTrainer
 
 MODES = ("step_raises", "step_nan", "callback_raises", "width", "nan_in_shard", "label_sets", "target_kind",
          "seed", "dropout",
-         "no_validation_on_one_rank")
+         "no_validation_on_one_rank", "malformed_sparse_shard", "sparse_on_one_rank")
 
 
 def main() -> int:
@@ -66,6 +66,16 @@ def main() -> int:
             y_shard[y_shard == 9] = 8  # as if this shard's labels were encoded on their own
         elif args.mode == "target_kind":
             y_shard = np.eye(10)[y_shard]
+        elif args.mode == "sparse_on_one_rank":
+            import scipy.sparse
+
+            X_shard = scipy.sparse.csr_matrix(X_shard)
+    if args.mode == "malformed_sparse_shard":  # every shard sparse; the bad rank's has a column index too large
+        import scipy.sparse
+
+        X_shard = scipy.sparse.csr_matrix(X_shard)
+        if bad:
+            X_shard.indices[3] = X_shard.shape[1]  # set in place, past scipy's own checks
     if args.mode == "no_validation_on_one_rank" and not bad:
         fit_kwargs["validation_data"] = (X_shard[:20], y_shard[:20])
     try:

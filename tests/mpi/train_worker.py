@@ -3,7 +3,8 @@ of a fixed dataset and writes what the test compares (rank 0 writes the result f
 
 Run as ``mpirun -n P python tests/mpi/train_worker.py OUT.npz [options]``; the global dataset
 is the bundled digits (first --rows rows), cut into P contiguous shards of unequal sizes, so
-that the test can train fastmlp.Trainer in one process on their concatenation."""
+that the test can train fastmlp.Trainer in one process on their concatenation. With --sparse
+each shard (and validation part) is a scipy.sparse matrix, in a format that depends on the rank."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def shard_bounds(n: int, size: int) -> list[int]:
     return [0] + list(cuts)
 
 
+# With --sparse, rank r's shard is in format SPARSE_FORMATS[r % 3] (each converted once by fit): the
+# formats and index dtypes of the shards need not agree, only that all are sparse.
+SPARSE_FORMATS = ("csr_matrix", "csc_matrix", "coo_array")
+
+
+def as_shard(X: np.ndarray, sparse: bool, rank: int) -> object:
+    if not sparse:
+        return X
+    import scipy.sparse
+
+    shard = getattr(scipy.sparse, SPARSE_FORMATS[rank % 3])(X)
+    if rank % 3 == 0:  # int64 index arrays, which fit reads in place (scipy chose int32)
+        shard.indices, shard.indptr = shard.indices.astype(np.int64), shard.indptr.astype(np.int64)
+    return shard
+
+
 def build(args: argparse.Namespace, comm: MPI.Intracomm) -> tuple[fastmlp.Network, DataParallelTrainer]:
     net = fastmlp.Network([64, 32, 10], activation="tanh", dtype=args.dtype, seed=0, dropout=args.dropout)
     opt = optim.Adam(lr=1e-2) if args.optimizer == "adam" else optim.SGD(0.1, momentum=0.9, weight_decay=1e-3)
@@ -52,6 +69,9 @@ def main() -> int:
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--validation-fraction", type=float, default=None)
+    p.add_argument("--validation-rows", type=int, default=0,
+                   help="validation_data: the digits after the training rows, none on rank 0 (an empty part)")
+    p.add_argument("--sparse", action="store_true", help="each rank's shard and validation part scipy.sparse")
     p.add_argument("--load", help="start from this checkpoint instead of a new network")
     p.add_argument("--save", help="write a checkpoint here after training")
     args = p.parse_args()
@@ -65,7 +85,15 @@ def main() -> int:
         net = tr.network
     else:
         net, tr = build(args, comm)
-    history = tr.fit(X[lo:hi], y[lo:hi], epochs=args.epochs, validation_fraction=args.validation_fraction)
+    validation_data = None
+    if args.validation_rows:
+        X_all, y_all = dataset(args.rows + args.validation_rows)
+        Xv, yv = X_all[args.rows:], y_all[args.rows:]
+        cuts = [0] + shard_bounds(len(Xv), comm.size - 1) if comm.size > 1 else [0, len(Xv)]
+        v_lo, v_hi = cuts[comm.rank], cuts[comm.rank + 1]
+        validation_data = (as_shard(Xv[v_lo:v_hi], args.sparse, comm.rank), yv[v_lo:v_hi])
+    history = tr.fit(as_shard(X[lo:hi], args.sparse, comm.rank), y[lo:hi], epochs=args.epochs,
+                     validation_fraction=args.validation_fraction, validation_data=validation_data)
     if args.save:
         tr.save_checkpoint(args.save)
     params = net.weights + net.biases

@@ -400,14 +400,16 @@ def _net():
     return fastmlp.Network([3, 4, 2], seed=0)
 
 
-# Network and Trainer take sparse X since issue 16 (tests/api/test_sparse_input.py); gradcheck, which
-# perturbs every input entry, still says it does not and how to convert.
-def test_sparse_input_says_it_is_not_supported_and_how_to_convert():
+# Network, Trainer, DataParallelTrainer and gradcheck take sparse X since issue 16
+# (tests/api/test_sparse_input.py, tests/api/test_gradcheck.py, tests/mpi/); check_X, the conversion of
+# a dense X, still refuses a sparse one (rather than making an object array of it) and says how to convert.
+def test_sparse_input_to_the_dense_check_says_it_is_not_supported_and_how_to_convert():
     sparse = pytest.importorskip("scipy.sparse")
+    from fastmlp._validation import check_X
+
     X = sparse.csr_matrix(np.ones((4, 3)))
-    net = _net()
     with pytest.raises(TypeError, match=r"sparse input is not supported yet; convert with X\.toarray\(\)"):
-        fastmlp.gradcheck(net, X, np.array([0, 1, 0, 1]))
+        check_X(X, 3, np.dtype(np.float64))
 
 
 def test_the_sparse_check_does_not_import_scipy():
@@ -422,7 +424,7 @@ def test_the_sparse_check_does_not_import_scipy():
                 raise AssertionError("never called")
 
         try:
-            check_X(FakeSparse(), 3, np.dtype(np.float64))  # what gradcheck runs on X
+            check_X(FakeSparse(), 3, np.dtype(np.float64))  # the dense conversion
         except TypeError as exc:
             assert "sparse input is not supported yet" in str(exc), exc
         else:

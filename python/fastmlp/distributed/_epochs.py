@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._fit_loop import EpochResult, EpochRunner, EpochStart, FitOptions, RowEvaluator, TrainingDivergedError
+from .._sparse import Rows
 from .._training_state import TrainingState
 from .._validation import all_finite
 from ..network import Network
@@ -29,7 +30,7 @@ class DistributedEpochs(EpochRunner):
     same optimizer step on every rank; validation = each rank's rows, summed over the ranks."""
 
     def __init__(self, ranks: Ranks, net: Network, opt: Optimizer, schedule: Optional[Schedule],
-                 state: TrainingState, shuffle: bool, options: FitOptions, X: NDArray[Any], y: NDArray[Any],
+                 state: TrainingState, shuffle: bool, options: FitOptions, X: Rows, y: NDArray[Any],
                  rows: Optional[NDArray[np.int64]], offsets: NDArray[np.int64], batch_size: int,
                  evaluator: Optional[RowEvaluator], deterministic_chunk_rows: Optional[int]) -> None:
         self.ranks = ranks

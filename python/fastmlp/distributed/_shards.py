@@ -1,6 +1,7 @@
 """The shards of a distributed fit: each rank's checks of its own rows (validation part, label
-set), the checks that the shards agree with each other, and the global validation split cut
-into each rank's rows. Plain NumPy over the gathered summaries; no collective here."""
+set), the checks that the shards agree with each other (dense or sparse X alike, as
+fastmlp._sparse.check_input takes them), and the global validation split cut into each rank's
+rows. Plain NumPy over the gathered summaries; no collective here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from numpy.typing import NDArray
 
 from .._fit_loop import validation_split
 from .._training_state import TrainingState
-from .._validation import check_X
+from .._sparse import Rows, check_input
 from ..network import Network
 
 __all__ = ["ShardSummary", "LocalSplit", "check_shards_agree", "check_validation_part", "classes_present",
@@ -27,15 +28,17 @@ class ShardSummary(NamedTuple):
     y_tail: tuple[int, ...]
     classes: Optional[tuple[int, ...]]
     without_validation_data: bool
+    sparse: bool  # X is a scipy.sparse matrix (checked into CsrRows), not a dense array
 
 
-def check_validation_part(net: Network, validation_data: Any) -> tuple[NDArray[Any], NDArray[Any]]:
-    """This rank's validation rows, which unlike a training shard may be empty."""
+def check_validation_part(net: Network, validation_data: Any) -> tuple[Rows, NDArray[Any]]:
+    """This rank's validation rows, dense or sparse (whatever the training shard is: they are
+    evaluated on this rank alone), which unlike a training shard may be empty."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError("validation_data must be a tuple (X_val, y_val)")
     if np.shape(validation_data[0]) == (0, net.n_features):
         return np.empty((0, net.n_features), net.dtype), np.empty(0, np.int64)
-    Xv = check_X(validation_data[0], net.n_features, net.dtype, name="X_val")
+    Xv = check_input(validation_data[0], net.n_features, net.dtype, name="X_val")
     yv = net._check_y(validation_data[1], len(Xv), name="y_val", x_name="X_val")
     return Xv, yv
 
@@ -54,8 +57,15 @@ def _describe_kind(ndim: int, dtype_kind: str, tail: tuple[int, ...]) -> str:
 
 
 def check_shards_agree(summaries: list[ShardSummary], check_label_sets: bool) -> None:
-    """ValueError (on every rank: all see the same `summaries`) when the shards' targets differ
-    in kind or label set, or validation data is passed on some ranks only."""
+    """ValueError (on every rank: all see the same `summaries`) when the shards differ in
+    format (dense or sparse), their targets in kind or label set, or validation data is passed
+    on some ranks only."""
+    for r, s in enumerate(summaries):
+        if s.sparse != summaries[0].sparse:
+            name = {False: "a dense X", True: "a sparse X"}
+            raise ValueError(f"the shards differ in format: rank 0 gives {name[summaries[0].sparse]}, rank {r} gives "
+                             f"{name[s.sparse]}; give every rank the same kind, e.g. scipy.sparse.csr_matrix(X) on the "
+                             "dense ones")
     kinds = [(s.y_ndim, s.y_kind, s.y_tail) for s in summaries]
     for r, kind in enumerate(kinds):
         if kind != kinds[0]:

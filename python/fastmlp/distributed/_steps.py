@@ -3,7 +3,8 @@ allreduce of each rank's share (AllreduceStep), or a grouping of the rows into f
 added as integers so that the bits do not depend on the rank count (DeterministicStep); and
 the optimizer update every rank then applies. The epoch loop and the checks live elsewhere.
 Each rank reads its rows of X in place (through `rows`, its training rows, when a validation
-split holds some out), gathering only a batch's rows at a time."""
+split holds some out), gathering only a batch's rows at a time; X is a dense array or sparse
+rows (CsrRows), which _rows.py gathers and exchanges alike."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _core
+from .._sparse import CsrRows, Rows
 from .._validation import all_finite
 from ..network import Network
 from ..optim import Optimizer
 from ._ranks import Ranks
+from ._rows import RowGather, exchange, exchange_rows, take_rows
 
 __all__ = ["AllreduceStep", "DeterministicStep", "apply_update"]
 
@@ -43,7 +46,7 @@ class AllreduceStep:
     allreduce of a flat buffer (plus a 3-value one for the loss, the correct count and a
     failure flag, started first so that both are in flight together)."""
 
-    def __init__(self, ranks: Ranks, net: Network, X: NDArray[Any], y: NDArray[Any],
+    def __init__(self, ranks: Ranks, net: Network, X: Rows, y: NDArray[Any],
                  rows: Optional[NDArray[np.int64]], batch_size: int) -> None:
         self.net, self.X, self.y, self.rows = net, X, y, rows
         self.ranks = ranks
@@ -57,7 +60,7 @@ class AllreduceStep:
         self.scalars = np.zeros(3)
         max_rows = max(1, min(batch_size, len(X) if rows is None else len(rows)))
         self.ws = net._workspace(max_rows, training=True)
-        self.X_rows = np.empty((max_rows, X.shape[1]), dtype=X.dtype)
+        self.gather = RowGather(X, max_rows)
         self.y_rows = np.empty((max_rows,) + y.shape[1:], dtype=y.dtype)
         self.local: Optional[tuple[NDArray[np.int64], NDArray[np.int64]]] = None
         # The order the cache is for, held (not its id: a freed order's id can come back).
@@ -85,7 +88,7 @@ class AllreduceStep:
         self.scalars[:] = 0.0
         try:
             if len(mine):
-                X_rows = np.take(self.X, mine, axis=0, out=self.X_rows[:len(mine)])
+                X_rows = self.gather(mine)
                 y_rows = np.take(self.y, mine, axis=0, out=self.y_rows[:len(mine)])
                 with self.net._locked():
                     loss, correct, layer_grads = _core.gradients(
@@ -127,7 +130,7 @@ class DeterministicStep:
     every rank the same bits whatever the grouping.
     """
 
-    def __init__(self, ranks: Ranks, net: Network, X: NDArray[Any], y: NDArray[Any],
+    def __init__(self, ranks: Ranks, net: Network, X: Rows, y: NDArray[Any],
                  rows: Optional[NDArray[np.int64]], offsets: NDArray[np.int64], batch_size: int,
                  chunk_rows: int) -> None:
         self.net, self.X, self.y, self.rows, self.offsets = net, X, y, rows, offsets
@@ -143,18 +146,6 @@ class DeterministicStep:
         # Layout: the parameters (W + b order), then the loss, then the correct count.
         self.ints = np.zeros(n_params + 2, dtype=np.int64)
         self.ws = net._workspace(min(batch_size, self.chunk_rows), training=True)
-        self.row_width = X.shape[1]
-        self.y_width = int(np.prod(y.shape[1:], dtype=np.int64))
-
-    def _exchange(self, send: NDArray[Any], send_counts: NDArray[np.int64], recv_counts: NDArray[np.int64],
-                  width: int, tail: tuple[int, ...]) -> NDArray[Any]:
-        comm = self.ranks.comm
-        recv = np.empty((int(recv_counts.sum()),) + tail, dtype=send.dtype)
-        s_displ = np.concatenate([[0], np.cumsum(send_counts)[:-1]]) * width
-        r_displ = np.concatenate([[0], np.cumsum(recv_counts)[:-1]]) * width
-        comm.Alltoallv([np.ascontiguousarray(send).reshape(-1), (send_counts * width, s_displ)],
-                       [recv.reshape(-1), (recv_counts * width, r_displ)])
-        return recv
 
     def run(self, order: NDArray[np.int64], start: int, stop: int, lo: int, hi: int,
             key: tuple[int, int, int]) -> tuple[list[NDArray[Any]], float, int]:
@@ -177,14 +168,16 @@ class DeterministicStep:
         local = global_rows[by_destination] - lo  # among this rank's training rows
         if self.rows is not None:
             local = self.rows[local]  # ... and so in X
-        X_recv = self._exchange(self.X[local], send_counts, recv_counts, self.row_width, self.X.shape[1:])
-        y_recv = self._exchange(self.y[local], send_counts, recv_counts, self.y_width, self.y.shape[1:])
-        # Received grouped by source rank, each group in position order: back to position order.
+        comm = ranks.comm
+        X_recv = exchange_rows(comm, take_rows(self.X, local), send_counts, recv_counts)
+        y_recv = exchange(comm, self.y[local], send_counts, recv_counts)
+        # Received grouped by source rank, each group in position order: back to position order
+        # (the row at position `arrival[i]` is the i-th received).
         arrival = np.argsort(holder[mine], kind="stable")
-        X_rows = np.empty_like(X_recv)
-        y_rows = np.empty_like(y_recv)
-        X_rows[arrival] = X_recv
-        y_rows[arrival] = y_recv
+        received = np.empty_like(arrival)
+        received[arrival] = np.arange(len(arrival))
+        X_rows = take_rows(X_recv, received)
+        y_rows = np.take(y_recv, received, axis=0)
 
         n_arrays = len(self.sizes)
         maxima = np.zeros(n_arrays + 3)  # per array, the loss, then flags: failed, not finite
@@ -198,9 +191,11 @@ class DeterministicStep:
             for j in my_chunks:
                 a = int(j * self.chunk_rows - first_position)
                 e = min(a + self.chunk_rows, len(mine))
+                # Row slices: contiguous arrays, or a CSR view spanning the chunk's nonzeros only.
+                X_chunk = X_rows[a:e] if isinstance(X_rows, CsrRows) else np.ascontiguousarray(X_rows[a:e])
                 with net._locked():  # positions mine[a:e] in the batch key the rows' dropout masks
                     loss, correct, layer_grads = _core.gradients(
-                        self.ws, self.W, self.b, np.ascontiguousarray(X_rows[a:e]), np.ascontiguousarray(y_rows[a:e]),
+                        self.ws, self.W, self.b, X_chunk, np.ascontiguousarray(y_rows[a:e]),
                         training=True, dropout_seed=key[0], epoch=key[1], batch_index=key[2], sample_weight=None,
                         dropout_rows=np.ascontiguousarray(mine[a:e], dtype=np.int64))
                 share = (e - a) / n_rows

@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._fit_loop import RowEvaluator, check_fit_options, run_fit
-from .._validation import check_bool, check_int, check_seed, check_X
+from .._sparse import CsrRows, Rows, check_input
+from .._validation import check_bool, check_int, check_seed
 from ..history import History
 from ..network import Network
 from ..optim import Optimizer
@@ -129,6 +130,11 @@ class DataParallelTrainer:
 
     **Dropout** draws the masks one process would draw: each row's masks are keyed by its
     position in the global batch (passed down to the native kernel), not in the rank's share.
+
+    **Sparse shards**: ``X`` (and ``validation_data``) may be scipy.sparse matrices, as for
+    :class:`~fastmlp.Trainer`; each rank gathers its rows of a batch into a compact CSR of those
+    rows and the first layer runs over their nonzeros. The weights equal those of training on
+    the densified shards (float64 to about 1e-12). Every rank's shard is then sparse.
 
     **Not supported yet**: ``sample_weight``.
 
@@ -270,9 +276,11 @@ class DataParallelTrainer:
 
         Parameters
         ----------
-        X : array-like of shape (n_rows_on_this_rank, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_rows_on_this_rank, n_features)
             This rank's shard; the global dataset is the concatenation of the shards in rank
-            order. Every rank needs at least one row.
+            order. Every rank needs at least one row. A sparse shard (CSR read in place;
+            other formats converted once, as :meth:`Trainer.fit` takes them) runs the first
+            layer over its nonzeros; then every rank's shard must be sparse.
         y : array-like
             The targets of this rank's rows, as for :meth:`Trainer.fit`; the same kind on every
             rank (integer labels, or target arrays of one width).
@@ -281,7 +289,8 @@ class DataParallelTrainer:
             0 only.
         validation_data : tuple (X_val, y_val), optional
             This rank's part of the validation data (any number of rows, zero included: pass
-            ``X_val`` of shape (0, n_features)); losses and counts are summed over the ranks.
+            ``X_val`` of shape (0, n_features)), dense or sparse; losses and counts are summed
+            over the ranks.
             Every rank passes it, or none.
         validation_fraction : float in (0, 1), optional
             Hold out this fraction of the *global* rows, drawn as :meth:`Trainer.fit` draws
@@ -312,19 +321,22 @@ class DataParallelTrainer:
         # --- 1. Each rank checks its arguments and its shard; any failure stops all ranks.
         error: Optional[BaseException] = None
         summary: Optional[ShardSummary] = None
-        X_arr: Optional[NDArray[Any]] = None
+        X_arr: Optional[Rows] = None
         y_arr: Optional[NDArray[Any]] = None
         Xv = yv = None
         try:
             options = check_fit_options(epochs, verbose, on_nonfinite, validation_data, validation_fraction,
                                         early_stopping, restore_best_weights, tol, callbacks)
             label_sets = check_bool(check_label_sets, "check_label_sets")
-            X_arr = check_X(X, net.n_features, net.dtype)
+            # Dense, or sparse (scipy.sparse, checked into CsrRows: a malformed structure is a
+            # ValueError here, carried to every rank like any other bad shard).
+            X_arr = check_input(X, net.n_features, net.dtype)
             y_arr = net._check_y(y, len(X_arr))
             if validation_data is not None:
                 Xv, yv = check_validation_part(net, validation_data)
             summary = ShardSummary(len(X_arr), y_arr.ndim, y_arr.dtype.kind, y_arr.shape[1:],
-                                   classes_present(net, y_arr), validation_data is None)
+                                   classes_present(net, y_arr), validation_data is None,
+                                   isinstance(X_arr, CsrRows))
         except Exception as exc:
             error = exc
         ranks.raise_if_any_failed(error, "checking its arguments or its shard")

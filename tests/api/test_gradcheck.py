@@ -290,7 +290,7 @@ def test_sparse_X_catches_a_wrong_gradient_in_a_column_no_row_touches(monkeypatc
 
 def test_sparse_X_with_a_bad_structure_is_refused_before_anything_runs():
     sp = pytest.importorskip("scipy.sparse")
-    net, X, y = problem("tanh", sizes=(5, 7, 6, 3), batch=3)
+    net, _, y = problem("tanh", sizes=(5, 7, 6, 3), batch=3)
     bad = sp.csr_matrix((3, 5))  # its arrays set directly, past scipy's own checks
     bad.indptr, bad.indices, bad.data = np.array([0, 1, 2, 2]), np.array([0, 5]), np.ones(2)
     before = snapshot(net)

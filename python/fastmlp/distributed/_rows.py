@@ -99,7 +99,8 @@ def _sums_per_group(values: NDArray[np.int64], counts: NDArray[np.int64]) -> NDA
     """Sums of consecutive groups of `values` of sizes `counts` (empty groups sum to 0)."""
     ends = np.cumsum(np.concatenate([[0], values]))
     bounds = np.concatenate([[0], np.cumsum(counts)])
-    return (ends[bounds[1:]] - ends[bounds[:-1]]).astype(np.int64)
+    sums: NDArray[np.int64] = (ends[bounds[1:]] - ends[bounds[:-1]]).astype(np.int64)
+    return sums
 
 
 def exchange_rows(comm: Any, send: Rows, send_counts: NDArray[np.int64], recv_counts: NDArray[np.int64]) -> Rows:

@@ -11,8 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._fit_loop import validation_split
-from .._training_state import TrainingState
 from .._sparse import Rows, check_input
+from .._training_state import TrainingState
 from ..network import Network
 
 __all__ = ["ShardSummary", "LocalSplit", "check_shards_agree", "check_validation_part", "classes_present",

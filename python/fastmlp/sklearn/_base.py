@@ -276,6 +276,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
             self._reset_stopping()  # a warm start after an lbfgs fit: stopping counters start here
         elif self.solver != "lbfgs" and self.early_stopping and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        elif self.solver != "lbfgs" and not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf  # early stopping switched off: the training loss's counter starts here
         with native_threads(self.n_threads):
             if self.solver == "lbfgs":
                 _lbfgs.fit(self, data)

@@ -62,6 +62,21 @@ class CsrRows:
         return out
 
 
+def copy_rows(X: CsrRows, rows: NDArray[np.int64]) -> CsrRows:
+    """The rows `rows` of X (in that order) as a new compact CsrRows: their nonzeros copied in
+    storage order, a fresh indptr from 0, no row list. For the callers that need rows without
+    a row list (a native training epoch refuses one): a copy of those rows' nonzeros only,
+    never a dense array. :meth:`CsrRows.take` is the copy-free view where a row list is fine."""
+    picked = np.asarray(rows, dtype=np.int64) if X.rows is None else X.rows[rows]
+    starts = X.indptr[picked]
+    lengths = X.indptr[picked + 1] - starts
+    indptr = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # The k-th kept nonzero of a row sits at start + k in X and at indptr[row] + k here.
+    positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+    return CsrRows(X.data[positions], X.indices[positions], indptr, (len(picked), X.shape[1]))
+
+
 #: Multiply-adds per native forward call over sparse rows, and the most rows per call. A call reads
 #: most of W_1 once whatever its rows (their nonzeros hit most of its cache lines), so sparse rows go
 #: in calls far larger than dense ones; the cap bounds the activations' scratch memory.

@@ -281,6 +281,26 @@ def test_early_stopping_restores_the_best_validated_weights():
     assert clf.t_ == clf.n_iter_ * 480
 
 
+@pytest.mark.parametrize("call", ["partial_fit", "warm_start"])
+def test_switching_early_stopping_off_continues_on_the_training_loss(call):
+    """fit with early stopping, then partial_fit or a warm start without it: the training loss's
+    counter starts at that call (best_loss_ from inf), instead of failing on early stopping's
+    best_loss_ = None (scikit-learn's own MLP raises a TypeError there)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        assert clf.best_loss_ is None
+        clf.set_params(early_stopping=False)
+        if call == "partial_fit":
+            clf.partial_fit(X, y)
+        else:
+            clf.set_params(warm_start=True).fit(X, y)
+    assert np.isfinite(clf.best_loss_) and clf.best_loss_ == min(clf.loss_curve_[-clf.n_iter_:])
+
+
 def test_early_stopping_split_is_stratified():
     X, _ = _blobs(n=100, classes=2)
     y = np.where(np.arange(100) < 90, "common", "rare")

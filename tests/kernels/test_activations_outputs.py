@@ -99,7 +99,7 @@ def targets_for(output, rng, n, k, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
-def test_output_kernels_match_the_oracle(output, dtype, rng):
+def test_output_kernels_match_the_oracle(output, dtype, rng, isa):
     logits = (rng.standard_normal((9, 5)) * 3).astype(dtype)
     y = targets_for(output, rng, 9, 5, dtype)
     pred, loss, d, _ = _core.output_forward_backward(logits, y, output)

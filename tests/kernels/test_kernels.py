@@ -102,7 +102,7 @@ def test_dense_backward_params(rng, dtype, B, IN, OUT):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,K", [(1, 2), (3, 3), (7, 10), (64, 17), (5, 1001)])
 @pytest.mark.parametrize("target_kind", ["labels", "one_hot", "soft"])
-def test_softmax_xent_backward(rng, dtype, B, K, target_kind):
+def test_softmax_xent_backward(rng, dtype, B, K, target_kind, isa):
     logits = data(rng, (B, K), dtype, -5, 5)
     labels = rng.integers(0, K, size=B)
     if target_kind == "labels":
@@ -123,7 +123,7 @@ def test_softmax_xent_backward(rng, dtype, B, K, target_kind):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_xent_is_stable_at_huge_logits(dtype):
+def test_softmax_xent_is_stable_at_huge_logits(dtype, isa):
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [-1e4, -1e4, -1e4], [3e38, -3e38, 0.0]], dtype=dtype)
     y = np.array([1, 1, 2, 0], dtype=np.int64)
     loss, d = _core.softmax_xent_backward(logits, y)
@@ -137,9 +137,30 @@ def test_softmax_xent_is_stable_at_huge_logits(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax(rng, dtype):
+def test_softmax(rng, dtype, isa):
     logits = data(rng, (9, 13), dtype, -30, 30)
     close(_core.softmax(logits), ref.softmax(logits.astype(np.float64)), dtype, 13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [2, 3, 4, 8, 9, 17])
+def test_softmax_underflows_and_propagates_nan_as_libm_does(dtype, K, isa):
+    """The vector exp of the AVX2 path stops at its clamp (-87.3 in float, -708 in double); exponents
+    below it must still give libm's tiny or zero probabilities, on every path and at every position
+    of a row (the vector body and the padded tail), and a NaN logit must stay NaN."""
+    gaps = np.array([0.0, -1.0, -80.0, -87.5, -95.0, -103.5, -200.0, -700.0, -707.9, -720.0, -746.0, -1e4],
+                    np.float64)
+    for shift in range(K):
+        logits = np.roll(np.resize(gaps, K), shift).astype(dtype)
+        logits[shift] = 0.0  # the row's max, so every exponent is exactly the gap
+        want = np.exp(logits.astype(np.float64))
+        want = (want / want.sum()).astype(dtype)
+        got = _core.softmax(logits[None, :])[0]
+        np.testing.assert_allclose(got, want, rtol=8 * np.finfo(dtype).eps, atol=0)
+        assert ((got == 0) == (want == 0)).all(), (got, want)
+    nan_row = np.zeros((1, K), dtype)
+    nan_row[0, K // 2] = np.nan
+    assert np.isnan(_core.softmax(nan_row)[0, K // 2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -400,7 +400,7 @@ def _net():
     return fastmlp.Network([3, 4, 2], seed=0)
 
 
-# Network, Trainer, DataParallelTrainer and gradcheck take sparse X since issue 16
+# Network, Trainer, DataParallelTrainer, gradcheck and the estimators take sparse X since issue 16
 # (tests/api/test_sparse_input.py, tests/api/test_gradcheck.py, tests/mpi/); check_X, the conversion of
 # a dense X, still refuses a sparse one (rather than making an object array of it) and says how to convert.
 def test_sparse_input_to_the_dense_check_says_it_is_not_supported_and_how_to_convert():

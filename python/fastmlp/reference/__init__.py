@@ -6,6 +6,7 @@ Nothing here imports the native extension, so the oracle works before (and witho
 """
 
 from . import pure
+from ._dropout import dropout_mask
 from ._network import forward, gradients, loss, predict_proba, train_epoch, train_step
 from ._numpy import (
     ACTIVATIONS,
@@ -16,7 +17,6 @@ from ._numpy import (
     dense_backward_input,
     dense_backward_params,
     dense_forward,
-    dropout_mask,
     output_forward,
     output_loss_backward,
     poisson_deviance_backward,

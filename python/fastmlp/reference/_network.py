@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._dropout import dropout_mask
 from ._numpy import (
     _check_activation,
     _check_targets,
     _mean_xent,
     activation_backward,
     activation_forward,
-    dropout_mask,
     output_forward,
     output_loss_backward,
     sgd_update,

@@ -1,7 +1,9 @@
 """scikit-learn estimators trained by fastmlp: MLPClassifier and MLPRegressor, with the
 parameters, fitted attributes, stopping rules and solvers (lbfgs, sgd, adam) of
-``sklearn.neural_network``'s, so that a script changes only its import. This package imports
-scikit-learn (``import fastmlp`` does not import it). Not yet here: sparse X.
+``sklearn.neural_network``'s, so that a script changes only its import. X may be dense or
+scipy.sparse (any format, converted once to CSR, never densified: fastmlp's sparse first layer
+trains and predicts on it; docs/sparse.md). This package imports scikit-learn (``import
+fastmlp`` does not import it).
 
 Modules: ``_params`` (parameter checks), ``_base`` (shared attributes and the checked fit),
 ``_minibatch`` and ``_lbfgs`` (the solvers), ``_classifier``, ``_regressor``, ``_docs``.

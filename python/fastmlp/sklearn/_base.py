@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .._sparse import CsrRows, Rows, check_sparse, copy_rows, is_sparse
 from ..network import Network
 from ..optim import Optimizer
 from . import _lbfgs, _minibatch
@@ -22,14 +23,24 @@ from ._params import Settings, check_params, check_sample_weight, dtype_for, nat
 
 @dataclass
 class FitData:
-    """One fit call's data, checked and split, before any fitted state changes."""
+    """One fit call's data, checked and split, before any fitted state changes. X and X_val are
+    dense arrays of the network's dtype or, for sparse input, CsrRows (never densified)."""
 
-    X: NDArray[Any]
+    X: Rows
     y_net: Any  # the targets as the network's output takes them
     weights: Optional[NDArray[Any]]
-    X_val: Optional[NDArray[Any]] = None
+    X_val: Optional[Rows] = None
     y_val: Optional[NDArray[Any]] = None  # the original labels / values of the validation rows
     weights_val: Optional[NDArray[Any]] = None
+
+
+def _as_rows(X: Any, dtype: np.dtype[Any]) -> Rows:
+    """validate_data's X in the network's dtype: a dense array, or a CSR matrix checked into
+    CsrRows (structure checked, values converted once, never densified)."""
+    if is_sparse(X):
+        return check_sparse(X, X.shape[1], dtype)
+    rows: NDArray[Any] = X.astype(dtype, copy=False)
+    return rows
 
 
 class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type information
@@ -149,7 +160,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False  # dense kernels only; sparse X raises scikit-learn's TypeError
+        tags.input_tags.sparse = True  # scipy.sparse X trains natively, without densifying (docs/sparse.md)
         tags.input_tags.allow_nan = False
         return tags
 
@@ -265,6 +276,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
             self._reset_stopping()  # a warm start after an lbfgs fit: stopping counters start here
         elif self.solver != "lbfgs" and self.early_stopping and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        elif self.solver != "lbfgs" and not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf  # early stopping switched off: the training loss's counter starts here
         with native_threads(self.n_threads):
             if self.solver == "lbfgs":
                 _lbfgs.fit(self, data)
@@ -281,10 +294,14 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
                              "set early_stopping=False")
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
         accepted = [np.float64, np.float32] if first_pass else self.network_.dtype
-        X, y_raw = validate_data(self, X, y, multi_output=True, y_numeric=not self._stratify_split,
-                                 dtype=accepted, reset=first_pass)
+        # Sparse X in any scipy.sparse format is converted once to CSR here (scikit-learn's MLP
+        # takes CSR and CSC; CSR is the one fastmlp's first layer reads), then read in place.
+        X, y_raw = validate_data(self, X, y, accept_sparse="csr", multi_output=True,
+                                 y_numeric=not self._stratify_split, dtype=accepted, reset=first_pass)
         dtype = dtype_for(X.dtype, settings.dtype) if first_pass else self.network_.dtype
-        X = X.astype(dtype, copy=False)
+        X = _as_rows(X, dtype)
+        if is_sparse(y_raw):  # a sparse label indicator matrix: the network's targets are dense anyway
+            y_raw = y_raw.toarray()
         if y_raw.ndim == 2 and y_raw.shape[1] == 1:
             y_raw = column_or_1d(y_raw, warn=True)  # DataConversionWarning, as scikit-learn's estimators do
         weights = check_sample_weight(sample_weight, len(X))
@@ -303,14 +320,20 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
 
     def _split(self, data: FitData, y_raw: NDArray[Any], random_state: np.random.RandomState) -> None:
         """Hold out validation_fraction of the rows (stratified for single-label classifiers),
-        with scikit-learn's errors for a split that cannot be made."""
+        with scikit-learn's errors for a split that cannot be made. The split is drawn on the
+        row numbers: the rows train_test_split would pick for the arrays themselves."""
         stratify = y_raw if self._stratify_split and y_raw.ndim == 1 else None
-        arrays = [data.X, data.y_net, y_raw] + ([data.weights] if data.weights is not None else [])
-        split = train_test_split(*arrays, random_state=random_state, test_size=self.validation_fraction,
-                                 stratify=stratify)
-        data.X, data.X_val, data.y_net, _, _, data.y_val = split[:6]
+        train, val = train_test_split(np.arange(len(data.X)), random_state=random_state,
+                                      test_size=self.validation_fraction, stratify=stratify)
+        if isinstance(data.X, CsrRows):
+            # Validation rows are read in place through a row list; the training rows' nonzeros
+            # are copied, as a native training epoch takes no row list. Never a dense array.
+            data.X, data.X_val = copy_rows(data.X, train), data.X.take(val)
+        else:
+            data.X, data.X_val = data.X[train], data.X[val]
+        data.y_net, data.y_val = data.y_net[train], y_raw[val]
         if data.weights is not None:
-            data.weights, data.weights_val = split[6], split[7]
+            data.weights, data.weights_val = data.weights[train], data.weights[val]
             if not data.weights.sum() > 0:
                 raise ValueError("after the early-stopping split, the training rows' sample_weight sums to 0")
         assert data.X_val is not None
@@ -322,7 +345,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
 
     # ------------------------------------------------------------------ predictions
 
-    def _validation_score(self, X_val: NDArray[Any], y_val: NDArray[Any], weights_val: Optional[NDArray[Any]]) -> float:
+    def _validation_score(self, X_val: Rows, y_val: NDArray[Any], weights_val: Optional[NDArray[Any]]) -> float:
         """accuracy (classifier) or R² (regressor) of the current weights; NaN for non-finite outputs."""
         outputs = self.network_._forward(X_val)
         if not np.isfinite(outputs).all():
@@ -331,9 +354,10 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no ty
 
     def _outputs(self, X: Any) -> NDArray[Any]:
         """The output layer for X (probabilities, or the regression values) in the network's
-        dtype (scikit-learn's: float32 for a float32 fit, else float64), X checked as in fit."""
+        dtype (scikit-learn's: float32 for a float32 fit, else float64), X checked as in fit
+        (sparse X read in place by the network's sparse first layer)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self.network_.dtype, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=self.network_.dtype, reset=False)
         with native_threads(self.n_threads):
             outputs: NDArray[Any] = self.network_._forward(X)
         return outputs

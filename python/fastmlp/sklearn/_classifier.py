@@ -91,7 +91,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels of any type (strings, ints, bools, ...), or a 0/1 label indicator
             matrix for multilabel classification.

@@ -170,6 +170,13 @@ _SHARED_NOTES_DOC = """
     from ``random_state`` in its order: the same ``random_state`` gives scikit-learn's initial
     weights and its early-stopping split. (fastmlp's ``init="auto"`` is the Network API's.)
 
+    Sparse X (scipy.sparse matrices and arrays of any format, converted once to CSR; int32 or
+    int64 indices) is never densified: the first layer's forward, its gradient and, with plain
+    SGD (``momentum=0``, ``alpha=0``), its update run over the nonzeros only (docs/sparse.md);
+    every solver, ``early_stopping`` (validation rows read in place, the training rows'
+    nonzeros copied), ``sample_weight``, ``warm_start`` and :meth:`partial_fit` take it, with
+    the dtype rule of dense X and results equal to a fit on ``X.toarray()`` up to rounding.
+
     Stopping follows scikit-learn: after each epoch the loss (or validation score) is compared
     with the best so far, a run of more than ``n_iter_no_change`` epochs without an improvement
     of ``tol`` ends the fit, and reaching ``max_iter`` first raises a ``ConvergenceWarning``.

@@ -86,7 +86,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Real targets; several columns fit a multi-output regression.
         sample_weight : array-like of shape (n_samples,), default=None

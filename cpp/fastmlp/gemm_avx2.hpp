@@ -111,7 +111,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline void row_chains(std::i
 }
 
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 ld_ps(const float* p) { return _mm256_load_ps(p); }
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 bc_ps(const float* p) { return _mm256_broadcast_ss(p); }
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 bc_ps(const float* p) {
+    return _mm256_broadcast_ss(p);
+}
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_ps(__m256 a, __m256 b, __m256 c) {
     return _mm256_fmadd_ps(a, b, c);
 }
@@ -181,10 +183,14 @@ struct Avx2KernelF32 {
                                                             const float* b, std::int64_t stride, int n, float* out) {
         const __m256 z = _mm256_setzero_ps();
         switch (n) {
-            case 1: return row_chains<1, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
-            case 2: return row_chains<2, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
-            case 3: return row_chains<3, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
-            default: return row_chains<4, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            case 1:
+                return row_chains<1, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            case 2:
+                return row_chains<2, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            case 3:
+                return row_chains<3, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            default:
+                return row_chains<4, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
         }
     }
 
@@ -250,9 +256,12 @@ struct Avx2KernelF64 {
                                                             const double* b, std::int64_t stride, int n, double* out) {
         const __m256d z = _mm256_setzero_pd();
         switch (n) {
-            case 1: return row_chains<1, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
-            case 2: return row_chains<2, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
-            case 3: return row_chains<3, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            case 1:
+                return row_chains<1, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            case 2:
+                return row_chains<2, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            case 3:
+                return row_chains<3, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
             default:
                 return row_chains<4, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
         }

@@ -7,7 +7,6 @@ declared below, which Network sets."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from ._sparse import CsrRows, Rows, check_input, sparse_rows_per_call
 from ._validation import check_parameters, check_y
 
 
-def rows_per_call(rows: int, layer_sizes: Sequence[int], X: object = None) -> int:
+def rows_per_call(rows: int, layer_sizes: list[int], X: object = None) -> int:
     """The one sizing rule of the forward passes: how many of `rows` rows (of X) go in one
     native call. A call of at most EVAL_MIN_ROWS rows is one call (no sizing by work); more are
     cut in calls of :func:`eval_rows_per_call` rows, so that Ctrl-C is seen between two; sparse

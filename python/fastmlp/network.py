@@ -252,7 +252,7 @@ class Network(InferenceMixin):
         self.biases = [np.asarray(b, dtype=self._dtype) for b in self.biases]
         self._init_lock()
 
-    # ------------------------------------------------------------------ the targets, checked (parameters: _inference.py)
+    # ------------------------------------------------------------------ the targets, checked
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)

@@ -197,6 +197,7 @@ template <class T>
 struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr bool has_pack_transposed = false;
+    static constexpr bool has_run_row = false;  // a one-row product runs the MR-row kernel
     FASTMLP_NO_LOOP_VECTORIZE static bool run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c,
                                               std::int64_t ldc, bool accumulate, const TileStep<T>* step) {
         T acc[MR][NR] = {};
@@ -367,6 +368,27 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
     const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
     const bool first = kb == 0, last = kb + 1 == g.k_blocks;
     const std::int64_t n_lo = j_lo * NR, n_hi = std::min(N, j_hi * NR);
+    if constexpr (Kernel::has_run_row) {
+        if (M == 1) {  // one row (one sample predicted): the one-row kernel, the same chain per element
+            const T* a0 = g.direct_a ? p.A.row(0) + pc * p.A.cs : packed_a;
+            const std::int64_t ks = g.direct_a ? p.A.cs : MR;
+            constexpr int RS = Kernel::row_slivers;
+            alignas(64) T tmp[RS * NR];
+            for (std::int64_t jb = j_lo; jb < j_hi; jb += RS) {
+                const int n = static_cast<int>(std::min<std::int64_t>(RS, j_hi - jb));
+                for (int s = 0; s < n; ++s)
+                    pack_b<T, Kernel>(packed_b + (jb + s) * g.kc_max * NR, p.B, (jb + s) * NR, N, pc, kc);
+                Kernel::run_row(kc, a0, ks, packed_b + jb * g.kc_max * NR, g.kc_max * NR, n, tmp);
+                const std::int64_t n0 = jb * NR, cols = std::min(N, (jb + n) * NR) - n0;
+                T* c = p.C + n0;
+                if (first)
+                    std::memcpy(c, tmp, sizeof(T) * cols);
+                else  // c + chain, as the MR-row kernel adds a later block of k
+                    for (std::int64_t j = 0; j < cols; ++j) c[j] += tmp[j];
+            }
+            return last && apply_epilogue(p.epilogue, p.C + n_lo, p.ldc, 0, n_lo, 1, n_hi - n_lo);
+        }
+    }
     bool bad = false;
     for (std::int64_t ib = 0; ib < g.m_blocks; ++ib) {
         const std::int64_t is_begin = g.m_slivers * ib / g.m_blocks, is_end = g.m_slivers * (ib + 1) / g.m_blocks;

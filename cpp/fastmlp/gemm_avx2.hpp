@@ -83,8 +83,58 @@ __attribute__((target("avx2,fma"), always_inline)) inline void finish_row(__m256
     bad = _mm256_or_pd(bad, _mm256_or_pd(_mm256_cmp_pd(d0, d0, _CMP_UNORD_Q), _mm256_cmp_pd(d1, d1, _CMP_UNORD_Q)));
 }
 
+// The one-row micro-kernel of both element types: out[s * NR + j] = sum over k of a[k ks] x
+// b_s[k * NR + j] for S packed slivers b_s = b + s * stride, one FMA chain per element in k
+// order from zero: bitwise the chain the MR x NR kernels give that element (the row they would
+// compute as row 0 of a tile). A product of one row (predicting one sample) would otherwise run
+// the 6-row kernel on five copies of its row; with S slivers at once, 2 S independent chains
+// hide the FMA latency that one sliver's two chains cannot.
+template <int S, class V, class T, V (*Load)(const T*), V (*Bcast)(const T*), V (*Fma)(V, V, V), void (*Store)(T*, V),
+          int NR>
+__attribute__((target("avx2,fma"), always_inline)) inline void row_chains(std::int64_t kc, const T* a, std::int64_t ks,
+                                                                          const T* b, std::int64_t stride, T* out,
+                                                                          V zero) {
+    constexpr int H = NR / 2;  // lanes of one register
+    V acc[2 * S];
+    for (int i = 0; i < 2 * S; ++i) acc[i] = zero;
+    for (std::int64_t k = 0, o = 0; k < kc; ++k, o += ks, b += NR) {
+        const V ai = Bcast(a + o);
+        for (int s = 0; s < S; ++s) {
+            acc[2 * s] = Fma(ai, Load(b + s * stride), acc[2 * s]);
+            acc[2 * s + 1] = Fma(ai, Load(b + s * stride + H), acc[2 * s + 1]);
+        }
+    }
+    for (int s = 0; s < S; ++s) {
+        Store(out + s * NR, acc[2 * s]);
+        Store(out + s * NR + H, acc[2 * s + 1]);
+    }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 ld_ps(const float* p) { return _mm256_load_ps(p); }
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 bc_ps(const float* p) {
+    return _mm256_broadcast_ss(p);
+}
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_ps(__m256 a, __m256 b, __m256 c) {
+    return _mm256_fmadd_ps(a, b, c);
+}
+__attribute__((target("avx2,fma"), always_inline)) inline void st_ps(float* p, __m256 v) { _mm256_store_ps(p, v); }
+__attribute__((target("avx2,fma"), always_inline)) inline __m256d ld_pd(const double* p) { return _mm256_load_pd(p); }
+__attribute__((target("avx2,fma"), always_inline)) inline __m256d bc_pd(const double* p) {
+    return _mm256_broadcast_sd(p);
+}
+__attribute__((target("avx2,fma"), always_inline)) inline __m256d fma_pd(__m256d a, __m256d b, __m256d c) {
+    return _mm256_fmadd_pd(a, b, c);
+}
+__attribute__((target("avx2,fma"), always_inline)) inline void st_pd(double* p, __m256d v) { _mm256_store_pd(p, v); }
+
+// Up to kRowSlivers slivers per call of the one-row kernel: 8 accumulators, a quarter of the
+// FMA latency's worth of work each step (4 cycles x 2 ports).
+constexpr int kRowSlivers = 4;
+
 struct Avx2KernelF32 {
     static constexpr int MR = 6, NR = 16;
+    static constexpr bool has_run_row = true;
+    static constexpr int row_slivers = kRowSlivers;
     static constexpr bool has_pack_transposed = true;
 
     // dst[k * NR + j] = src[j * cs + k] for j < NR, k < kc: one full sliver of B = W^T (the
@@ -125,6 +175,23 @@ struct Avx2KernelF32 {
         }
         for (; k < kc; ++k)
             for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * cs + k];
+    }
+
+    // One row against n (1..kRowSlivers) packed slivers, stride elements apart; out (64-byte
+    // aligned) gets n * NR values: see row_chains.
+    __attribute__((target("avx2,fma"))) static void run_row(std::int64_t kc, const float* a, std::int64_t ks,
+                                                            const float* b, std::int64_t stride, int n, float* out) {
+        const __m256 z = _mm256_setzero_ps();
+        switch (n) {
+            case 1:
+                return row_chains<1, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            case 2:
+                return row_chains<2, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            case 3:
+                return row_chains<3, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+            default:
+                return row_chains<4, __m256, float, ld_ps, bc_ps, fma_ps, st_ps, NR>(kc, a, ks, b, stride, out, z);
+        }
     }
 
     // c (MR x NR, row stride ldc) = sum over k of (a[0][k ks], ..., a[5][k ks]) (a column of MR)
@@ -182,7 +249,23 @@ struct Avx2KernelF32 {
 // a register instead of 8); a template over the element type would hide which intrinsic runs.
 struct Avx2KernelF64 {
     static constexpr int MR = 6, NR = 8;
+    static constexpr bool has_run_row = true;
+    static constexpr int row_slivers = kRowSlivers;
     static constexpr bool has_pack_transposed = false;  // float32 is the speed-critical type
+    __attribute__((target("avx2,fma"))) static void run_row(std::int64_t kc, const double* a, std::int64_t ks,
+                                                            const double* b, std::int64_t stride, int n, double* out) {
+        const __m256d z = _mm256_setzero_pd();
+        switch (n) {
+            case 1:
+                return row_chains<1, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            case 2:
+                return row_chains<2, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            case 3:
+                return row_chains<3, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+            default:
+                return row_chains<4, __m256d, double, ld_pd, bc_pd, fma_pd, st_pd, NR>(kc, a, ks, b, stride, out, z);
+        }
+    }
     __attribute__((target("avx2,fma"))) static bool run(std::int64_t kc, const double* const* a, std::int64_t ks,
                                                         const double* b, double* c, std::int64_t ldc, bool accumulate,
                                                         const TileStep<double>* step) {

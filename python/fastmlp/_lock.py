@@ -41,7 +41,9 @@ class FairRLock:
 
     def acquire(self) -> bool:
         me = threading.get_ident()
-        waiter = _Waiter(me)
+        # Built only when the lock is taken: an uncontended acquire (every predict of one row)
+        # then costs no new threading.Lock.
+        waiter: _Waiter | None = None
         acquired = False
         try:
             with self._mutex:
@@ -53,6 +55,7 @@ class FairRLock:
                     self._owner, self._count = me, 1
                     acquired = True
                     return True
+                waiter = _Waiter(me)
                 self._waiters.append(waiter)
             waiter.gate.acquire()  # until a release hands the lock to this thread
         except BaseException:
@@ -60,10 +63,10 @@ class FairRLock:
             # lock: leave the queue, or give back what this call took, so that the lock is
             # never left held by, or handed to, a thread that is not going to release it.
             with self._mutex:
-                if waiter in self._waiters:
+                if waiter is not None and waiter in self._waiters:
                     self._waiters.remove(waiter)
                     raise
-                took_it = acquired or waiter.handed_over
+                took_it = acquired or (waiter is not None and waiter.handed_over)
             if took_it:
                 self.release()
             raise

@@ -5,7 +5,6 @@ here, as NumPy arrays; the native kernels work on them in place, without copies.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsIndex, TypeVar
 
@@ -13,9 +12,9 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
-from ._forward import EVAL_MIN_ROWS, check_dropout_seed, eval_rows_per_call, evaluate_rows
+from ._forward import check_dropout_seed
+from ._inference import InferenceMixin
 from ._initialisation import initial_parameters
-from ._lock import FairRLock
 from ._model_file import (
     MAX_FILE_ENTRIES as _MAX_FILE_ENTRIES,  # read by _checkpoint.py from here
 )
@@ -29,7 +28,7 @@ from ._model_file import (
     read_network_file,
     write_npz,
 )
-from ._sparse import CsrRows, Rows, check_input, sparse_rows_per_call
+from ._sparse import check_input
 from ._summary import NetworkSummary, summary
 from ._torch_export import sequential_from_parameters
 from ._validation import (
@@ -40,7 +39,6 @@ from ._validation import (
     check_init,
     check_layer_sizes,
     check_output,
-    check_parameters,
     check_sample_weight,
     check_seed,
     check_y,
@@ -53,11 +51,7 @@ __all__ = ["ModelFileError", "Network", "_MAX_FILE_ENTRIES"]
 _NetworkT = TypeVar("_NetworkT", bound="Network")
 
 
-# Guards the lazy creation of a network's lock in Network._locked (see there).
-_LOCK_CREATION = threading.Lock()
-
-
-class Network:
+class Network(InferenceMixin):
     """A fully connected network trained by backpropagation.
 
     Parameters
@@ -125,10 +119,6 @@ class Network:
 
     weights: list[NDArray[np.floating[Any]]]
     biases: list[NDArray[np.floating[Any]]]
-    # Serializes the native calls that read or write the parameters (see the class Notes).
-    # Reentrant so that a locked method may call another locked method of the same network;
-    # fair so that a thread between two epochs of a fit cannot starve the other threads.
-    _lock: FairRLock
 
     def __init__(
         self,
@@ -236,28 +226,7 @@ class Network:
         new._init_lock()  # its own lock: the copy is trained and used independently
         return new
 
-    # ------------------------------------------------------------------ threads and pickling
-
-    def _init_lock(self) -> None:
-        """Give this network its own lock. Every way of building a Network must call it:
-        ``__init__``, :meth:`copy`, ``__setstate__`` and the load path."""
-        self._lock = FairRLock()
-
-    def _locked(self) -> FairRLock:
-        """The network's lock, held around every native call on its parameters.
-
-        A network built without ``_init_lock`` (say by a new ``object.__new__`` path) still
-        gets one, created under a module-wide lock so that two threads cannot each create
-        their own and then run unserialized.
-        """
-        lock = self.__dict__.get("_lock")
-        if lock is None:
-            with _LOCK_CREATION:
-                lock = self.__dict__.get("_lock")
-                if lock is None:
-                    self._init_lock()
-                    lock = self._lock
-        return lock
+    # ------------------------------------------------------------------ pickling (the lock: _inference.py)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: everything but the lock and the prediction workspace (neither can be
@@ -283,88 +252,12 @@ class Network:
         self.biases = [np.asarray(b, dtype=self._dtype) for b in self.biases]
         self._init_lock()
 
-    # ------------------------------------------------------------------ the parameters, checked
-
-    def _params(
-        self, for_update: bool = False
-    ) -> tuple[list[NDArray[np.floating[Any]]], list[NDArray[np.floating[Any]]]]:
-        """The parameter lists, after checking that user edits kept them usable in place
-        (and writeable, when a training step is about to update them)."""
-        check_parameters(self.weights, self.biases, self._layer_sizes, self._dtype, for_update)
-        return self.weights, self.biases
-
-    def _workspace(self, rows: int, training: bool = False) -> _core.Workspace:
-        """Native scratch memory for this architecture; with `training`, room for dropout."""
-        return _core.Workspace(self._layer_sizes, max_batch=rows, dtype=self._dtype.name,
-                               activations=self._activations, output=self._output,
-                               dropout=self._dropout if training else None)
-
-    def _eval_workspace(self, rows: int, X: object = None) -> _core.Workspace:
-        """Scratch memory for forward passes over `rows` rows (of X) in calls of :func:`evaluate_rows`."""
-        # At least EVAL_MIN_ROWS rows go in one call: small calls skip the sizing by work.
-        per_call = rows if rows <= EVAL_MIN_ROWS else eval_rows_per_call(self._layer_sizes)
-        if isinstance(X, CsrRows):  # sparse rows: sized by their nonzeros (larger calls read W_1 fewer times)
-            per_call = sparse_rows_per_call(X, self._layer_sizes)
-        return self._workspace(max(1, min(rows, per_call)))
-
-    def _predict_workspace(self, rows: int) -> _core.Workspace:
-        """The scratch memory of predict/loss/accuracy over `rows` rows, kept on the network and
-        reused, so that a network predicting again at a size it has seen allocates nothing but
-        its result. Call it with the network's lock held: the lock is what keeps two threads off
-        the one workspace. Built again only when a call needs more rows per native call than it
-        holds (the rows per call stay those of :meth:`_eval_workspace`, so Ctrl-C is seen as
-        often) or when the dtype or the architecture changed (a float64 twin in gradcheck)."""
-        need = rows if rows <= EVAL_MIN_ROWS else min(rows, eval_rows_per_call(self._layer_sizes))
-        cache = self.__dict__.get("_predict_cache")
-        if cache is not None:
-            dtype, sizes, activations, output, max_batch, ws = cache
-            if (dtype is self._dtype and sizes is self._layer_sizes and activations is self._activations
-                    and output is self._output):
-                if need <= max_batch:
-                    return ws  # type: ignore[no-any-return]
-                need = max(need, max_batch)  # grows, never shrinks: no size is built twice
-        ws = self._workspace(max(1, need))
-        self._predict_cache = (self._dtype, self._layer_sizes, self._activations, self._output, ws.max_batch, ws)
-        return ws
-
-    def _fast_rows(self, X: object) -> bool:
-        """Whether X may go to the native forward as it is: an ndarray of the network's dtype,
-        C-contiguous, 2-D with rows. Its width and finiteness are then checked natively, and a
-        refusal sends it through :func:`check_X`, whose message names the problem."""
-        return (type(X) is np.ndarray and X.dtype is self._dtype and X.ndim == 2 and X.shape[0] > 0
-                and X.flags.c_contiguous)
-
-    def _evaluate_rows(
-        self, X: Rows, y: NDArray[Any] | None, want_preds: bool, fast: bool,
-    ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
-        """:func:`evaluate_rows` over X with the cached workspace and the live parameter lists,
-        under the lock. The native call checks every array; when it refuses one, the Python
-        checks run to raise their own message (for X when it came by the fast path). Sparse
-        rows take a workspace of their own size (sized by their nonzeros, larger than a dense
-        call's), not the cached one, whose rows per call must stay those of dense X."""
-        with self._locked():
-            sparse = isinstance(X, CsrRows)
-            ws = self._eval_workspace(len(X), X) if sparse else self._predict_workspace(len(X))
-            try:
-                return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast)
-            except (TypeError, ValueError):
-                if fast:
-                    check_input(X, self.n_features, self._dtype)
-                self._params()
-                raise
+    # ------------------------------------------------------------------ the targets, checked
 
     def _check_y(self, y: ArrayLike, n_samples: int, name: str = "y", x_name: str = "X") -> NDArray[Any]:
         return check_y(y, n_samples, self.n_outputs, self._dtype, name=name, x_name=x_name, output=self._output)
 
     # ------------------------------------------------------------------ inference
-
-    def _forward(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
-        """The output layer's predictions (n_samples, n_outputs), without dropout."""
-        fast = self._fast_rows(X)
-        rows = X if fast else check_input(X, self.n_features, self._dtype)
-        _, _, preds = self._evaluate_rows(rows, None, True, fast)  # type: ignore[arg-type]
-        assert preds is not None
-        return preds
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Predicted probabilities.
@@ -408,13 +301,6 @@ class Network:
             return labels.astype(np.int64)
         result: NDArray[Any] = (out > 0.5).astype(np.int64) if self._output == "sigmoid" else out
         return result[:, 0] if self.n_outputs == 1 else result
-
-    def _evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-        fast = self._fast_rows(X)
-        rows: Rows = X if fast else check_input(X, self.n_features, self._dtype)  # type: ignore[assignment]
-        y = self._check_y(y, len(rows))
-        loss_sum, n_correct, _ = self._evaluate_rows(rows, y, False, fast)
-        return loss_sum / len(rows), n_correct / len(rows)
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False, seed: int = 0,
              sample_weight: ArrayLike | None = None) -> float:

@@ -235,3 +235,14 @@ def test_read_only_input_and_parameters_still_predict():
         a.flags.writeable = False
     assert np.array_equal(net.predict_proba(X), _fresh(net, X))
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_row_predicts_the_bits_it_has_in_a_batch(isa, dtype):
+    # One row takes the one-row micro-kernel; a row's result must not depend on its batch.
+    net = Network([784, 128, 10], dtype=dtype, seed=3)
+    X = np.random.default_rng(4).standard_normal((7, 784)).astype(dtype)
+    batch = net.predict_proba(X)
+    for r in range(len(X)):
+        np.testing.assert_array_equal(net.predict_proba(X[r:r + 1]), batch[r:r + 1])
+    np.testing.assert_allclose(batch, _numpy_forward(net, X), rtol=0, atol=1e-5)

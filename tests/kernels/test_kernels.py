@@ -320,3 +320,33 @@ def test_dense_backward_input_narrow_layer_epilogue(rng, threads, dtype, activat
         got.append(_core.dense_backward_input(da, W, h_prev, activation))
         close(got[-1], want, dtype, OUT)
     assert got[0].tobytes() == got[1].tobytes()
+
+
+# One row (one sample predicted) runs the one-row micro-kernel where the ISA has one: over
+# several blocks of k (1500 = 6 x 250), more slivers than it takes at once, a partial sliver.
+ONE_ROW_SHAPES = [(1, 784, 128), (1, 1500, 100), (1, 33, 1100), (1, 257, 5)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+@pytest.mark.parametrize("B,IN,OUT", ONE_ROW_SHAPES)
+def test_dense_forward_of_one_row_is_that_row_of_a_batch(rng, dtype, activation, B, IN, OUT):
+    x, W, b = data(rng, (9, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    batch = _core.dense_forward(x, W, b, activation)
+    for r in (0, 8):
+        got = _core.dense_forward(x[r:r + 1], W, b, activation)
+        np.testing.assert_array_equal(got, batch[r:r + 1])  # the same chain per element, bit for bit
+        want = ref.dense_forward(x[r:r + 1].astype(np.float64), W.astype(np.float64), b.astype(np.float64),
+                                 activation)
+        close(got, want, dtype, IN)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,IN", [(40, 1500), (300, 65), (1, 1)])
+def test_dense_backward_params_of_one_output(rng, dtype, B, IN):
+    # dW = da^T h is then a product of one row (M = OUT = 1): the one-row kernel, k = the batch.
+    da, h_prev = data(rng, (B, 1), dtype), data(rng, (B, IN), dtype)
+    dW, db = _core.dense_backward_params(da, h_prev)
+    want_dW, want_db = ref.dense_backward_params(da.astype(np.float64), h_prev.astype(np.float64))
+    close(dW, want_dW, dtype, B)
+    close(db, want_db, dtype, B)

@@ -93,3 +93,19 @@ def test_every_test_file_and_doc_the_repository_cites_exists():
                    for match in cited.findall(path.read_text(encoding="utf-8", errors="replace"))
                    if not (ROOT / match).exists()})
     assert dead == [], f"files that cite a path the repository does not hold: {dead}"
+
+
+MAX_MODULE_LINES = 500  # issue 17: a module past this size is doing more than one job
+
+
+def test_no_module_of_the_package_is_over_the_size_limit():
+    """Every module of the installed package stays under MAX_MODULE_LINES lines: a larger one is split
+    along its jobs (as network.py was into _inference.py, _lock.py and _model_file.py)."""
+    import fastmlp
+
+    package = Path(fastmlp.__file__).resolve().parent  # the installed package: in a wheel's test run too
+    sizes = {str(path.relative_to(package)): len(path.read_text(encoding="utf-8").splitlines())
+             for path in package.rglob("*.py")}
+    assert len(sizes) > 30, "the package's modules were not found"
+    too_big = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_big, f"modules over {MAX_MODULE_LINES} lines: {too_big}"

@@ -9,6 +9,7 @@ It deliberately does no feature scaling, no hyper-parameter search and no model 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -48,41 +49,32 @@ DEFAULT_VALIDATION_FRACTION = 0.15
 DEFAULT_PATIENCE = 10
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, ok: Callable[[float], bool], rule: str) -> float:
+    """`text` as a float for which `ok` holds (NaN fails every rule written as a comparison), or
+    argparse's error naming the `rule`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):  # `not >` also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: 0 < v < math.inf, "must be a positive finite number")
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be finite and >= 0, got {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < math.inf, "must be finite and >= 0")
 
 
 def _dropout_probability(text: str) -> float:
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < 1, "must lie in [0, 1)")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
+    return _number(text, lambda v: 0 < v < 1, "must lie strictly between 0 and 1")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

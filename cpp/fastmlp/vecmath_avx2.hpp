@@ -189,6 +189,9 @@ __attribute__((target("avx2,fma"))) inline __m256 softplus(__m256 a) {
 }
 
 // ---- Four-lane double versions, held to double's own accuracy (a few ulp) -------------------------
+// A deliberate twin of the float functions above, not a template over the lane type: double needs
+// longer polynomials, other reduction constants and clamps (e.g. exp's degree 13 against float's 7,
+// -708 against -87.3) and 64-bit exponent arithmetic, so only the shape of each function repeats.
 
 // x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, exact products for |n| <= 2^20), and e^r - 1 as
 // r + r² (1/2! + r/3! + ... + r^11/13!) (truncation below 2e-17 relative). x is clamped to

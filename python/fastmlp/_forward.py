@@ -58,7 +58,7 @@ def evaluate_rows(
     prediction fast path passes X unchecked but for its type, dtype and shape."""
     n, step = len(X), ws.max_batch
     if n <= step:
-        return _core.evaluate(ws, weights, biases, X, y, want_preds, check_finite)  # positional: no keyword parsing
+        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, step):

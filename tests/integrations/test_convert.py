@@ -11,6 +11,7 @@ import pytest
 
 import fastmlp
 from fastmlp.convert import from_sklearn, from_torch, to_torch
+from tests.helpers import needs_sklearn_mlp_1_7
 
 DTYPES = ["float32", "float64"]
 # Both libraries compute the same products in different orders.
@@ -101,6 +102,7 @@ def test_sklearn_regressor(sklearn_nn, dtype, n_targets):
     np.testing.assert_allclose(pred, mlp.predict(X), **TOL[dtype])
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sklearn_poisson_regressor_becomes_a_poisson_output(sklearn_nn, dtype):
     _, MLPRegressor = sklearn_nn

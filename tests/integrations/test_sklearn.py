@@ -23,6 +23,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import fastmlp  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from tests.helpers import needs_sklearn_mlp_1_7  # noqa: E402
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -152,6 +153,7 @@ def _targets(kind, X, rng):
     return X @ rng.normal(size=(X.shape[1], 3))  # multi-output regression
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "regression", "multi-output"])

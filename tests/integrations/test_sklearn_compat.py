@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 import fastmlp
 from fastmlp.sklearn import MLPClassifier, MLPRegressor
+from tests.helpers import needs_sklearn_mlp_1_7
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -56,6 +57,7 @@ def _from_the_same_weights(Ours, Theirs, X, y, **params):
 # ------------------------------------------------------------------ lbfgs
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "regression", "weighted"])
 def test_lbfgs_takes_scikit_learns_steps_in_float64(kind):
     X, y = _digits()
@@ -283,6 +285,7 @@ def test_a_pickled_partially_fitted_estimator_continues_bit_for_bit(how):
 # ------------------------------------------------------------------ errors in scikit-learn's words
 
 
+@needs_sklearn_mlp_1_7
 def test_validation_set_too_small_in_scikit_learns_words():
     # (A stratified classifier split fails earlier, in train_test_split, as test_stratified... shows.)
     X, _ = _blobs(n=30)

@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import fastmlp  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from tests.helpers import needs_sklearn_mlp_1_7  # noqa: E402
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -157,6 +158,7 @@ def test_a_sparse_label_indicator_matrix_fits_as_its_dense_twin():
 # ------------------------------------------------------------------ against scikit-learn
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "regression", "weighted"])
 def test_lbfgs_on_sparse_X_takes_scikit_learns_steps_in_float64(kind):
     # As tests/integrations/test_sklearn_compat.py does for dense X: both start from the same

@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from fastmlp.sklearn import MLPClassifier, MLPRegressor
+from tests.helpers import needs_sklearn_mlp_1_7
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -57,6 +58,7 @@ def _assert_same_fit(ours, theirs):
 # ------------------------------------------------------------------ multilabel
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_multilabel_lbfgs_is_scikit_learns_fit(weighted):
     X, Y = _multilabel()
@@ -94,6 +96,7 @@ def test_multilabel_partial_fit_takes_the_label_columns_as_classes_and_keeps_the
 # ------------------------------------------------------------------ multi-output regression
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_multi_output_regression_lbfgs_is_scikit_learns_fit(weighted):
     X, Y = make_regression(n_samples=200, n_features=6, n_targets=3, noise=0.5, random_state=0)
@@ -110,6 +113,7 @@ def test_multi_output_regression_lbfgs_is_scikit_learns_fit(weighted):
 # ------------------------------------------------------------------ loss="poisson"
 
 
+@needs_sklearn_mlp_1_7
 def test_regressor_signature_is_scikit_learns():
     for Ours, Theirs in ((MLPRegressor, neural_network.MLPRegressor),
                          (MLPClassifier, neural_network.MLPClassifier)):
@@ -121,6 +125,7 @@ def test_regressor_signature_is_scikit_learns():
     assert MLPRegressor().loss == "squared_error" and MLPRegressor("poisson").loss == "poisson"
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.parametrize("outputs", [1, 2])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_poisson_lbfgs_is_scikit_learns_fit(outputs, weighted):
@@ -136,6 +141,7 @@ def test_poisson_lbfgs_is_scikit_learns_fit(outputs, weighted):
     np.testing.assert_allclose(prediction, theirs.predict(X), rtol=1e-6)
 
 
+@needs_sklearn_mlp_1_7
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("outputs", [1, 2])
@@ -157,6 +163,7 @@ def test_a_poisson_epoch_from_the_same_weights_is_scikit_learns(solver, outputs)
     np.testing.assert_allclose(ours.loss_, theirs.loss_ + l2_shift, rtol=1e-9)
 
 
+@needs_sklearn_mlp_1_7
 @no_convergence_warning
 def test_poisson_minibatch_fit_is_as_good_as_scikit_learns():
     X, y = _counts(n=1000, outputs=1, seed=2)

@@ -30,7 +30,10 @@ cp /etc/ssl/certs/ca-certificates.crt "$jail/etc/ssl/certs/host-ca-certificates.
 mount -t proc proc "$jail/proc"
 mount --bind /dev "$jail/dev"
 mount --bind /dev/shm "$jail/dev/shm"
-trap 'umount "$jail/dev/shm" "$jail/dev" "$jail/proc"; rm -rf "$check"' EXIT
+# A process the tests started may still hold a file in /dev for a moment after pytest returns ("target is
+# busy"): try again after a pause, then detach lazily, so that the check's result, not the clean-up, decides.
+unmount() { umount "$1" 2>/dev/null || { sleep 2; umount "$1" 2>/dev/null; } || umount -l "$1"; }
+trap 'unmount "$jail/dev/shm"; unmount "$jail/dev"; unmount "$jail/proc"; rm -rf "$check"' EXIT
 
 tests="tests"
 [ "$scope" = full ] || tests="tests/kernels/test_kernels.py tests/kernels/test_gradients.py tests/api/test_trainer.py"

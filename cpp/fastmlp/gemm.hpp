@@ -198,6 +198,7 @@ struct GenericKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr bool has_pack_transposed = false;
     static constexpr bool has_run_row = false;  // a one-row product runs the MR-row kernel
+    static constexpr bool has_run_row_transposed = false;
     FASTMLP_NO_LOOP_VECTORIZE static bool run(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c,
                                               std::int64_t ldc, bool accumulate, const TileStep<T>* step) {
         T acc[MR][NR] = {};
@@ -376,9 +377,18 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
             alignas(64) T tmp[RS * NR];
             for (std::int64_t jb = j_lo; jb < j_hi; jb += RS) {
                 const int n = static_cast<int>(std::min<std::int64_t>(RS, j_hi - jb));
-                for (int s = 0; s < n; ++s)
-                    pack_b<T, Kernel>(packed_b + (jb + s) * g.kc_max * NR, p.B, (jb + s) * NR, N, pc, kc);
-                Kernel::run_row(kc, a0, ks, packed_b + jb * g.kc_max * NR, g.kc_max * NR, n, tmp);
+                bool in_place = false;  // B = W^T of full slivers: W's rows read as they are, nothing packed
+                if constexpr (Kernel::has_run_row_transposed) {
+                    if (p.B.rs == 1 && p.B.rows == nullptr && (jb + n) * NR <= N) {
+                        Kernel::run_row_transposed(kc, a0, ks, p.B.p + jb * NR * p.B.cs + pc, p.B.cs, n, tmp);
+                        in_place = true;
+                    }
+                }
+                if (!in_place) {
+                    for (int s = 0; s < n; ++s)
+                        pack_b<T, Kernel>(packed_b + (jb + s) * g.kc_max * NR, p.B, (jb + s) * NR, N, pc, kc);
+                    Kernel::run_row(kc, a0, ks, packed_b + jb * g.kc_max * NR, g.kc_max * NR, n, tmp);
+                }
                 const std::int64_t n0 = jb * NR, cols = std::min(N, (jb + n) * NR) - n0;
                 T* c = p.C + n0;
                 if (first)

@@ -323,14 +323,16 @@ def test_dense_backward_input_narrow_layer_epilogue(rng, threads, dtype, activat
 
 
 # One row (one sample predicted) runs the one-row micro-kernel where the ISA has one: over
-# several blocks of k (1500 = 6 x 250), more slivers than it takes at once, a partial sliver.
-ONE_ROW_SHAPES = [(1, 784, 128), (1, 1500, 100), (1, 33, 1100), (1, 257, 5)]
+# several blocks of k (1500 = 6 x 250), more slivers than it takes at once, a partial sliver;
+# W read in place (float32 AVX2) for groups of 1, 2, 3 and 4 full slivers, with and without
+# k left over past a multiple of 8 (784 = 4 x 196; 9; 20), and packed where a sliver is partial.
+ONE_ROW_SHAPES = [(1, 784, 128), (1, 1500, 100), (1, 33, 1100), (1, 257, 5), (1, 100, 48), (1, 20, 32), (1, 9, 16)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ["identity", "relu"])
 @pytest.mark.parametrize("B,IN,OUT", ONE_ROW_SHAPES)
-def test_dense_forward_of_one_row_is_that_row_of_a_batch(rng, dtype, activation, B, IN, OUT):
+def test_dense_forward_of_one_row_is_that_row_of_a_batch(rng, isa, dtype, activation, B, IN, OUT):
     x, W, b = data(rng, (9, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
     batch = _core.dense_forward(x, W, b, activation)
     for r in (0, 8):
@@ -343,7 +345,7 @@ def test_dense_forward_of_one_row_is_that_row_of_a_batch(rng, dtype, activation,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,IN", [(40, 1500), (300, 65), (1, 1)])
-def test_dense_backward_params_of_one_output(rng, dtype, B, IN):
+def test_dense_backward_params_of_one_output(rng, isa, dtype, B, IN):
     # dW = da^T h is then a product of one row (M = OUT = 1): the one-row kernel, k = the batch.
     da, h_prev = data(rng, (B, 1), dtype), data(rng, (B, IN), dtype)
     dW, db = _core.dense_backward_params(da, h_prev)

@@ -97,15 +97,16 @@ class InferenceMixin:
         is seen as often); built again only when a call needs more rows per native call than it
         holds (it grows, never shrinks: no size is built twice) or when the dtype or the
         architecture changed (a float64 twin in gradcheck)."""
-        need = rows_per_call(rows, self._layer_sizes)
         cache = self.__dict__.get("_predict_cache")
+        need = 0
         if cache is not None:
             dtype, sizes, activations, output, max_batch, ws = cache
             if (dtype is self._dtype and sizes is self._layer_sizes and activations is self._activations
                     and output is self._output):
-                if need <= max_batch:
+                if rows <= max_batch:  # then rows_per_call(rows) <= max_batch too, uncomputed
                     return ws  # type: ignore[no-any-return]
-                need = max(need, max_batch)
+                need = max_batch
+        need = max(need, rows_per_call(rows, self._layer_sizes))
         ws = self._workspace(need)
         self.__dict__["_predict_cache"] = (self._dtype, self._layer_sizes, self._activations, self._output,
                                            ws.max_batch, ws)

@@ -209,6 +209,22 @@ def test_the_fast_path_keeps_the_messages_for_bad_input(bad, message):
             call(bad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_the_fast_path_finds_one_non_finite_value_anywhere(dtype, value):
+    # The native scan sums x - x in 16 lanes with a scalar tail: 3 x 13 = 39 values cover a lane
+    # of every number, the tail, the largest finite value (not refused) and both zeros.
+    net = Network([13, 8, 3], dtype=dtype, seed=0)
+    X = np.random.default_rng(0).standard_normal((3, 13)).astype(dtype)
+    X[0, 0], X[0, 1], X[1, 2] = np.finfo(dtype).max, -np.finfo(dtype).max, -0.0
+    net.predict_proba(X)  # finite: accepted, and the workspace is kept for the calls below
+    for position in range(X.size):
+        bad = X.copy()
+        bad.flat[position] = value
+        with pytest.raises(ValueError, match="X contains"):
+            net.predict_proba(bad)
+
+
 def test_the_fast_path_keeps_the_messages_for_broken_parameters():
     net = Network([12, 16, 3], seed=0)
     X, _ = _data()

@@ -159,6 +159,14 @@ constexpr std::int64_t kDirectASpanBytes = 256 * 1024;
 // product of a 4096-wide first layer gains ~5 %; with 16 slivers (784 -> 256) the packing and
 // its barrier cost more than they save (-4 %), so narrow products still read A in place.
 constexpr std::int64_t kPackScatteredRowsSlivers = 64;
+// With A read in place, a product whose A is larger than this (1024 rows of 784 features: a
+// prediction) is shared by rows instead of columns when the packed block of B, every column for
+// one block of k, fits in kRowTasksBBytes: a column task reads all of A again (eight tasks of
+// one sliver read a 3 MiB A eight times, from L3), a row task reads only its rows, and B,
+// packed once per block of k between two barriers, from L2. A prediction of 784-128-10 ran
+// 1.23x faster at 1024 rows and 1.14x at 4096 (two threads, Zen 3, medians of 5 A/B rounds).
+constexpr std::int64_t kRowTasksMinABytes = 512 * 1024;
+constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
 // The epilogue runs once per row of a task's part of a row block when that part fits in this
 // much (in L2), else per tile while it is in L1: one call per row instead of one per row of
 // every tile, which cost 20-40 % of a product whose tiles are cheap (K = 10) and ~10 % at
@@ -311,6 +319,12 @@ struct GemmPlan {
     std::int64_t col_tasks = 0;
     std::int64_t pack_task_slivers = 0;  // packed A: slivers of A packed per task
     std::int64_t pack_tasks = 0;
+    // Shared by rows (A in place, B packed whole for each block of k before the row tasks):
+    bool row_tasks = false;
+    std::int64_t row_task_slivers = 0;  // slivers of A (MR rows each) per row task
+    std::int64_t row_task_count = 0;
+    std::int64_t b_pack_task_slivers = 0;  // slivers of B packed per packing task
+    std::int64_t b_pack_tasks = 0;
     int threads = 1;
 };
 
@@ -345,6 +359,16 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
+    const std::int64_t elem = static_cast<std::int64_t>(sizeof(T));
+    g.row_tasks = g.threads > 1 && g.direct_a && !g.kernel_step && p.A.rows == nullptr &&
+                  M * K * elem > kRowTasksMinABytes && g.n_slivers * NR * g.kc_max * elem <= kRowTasksBBytes &&
+                  g.m_slivers >= 2 * tasks_wanted;
+    if (g.row_tasks) {
+        g.row_task_slivers = ceil_div(g.m_slivers, 2 * tasks_wanted);  // small tasks: a busy core takes fewer
+        g.row_task_count = ceil_div(g.m_slivers, g.row_task_slivers);
+        g.b_pack_task_slivers = ceil_div(g.n_slivers, g.threads);
+        g.b_pack_tasks = ceil_div(g.n_slivers, g.b_pack_task_slivers);
+    }
     return g;
 }
 
@@ -354,6 +378,54 @@ void pack_a_slivers(const GemmProblem<T>& p, const GemmPlan& g, T* packed_a, std
                     std::int64_t is_hi) {
     const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
     for (std::int64_t i = is_lo; i < is_hi; ++i) pack_a<T, MR>(packed_a + i * kc * MR, p.A, i * MR, p.M, pc, kc);
+}
+
+// One mr x nr tile (mr <= MR, nr <= NR) of C for one block of kc values of k: the micro-kernel
+// stores it on the first block of k and adds to it on the others; an edge tile runs the same
+// chain on a padded tile and copies its part. No SGD step (the caller takes that on full tiles).
+template <class T, class Kernel>
+void tile(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c, std::int64_t ldc, std::int64_t mr,
+          std::int64_t nr, bool first) {
+    constexpr int MR = Kernel::MR, NR = Kernel::NR;
+    if (mr == MR && nr == NR) {
+        Kernel::run(kc, a, ks, b, c, ldc, !first, nullptr);
+        return;
+    }
+    alignas(64) T tmp[MR * NR];
+    Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
+    for (std::int64_t i = 0; i < mr; ++i) {
+        T* row = c + i * ldc;
+        const T* part = tmp + i * NR;
+        if (first)
+            std::memcpy(row, part, sizeof(T) * nr);
+        else
+            for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
+    }
+}
+
+// The macro-kernel of row tasks: block kb of k for the rows of slivers [is_lo, is_hi) of A (read
+// in place) and every column, B packed already for this block; after the last block, the
+// epilogue, one call per sliver of rows. The same tiles as macro_kernel, the same chain in each.
+template <class T, class Kernel>
+bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_b, std::int64_t kb,
+                       std::int64_t is_lo, std::int64_t is_hi) {
+    constexpr int MR = Kernel::MR, NR = Kernel::NR;
+    const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
+    const bool first = kb == 0, last = kb + 1 == g.k_blocks;
+    bool bad = false;
+    for (std::int64_t is = is_lo; is < is_hi; ++is) {
+        const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, p.M - m0);
+        const T* a[MR];  // rows past M repeat row m0: computed, never stored
+        for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
+        T* c = p.C + m0 * p.ldc;
+        for (std::int64_t jb = 0; jb < g.n_slivers; ++jb) {
+            const std::int64_t n0 = jb * NR;
+            tile<T, Kernel>(kc, a, p.A.cs, packed_b + jb * g.kc_max * NR, c + n0, p.ldc, mr,
+                            std::min<std::int64_t>(NR, p.N - n0), first);
+        }
+        if (last) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, 0, mr, p.N);
+    }
+    return bad;
 }
 
 // The macro-kernel: block kb of k for the columns of slivers [j_lo, j_hi) of C and all its
@@ -422,27 +494,13 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
                     for (int i = 0; i < MR; ++i) a[i] = packed_a + is * kc * MR + i;
                     ks = MR;
                 }
-                const bool full = mr == MR && nr == NR;
-                if (full && last && g.kernel_step) {
+                if (mr == MR && nr == NR && last && g.kernel_step) {
                     const EpilogueArgs<T>& e = p.epilogue;
                     const TileStep<T> step{e.W + m0 * e.ldw + n0, e.ldw, e.lr};
                     bad |= Kernel::run(kc, a, ks, b, c, p.ldc, !first, &step);
                     continue;
                 }
-                if (full) {
-                    Kernel::run(kc, a, ks, b, c, p.ldc, !first, nullptr);
-                } else {  // an edge tile: the block's chain on a padded tile
-                    alignas(64) T tmp[MR * NR];
-                    Kernel::run(kc, a, ks, b, tmp, NR, false, nullptr);
-                    for (std::int64_t i = 0; i < mr; ++i) {
-                        T* row = c + i * p.ldc;
-                        const T* part = tmp + i * NR;
-                        if (first)
-                            std::memcpy(row, part, sizeof(T) * nr);
-                        else
-                            for (std::int64_t j = 0; j < nr; ++j) row[j] += part[j];
-                    }
-                }
+                tile<T, Kernel>(kc, a, ks, b, c, p.ldc, mr, nr, first);
                 if (last && !row_epilogue) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
             }
         }
@@ -489,7 +547,39 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                 });
             });
         };
-        if (g.direct_a) {
+        if (g.row_tasks) {  // per block of k: pack all of B, then the row tasks, between barriers
+            std::int64_t phase = 0;
+            for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
+                const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
+                while (queue.claim(phase, g.b_pack_tasks, task))
+                    timed(busy, [&] {
+                        error.run([&] {
+                            const std::int64_t lo = task * g.b_pack_task_slivers;
+                            const std::int64_t hi = std::min(g.n_slivers, lo + g.b_pack_task_slivers);
+                            for (std::int64_t jb = lo; jb < hi; ++jb)
+                                pack_b<T, Kernel>(packed_b + jb * g.kc_max * NR, p.B, jb * NR, p.N, pc, kc);
+                        });
+                    });
+                phase += g.b_pack_tasks;
+#ifdef _OPENMP
+#pragma omp barrier  // B is packed
+#endif
+                while (queue.claim(phase, g.row_task_count, task))
+                    timed(busy, [&] {
+                        error.run([&] {
+                            const std::int64_t lo = task * g.row_task_slivers;
+                            const std::int64_t hi = std::min(g.m_slivers, lo + g.row_task_slivers);
+                            bad |= rows_macro_kernel<T, Kernel>(p, g, packed_b, kb, lo, hi);
+                        });
+                    });
+                phase += g.row_task_count;
+#ifdef _OPENMP
+                if (kb + 1 < g.k_blocks) {
+#pragma omp barrier  // the packed B is rewritten for the next block of k
+                }
+#endif
+            }
+        } else if (g.direct_a) {
             while (queue.claim(0, g.col_tasks, task)) columns(0, g.k_blocks);
         } else {
             std::int64_t phase = 0;  // the first ticket of the current phase

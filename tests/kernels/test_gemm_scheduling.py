@@ -51,8 +51,9 @@ def test_the_hook_rejects_an_unknown_order(claim_order):
 # Shapes reaching every path of the driver: A read in place with one and several blocks of k
 # (a task then carries its columns through every block), a packed A (da^T with a k stride of
 # 520 floats: a pack phase and a column phase per block of k, with barriers), a single sliver
-# (one task for any thread count), edge tiles in both directions, and more threads than slivers.
-PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40)]
+# (one task for any thread count), edge tiles in both directions, more threads than slivers, and
+# a forward product shared by rows (an A of 600 KiB: B packed whole per block of k, then row tasks).
+PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100)]
 
 
 def products(x, W, b, da, h_prev):

@@ -285,6 +285,26 @@ def test_products_taken_in_groups_of_slivers(rng, threads, dtype):
     assert got[0] == got[1] == got[2]
 
 
+# A product whose A (read in place) is larger than 512 KiB and whose B, packed whole for one
+# block of k, is small is shared by rows at 2 and 3 threads (gemm.hpp, kRowTasksMinABytes):
+# B packed between barriers, row tasks over every column. A prediction of 1024 rows of 784
+# features is one; the others have edge tiles in both directions (M % 6, N % NR) and one or
+# several blocks of k. The bits must be those of one thread (column tasks) and of the oracle.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+@pytest.mark.parametrize("B,IN,OUT", [(1024, 784, 128), (500, 300, 100), (3001, 60, 9)])
+def test_dense_forward_shared_by_rows(rng, threads, dtype, activation, B, IN, OUT):
+    x, W, b = data(rng, (B, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    want = ref.dense_forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), activation)
+    got = []
+    for n in (1, 2, 3):
+        threads(n)
+        h = _core.dense_forward(x, W, b, activation)
+        close(h, want, dtype, IN)
+        got.append(h.tobytes())
+    assert got[0] == got[1] == got[2]
+
+
 # The forward product packs B = W^T with 8 x 8 register transposes for whole 16-wide slivers
 # and element by element for the rest: fan-ins around multiples of 8 and of the 256-deep k
 # block (cut into equal blocks: 257 = 128 + 129), fan-outs around multiples of 16, on both

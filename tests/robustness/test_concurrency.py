@@ -252,13 +252,23 @@ def test_ctrl_c_while_waiting_for_a_network_leaves_the_lock_usable():
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert holding.wait(JOIN_TIMEOUT)
-    timer = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    def interrupt_once_waiting():
+        # The signal must come while the main thread waits: one that arrives before the wait
+        # starts (a loaded machine slow to get there) trips Python's flag before the blocking
+        # acquire, which then sleeps through it until the lock is free. So: queued, then 50 ms.
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not net._lock._waiters and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt_once_waiting, daemon=True)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             net.predict_proba(X)  # waits for the lock until the signal arrives
     finally:
-        timer.cancel()
+        timer.join(JOIN_TIMEOUT)
         release.set()
         holder.join(JOIN_TIMEOUT)
     assert not net._lock._waiters and net._lock._owner is None

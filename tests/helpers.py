@@ -35,3 +35,34 @@ needs_sklearn_mlp_1_7 = pytest.mark.skipif(
     (_sklearn_version() or (99, 0)) < (1, 7),
     reason="compares against scikit-learn's own MLP as of 1.7 (sample_weight, loss='poisson'); "
            "this scikit-learn is older")
+
+
+# The ways a CSR matrix can be malformed that fastmlp must refuse before anything changes
+# (tests/api/test_sparse_input.py, tests/integrations/test_sklearn_sparse.py).
+MALFORMED_CSR = ["index_too_large", "negative_index", "indptr_decreases", "indptr_not_at_zero", "indptr_short_of_nnz",
+                 "nan_value"]
+
+
+def malformed_csr(X, how):
+    """A copy of the scipy CSR matrix X malformed as `how` (one of MALFORMED_CSR) says, with its arrays set directly
+    so that scipy's own checks are bypassed. X needs a fourth stored value and four rows."""
+    import scipy.sparse as sp
+
+    indptr, indices, data = X.indptr.copy(), X.indices.copy(), X.data.copy()
+    if how == "index_too_large":
+        indices[3] = X.shape[1]
+    elif how == "negative_index":
+        indices[3] = -1
+    elif how == "indptr_decreases":
+        indptr[2] = indptr[3] + 1  # always below its predecessor, whatever the rows hold
+    elif how == "indptr_not_at_zero":
+        indptr[0] = 1
+    elif how == "indptr_short_of_nnz":
+        indptr[-1] -= 1
+    elif how == "nan_value":
+        data[0] = float("nan")
+    else:
+        raise ValueError(f"unknown malformation {how!r}")
+    bad = sp.csr_matrix(X.shape, dtype=X.dtype)
+    bad.indptr, bad.indices, bad.data = indptr, indices, data
+    return bad

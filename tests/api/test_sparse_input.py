@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from tests.helpers import diverged_batch, snapshot
+from tests.helpers import MALFORMED_CSR, diverged_batch, malformed_csr, snapshot
 
 sp = pytest.importorskip("scipy.sparse")
 
@@ -127,33 +127,11 @@ def test_float_dtype_rules_follow_dense_input(rng):
                                rtol=1e-13)
 
 
-def _corrupt(X, how):
-    X = X.copy()
-    indptr, indices, data = X.indptr.copy(), X.indices.copy(), X.data.copy()
-    if how == "index_too_large":
-        indices[3] = X.shape[1]
-    elif how == "negative_index":
-        indices[3] = -1
-    elif how == "indptr_decreases":
-        indptr[2], indptr[3] = indptr[3], indptr[2]
-    elif how == "indptr_not_at_zero":
-        indptr[0] = 1
-    elif how == "indptr_short_of_nnz":
-        indptr[-1] -= 1
-    elif how == "nan_value":
-        data[0] = np.nan
-    # bypass scipy's own checks: build the object and set its arrays directly
-    bad = sp.csr_matrix(X.shape, dtype=X.dtype)
-    bad.indptr, bad.indices, bad.data = indptr, indices, data
-    return bad
-
-
-@pytest.mark.parametrize("how", ["index_too_large", "negative_index", "indptr_decreases", "indptr_not_at_zero",
-                                 "indptr_short_of_nnz", "nan_value"])
+@pytest.mark.parametrize("how", MALFORMED_CSR)
 @pytest.mark.parametrize("call", ["fit", "step", "predict", "gradients"])
 def test_malformed_structure_is_a_value_error_before_anything_changes(rng, how, call):
     X, y = text_like(rng)
-    bad = _corrupt(X, how)
+    bad = malformed_csr(X, how)
     net = fastmlp.Network([80, 16, 3], seed=0)
     trainer = fastmlp.Trainer(net, batch_size=8, seed=0, optimizer=fastmlp.optim.Adam(lr=1e-2))
     before = snapshot(net)

@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import fastmlp  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
-from tests.helpers import needs_sklearn_mlp_1_7  # noqa: E402
+from tests.helpers import MALFORMED_CSR, malformed_csr, needs_sklearn_mlp_1_7  # noqa: E402
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -240,27 +240,7 @@ def test_the_dtype_rule_is_dense_xs():
 # ------------------------------------------------------------------ refusals and densification
 
 
-def _corrupt(X, how):
-    indptr, indices, data = X.indptr.copy(), X.indices.copy(), X.data.copy()
-    if how == "index_too_large":
-        indices[3] = X.shape[1]
-    elif how == "negative_index":
-        indices[3] = -1
-    elif how == "indptr_decreases":
-        indptr[2] = indptr[3] + 1
-    elif how == "indptr_not_at_zero":
-        indptr[0] = 1
-    elif how == "indptr_short_of_nnz":
-        indptr[-1] -= 1
-    elif how == "nan_value":
-        data[0] = np.nan
-    bad = sp.csr_matrix(X.shape, dtype=X.dtype)  # scipy's own checks bypassed: the arrays set directly
-    bad.indptr, bad.indices, bad.data = indptr, indices, data
-    return bad
-
-
-@pytest.mark.parametrize("how", ["index_too_large", "negative_index", "indptr_decreases", "indptr_not_at_zero",
-                                 "indptr_short_of_nnz", "nan_value"])
+@pytest.mark.parametrize("how", MALFORMED_CSR)
 @pytest.mark.parametrize("call", ["fit", "warm_start", "partial_fit", "predict", "predict_proba", "score"])
 def test_a_malformed_matrix_is_refused_with_the_estimator_unchanged(how, call):
     X, y = _data()
@@ -270,7 +250,7 @@ def test_a_malformed_matrix_is_refused_with_the_estimator_unchanged(how, call):
     params, proba = _params_of(clf), clf.predict_proba(X)
     attributes = {k: v for k, v in vars(clf).items() if k.endswith("_") and not k.startswith("_")}
     curve = list(clf.loss_curve_)
-    bad = _corrupt(X, how)
+    bad = malformed_csr(X, how)
     run = {"fit": lambda: clf.fit(bad, y), "warm_start": lambda: clf.set_params(warm_start=True).fit(bad, y),
            "partial_fit": lambda: clf.partial_fit(bad, y), "predict": lambda: clf.predict(bad),
            "predict_proba": lambda: clf.predict_proba(bad), "score": lambda: clf.score(bad, y)}[call]

@@ -293,7 +293,7 @@ def test_products_taken_in_groups_of_slivers(rng, threads, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ["identity", "relu"])
 @pytest.mark.parametrize("B,IN,OUT", [(1024, 784, 128), (500, 300, 100), (3001, 60, 9)])
-def test_dense_forward_shared_by_rows(rng, threads, dtype, activation, B, IN, OUT):
+def test_dense_forward_shared_by_rows(rng, isa, threads, dtype, activation, B, IN, OUT):
     x, W, b = data(rng, (B, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
     want = ref.dense_forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), activation)
     got = []

@@ -1,9 +1,19 @@
 """Shared fixtures: seeded data, and guards that restore the native thread count and kernel path."""
 
+import signal
+
 import numpy as np
 import pytest
 
 import fastmlp
+
+# The Ctrl-C tests (tests/robustness/) send SIGINT to this process and to child processes and
+# expect Python's KeyboardInterrupt. A shell that starts a command in the background without job
+# control (`pytest ... &` in a script, nohup) starts it with SIGINT ignored, which Python then
+# keeps: those tests would wait forever (a 100,000-epoch fit never interrupted). The suite puts
+# Python's default handler back; children started afterwards then begin with SIGINT at default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

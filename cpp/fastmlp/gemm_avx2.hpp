@@ -147,31 +147,9 @@ struct Avx2KernelF32 {
         std::int64_t k = 0;
         for (; k + 8 <= kc; k += 8) {
             for (int h = 0; h < NR; h += 8) {
-                const float* s0 = src + h * cs + k;
-                const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + cs), r2 = _mm256_loadu_ps(s0 + 2 * cs),
-                             r3 = _mm256_loadu_ps(s0 + 3 * cs), r4 = _mm256_loadu_ps(s0 + 4 * cs),
-                             r5 = _mm256_loadu_ps(s0 + 5 * cs), r6 = _mm256_loadu_ps(s0 + 6 * cs),
-                             r7 = _mm256_loadu_ps(s0 + 7 * cs);
-                // Interleave pairs of rows, then pairs of pairs: within each 128-bit half,
-                // t4 lane q holds rows 0-3 of column q (halves: columns 0-3 and 4-7).
-                const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
-                const __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
-                const __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5);
-                const __m256 u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-                const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-                const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-                const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-                const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-                // v0: rows 0-3 of columns 0 | 4, v4: rows 4-7 of columns 0 | 4, and so on.
-                float* d = dst + k * NR + h;
-                _mm256_store_ps(d + 0 * NR, _mm256_permute2f128_ps(v0, v4, 0x20));
-                _mm256_store_ps(d + 1 * NR, _mm256_permute2f128_ps(v1, v5, 0x20));
-                _mm256_store_ps(d + 2 * NR, _mm256_permute2f128_ps(v2, v6, 0x20));
-                _mm256_store_ps(d + 3 * NR, _mm256_permute2f128_ps(v3, v7, 0x20));
-                _mm256_store_ps(d + 4 * NR, _mm256_permute2f128_ps(v0, v4, 0x31));
-                _mm256_store_ps(d + 5 * NR, _mm256_permute2f128_ps(v1, v5, 0x31));
-                _mm256_store_ps(d + 6 * NR, _mm256_permute2f128_ps(v2, v6, 0x31));
-                _mm256_store_ps(d + 7 * NR, _mm256_permute2f128_ps(v3, v7, 0x31));
+                __m256 t[8];  // t[q]: columns h..h+7 at k + q
+                transpose8(src + h * cs + k, cs, t);
+                for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (k + q) * NR + h, t[q]);
             }
         }
         for (; k < kc; ++k)
@@ -200,7 +178,8 @@ struct Avx2KernelF32 {
     }
 
     // t[q] = (s[0][q], s[cs][q], ..., s[7 cs][q]) for q < 8: eight rows' values at eight
-    // consecutive k, turned into one register per k (the 8 x 8 transpose of pack_transposed).
+    // consecutive k, turned into one register per k: the transpose of pack_transposed and of
+    // run_row_transposed.
     __attribute__((target("avx2,fma"), always_inline)) static void transpose8(const float* s, std::int64_t cs,
                                                                               __m256* t) {
         const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + cs), r2 = _mm256_loadu_ps(s + 2 * cs),

@@ -57,8 +57,8 @@ def evaluate_rows(
     With `check_finite`, the native call refuses a NaN or infinity in X (ValueError): the
     prediction fast path passes X unchecked but for its type, dtype and shape."""
     n, step = len(X), ws.max_batch
-    if n <= step:  # the flags by position: pybind11's keyword matching cost a one-row predict ~1 us
-        return _core.evaluate(ws, weights, biases, X, y, want_preds, check_finite)
+    if n <= step:
+        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, step):

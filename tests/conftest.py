@@ -34,7 +34,8 @@ def threads():
 
 
 # Every kernel path this CPU can run: the tests that take the `isa` fixture run once per path.
-AVAILABLE_ISAS = ["generic"] + (["avx2"] if fastmlp.build_info()["isa_available"] == "avx2" else [])
+# The paths are ordered (isa.hpp): a CPU that runs one runs every path before it.
+AVAILABLE_ISAS = list(fastmlp._core.ISAS[: fastmlp._core.ISAS.index(fastmlp.build_info()["isa_available"]) + 1])
 
 
 @pytest.fixture(params=AVAILABLE_ISAS)

@@ -31,6 +31,7 @@ constexpr EnumName<fastmlp::OptimizerKind> kOptimizerRows[] = {
 constexpr EnumName<fastmlp::Isa> kIsaRows[] = {
     {"generic", fastmlp::Isa::generic},
     {"avx2", fastmlp::Isa::avx2},
+    {"avx512", fastmlp::Isa::avx512},
 };
 
 template <class Enum, std::size_t N>

@@ -231,17 +231,26 @@ void bind_runtime(py::module_& m) {
                                             "' kernels; the best it supports is '" +
                                             enum_name(kIsas, fastmlp::best_isa()) + "'");
         },
-        py::arg("name"), "Use the 'generic' or 'avx2' kernels from now on, process-wide.");
-    // Private test hook: the AVX2+FMA decision on made-up CPUID/XGETBV bits.
+        py::arg("name"), "Use the 'generic', 'avx2' or 'avx512' kernels from now on, process-wide.");
+    // Private test hooks: the AVX2+FMA and the AVX-512 decisions on made-up CPUID/XGETBV bits.
+    auto bits_of = [](unsigned leaf1_ecx, unsigned leaf7_ebx, unsigned long long xcr0, bool has_leaf7) {
+        fastmlp::CpuidBits bits;
+        bits.leaf1_ecx = leaf1_ecx;
+        bits.leaf7_ebx = leaf7_ebx;
+        bits.xcr0 = xcr0;
+        bits.has_leaf7 = has_leaf7;
+        return bits;
+    };
     m.def(
         "_avx2_usable_for_bits",
-        [](unsigned leaf1_ecx, unsigned leaf7_ebx, unsigned long long xcr0, bool has_leaf7) {
-            fastmlp::CpuidBits bits;
-            bits.leaf1_ecx = leaf1_ecx;
-            bits.leaf7_ebx = leaf7_ebx;
-            bits.xcr0 = xcr0;
-            bits.has_leaf7 = has_leaf7;
-            return fastmlp::avx2_fma_usable(bits);
+        [bits_of](unsigned leaf1_ecx, unsigned leaf7_ebx, unsigned long long xcr0, bool has_leaf7) {
+            return fastmlp::avx2_fma_usable(bits_of(leaf1_ecx, leaf7_ebx, xcr0, has_leaf7));
+        },
+        py::arg("leaf1_ecx"), py::arg("leaf7_ebx"), py::arg("xcr0"), py::arg("has_leaf7"));
+    m.def(
+        "_avx512_usable_for_bits",
+        [bits_of](unsigned leaf1_ecx, unsigned leaf7_ebx, unsigned long long xcr0, bool has_leaf7) {
+            return fastmlp::avx512_usable(bits_of(leaf1_ecx, leaf7_ebx, xcr0, has_leaf7));
         },
         py::arg("leaf1_ecx"), py::arg("leaf7_ebx"), py::arg("xcr0"), py::arg("has_leaf7"));
     m.def("get_isa", []() { return std::string(enum_name(kIsas, fastmlp::active_isa())); });

@@ -91,7 +91,7 @@ inline T silu_derivative(T a) {  // s (1 + a (1 - s))
 template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if (active_isa() == Isa::avx2) {
+    if (runs_avx2(active_isa())) {
         // Generic lambdas, instantiated inside map1's AVX2 context for T's vector type.
         switch (g) {
             case Activation::tanh:
@@ -156,7 +156,7 @@ void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
 template <class T>
 void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Activation g) {
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if (active_isa() == Isa::avx2) {
+    if (runs_avx2(active_isa())) {
         if (g == Activation::identity) {
             avx2::map2(h, a, bias, n, [](auto x, auto b) FASTMLP_AVX2 { return avx2::add(x, b); });
             return;
@@ -200,7 +200,7 @@ template <class T>
 void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Activation g) {
     const T* h = saved;
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if (active_isa() == Isa::avx2) {
+    if (runs_avx2(active_isa())) {
         // Generic lambdas, instantiated inside map2's AVX2 context for T's vector type.
         switch (g) {
             case Activation::relu:
@@ -226,7 +226,7 @@ void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Act
         }
     }
     if constexpr (std::is_same_v<T, float>) {  // float64 gelu' keeps libm's erfc
-        if (g == Activation::gelu && active_isa() == Isa::avx2) {
+        if (g == Activation::gelu && runs_avx2(active_isa())) {
             avx2::map2(da, dh, saved, n, [](auto x, auto y) FASTMLP_AVX2 { return avx2::gelu_backward(x, y); });
             return;
         }

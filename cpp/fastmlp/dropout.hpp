@@ -147,7 +147,7 @@ void dropout_apply(T* out, const T* x, std::int64_t B, std::int64_t units, doubl
     const std::uint64_t threshold = dropout_keep_threshold(p);
     const T scale = dropout_scale<T>(p);
     const std::int64_t rows_per_task = units > 0 ? std::max<std::int64_t>(1, 16 * 1024 / units) : B;
-    const bool avx2 = active_isa() == Isa::avx2;  // the same bits either way: integer hashing, one product
+    const bool avx2 = runs_avx2(active_isa());  // the same bits either way: integer hashing, one product
     parallel_for((B + rows_per_task - 1) / rows_per_task, B * units, [&](std::int64_t c) {
         const std::int64_t r1 = std::min(B, (c + 1) * rows_per_task);
         for (std::int64_t r = c * rows_per_task; r < r1; ++r) {

@@ -32,6 +32,7 @@
 #include "activations.hpp"
 #include "checked.hpp"
 #include "gemm_avx2.hpp"
+#include "gemm_avx512.hpp"
 #include "isa.hpp"
 #include "parallel.hpp"
 #include "tile_step.hpp"
@@ -133,7 +134,7 @@ constexpr std::int64_t kGemmKC = 256;
 // multiple of every MR. 264 rows take a 256-row batch in one block, so each B sliver is used
 // by all of M while in L1 (96, before, made three passes over B: 3-5 % slower at 4096 wide).
 constexpr std::int64_t kGemmMC = 264;
-constexpr int kMaxMR = 6, kMaxNR = 16;
+constexpr int kMaxMR = 8, kMaxNR = 32;  // of every kernel: AVX2 6 x 16, AVX-512 8 x 32
 // A strip of C this large (a row block's rows x a group of slivers' columns) stays in L2 while
 // the blocks of k add to it: 256 x 512 floats. Across the whole row (256 x 4096 floats, 4 MiB)
 // every block of k took C from L3 and back: the forward product of a 4096-wide layer ran
@@ -615,10 +616,18 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
 // Runs the product with the micro-kernel of the active instruction set. Throws only what a
 // kernel or epilogue throws (none do today), after every thread has stopped; s must have been
 // reserved for at least M x N.
+// On the AVX-512 path, a product of one row or narrower than half a 512-bit sliver runs the AVX2
+// kernel: one row has the one-row kernels (bound by reading B, not by the vector width), and a
+// 10-wide output layer would compute a 32-wide sliver for 10 columns instead of 16. The two
+// kernels compute the same chain per element, so which one runs changes no bit.
 template <class T>
 void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
+#ifdef FASTMLP_HAVE_AVX512_KERNELS
+    if (active_isa() == Isa::avx512 && p.M > 1 && p.N > Avx512Kernel<T>::NR / 2)
+        return detail::gemm_with<T, Avx512Kernel<T>>(p, s);
+#endif
 #ifdef FASTMLP_HAVE_AVX2_KERNELS
-    if (active_isa() == Isa::avx2) {
+    if (runs_avx2(active_isa())) {
         if constexpr (sizeof(T) == 4)
             return detail::gemm_with<T, Avx2KernelF32>(p, s);
         else

@@ -127,6 +127,50 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256d fma_pd(__m256d
 }
 __attribute__((target("avx2,fma"), always_inline)) inline void st_pd(double* p, __m256d v) { _mm256_store_pd(p, v); }
 
+// t[q] = (s[0][q], s[cs][q], ..., s[7 cs][q]) for q < 8: eight rows' values at eight
+// consecutive k, turned into one register per k: the transpose of pack_transposed and of
+// run_row_transposed.
+__attribute__((target("avx2,fma"), always_inline)) inline void transpose8(const float* s, std::int64_t cs, __m256* t) {
+    const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + cs), r2 = _mm256_loadu_ps(s + 2 * cs),
+                 r3 = _mm256_loadu_ps(s + 3 * cs), r4 = _mm256_loadu_ps(s + 4 * cs), r5 = _mm256_loadu_ps(s + 5 * cs),
+                 r6 = _mm256_loadu_ps(s + 6 * cs), r7 = _mm256_loadu_ps(s + 7 * cs);
+    const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+    const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+    const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+    const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+    t[0] = _mm256_permute2f128_ps(v0, v4, 0x20);
+    t[1] = _mm256_permute2f128_ps(v1, v5, 0x20);
+    t[2] = _mm256_permute2f128_ps(v2, v6, 0x20);
+    t[3] = _mm256_permute2f128_ps(v3, v7, 0x20);
+    t[4] = _mm256_permute2f128_ps(v0, v4, 0x31);
+    t[5] = _mm256_permute2f128_ps(v1, v5, 0x31);
+    t[6] = _mm256_permute2f128_ps(v2, v6, 0x31);
+    t[7] = _mm256_permute2f128_ps(v3, v7, 0x31);
+}
+
+// dst[k * NR + j] = src[j * cs + k] for j < NR, k < kc: one full sliver of B = W^T (the
+// forward product), read along W's contiguous rows. Done as 8 x 8 register transposes, it is
+// about four times faster than the element-by-element strided copy, which took 15 % of a
+// 128 x 784 x 128 forward product. A pure copy: no value changes. NR: 16 (AVX2) or 32 (AVX-512).
+template <int NR>
+__attribute__((target("avx2,fma"))) void pack_transposed_f32(float* dst, const float* src, std::int64_t cs,
+                                                             std::int64_t kc) {
+    std::int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        for (int h = 0; h < NR; h += 8) {
+            __m256 t[8];  // t[q]: columns h..h+7 at k + q
+            transpose8(src + h * cs + k, cs, t);
+            for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (k + q) * NR + h, t[q]);
+        }
+    }
+    for (; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * cs + k];
+}
+
 // Up to kRowSlivers slivers per call of the one-row kernel: 8 accumulators, a quarter of the
 // FMA latency's worth of work each step (4 cycles x 2 ports).
 constexpr int kRowSlivers = 4;
@@ -138,22 +182,10 @@ struct Avx2KernelF32 {
     static constexpr bool has_pack_transposed = true;
     static constexpr bool has_run_row_transposed = true;
 
-    // dst[k * NR + j] = src[j * cs + k] for j < NR, k < kc: one full sliver of B = W^T (the
-    // forward product), read along W's contiguous rows. Done as 8 x 8 register transposes, it
-    // is about four times faster than the element-by-element strided copy, which took 15 % of a
-    // 128 x 784 x 128 forward product. A pure copy: no value changes.
+    // One full sliver of B = W^T: see pack_transposed_f32.
     __attribute__((target("avx2,fma"))) static void pack_transposed(float* dst, const float* src, std::int64_t cs,
                                                                     std::int64_t kc) {
-        std::int64_t k = 0;
-        for (; k + 8 <= kc; k += 8) {
-            for (int h = 0; h < NR; h += 8) {
-                __m256 t[8];  // t[q]: columns h..h+7 at k + q
-                transpose8(src + h * cs + k, cs, t);
-                for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (k + q) * NR + h, t[q]);
-            }
-        }
-        for (; k < kc; ++k)
-            for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * cs + k];
+        pack_transposed_f32<NR>(dst, src, cs, kc);
     }
 
     // One row against n (1..kRowSlivers) full slivers of B = W^T read in place, unpacked: column
@@ -175,33 +207,6 @@ struct Avx2KernelF32 {
             default:
                 return row_chains_transposed<4>(kc, a, ks, w, cs, out);
         }
-    }
-
-    // t[q] = (s[0][q], s[cs][q], ..., s[7 cs][q]) for q < 8: eight rows' values at eight
-    // consecutive k, turned into one register per k: the transpose of pack_transposed and of
-    // run_row_transposed.
-    __attribute__((target("avx2,fma"), always_inline)) static void transpose8(const float* s, std::int64_t cs,
-                                                                              __m256* t) {
-        const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + cs), r2 = _mm256_loadu_ps(s + 2 * cs),
-                     r3 = _mm256_loadu_ps(s + 3 * cs), r4 = _mm256_loadu_ps(s + 4 * cs),
-                     r5 = _mm256_loadu_ps(s + 5 * cs), r6 = _mm256_loadu_ps(s + 6 * cs),
-                     r7 = _mm256_loadu_ps(s + 7 * cs);
-        const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
-        const __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
-        const __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5);
-        const __m256 u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-        const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-        const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-        const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-        const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-        t[0] = _mm256_permute2f128_ps(v0, v4, 0x20);
-        t[1] = _mm256_permute2f128_ps(v1, v5, 0x20);
-        t[2] = _mm256_permute2f128_ps(v2, v6, 0x20);
-        t[3] = _mm256_permute2f128_ps(v3, v7, 0x20);
-        t[4] = _mm256_permute2f128_ps(v0, v4, 0x31);
-        t[5] = _mm256_permute2f128_ps(v1, v5, 0x31);
-        t[6] = _mm256_permute2f128_ps(v2, v6, 0x31);
-        t[7] = _mm256_permute2f128_ps(v3, v7, 0x31);
     }
 
     template <int S>

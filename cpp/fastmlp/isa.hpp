@@ -1,6 +1,8 @@
 // Which instruction set the kernels use, chosen at run time: the module is compiled for
-// baseline x86-64 (no -march=native), and the AVX2+FMA micro-kernels are compiled separately
-// with target attributes and only called when the CPU reports both features. The features are
+// baseline x86-64 (no -march=native), and the AVX2+FMA and AVX-512 micro-kernels are compiled
+// separately with target attributes and only called when the CPU reports their features. The
+// paths are ordered: each one's CPU can run every path before it, and the AVX-512 path runs the
+// AVX2 code wherever it has no wider kernel of its own (everything but the GEMM micro-kernel). The features are
 // read with CPUID/XGETBV here, not with __builtin_cpu_supports: that builtin reads data a
 // compiler runtime fills in at start-up, and a runtime that leaves it at zero (zig's, for one)
 // would silently select the generic kernels on an AVX2 CPU.
@@ -15,16 +17,18 @@
 
 namespace fastmlp {
 
-enum class Isa : int { generic = 0, avx2 = 1 };
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 
-inline const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "generic"; }
+// Whether the active path may run the AVX2+FMA code (the avx2 path, and the avx512 path for every
+// kernel that has no AVX-512 version).
+inline bool runs_avx2(Isa isa) { return isa >= Isa::avx2; }
 
 // What the AVX2+FMA kernels need, as CPUID reports it (bit positions from the Intel SDM,
 // volume 2A, CPUID): each argument is one register of one leaf.
 struct CpuidBits {
     unsigned leaf1_ecx = 0;       // bit 12 FMA, bit 27 OSXSAVE, bit 28 AVX
-    unsigned leaf7_ebx = 0;       // bit 5 AVX2 (leaf 7, sub-leaf 0)
-    unsigned long long xcr0 = 0;  // XGETBV(0): bit 1 SSE state, bit 2 YMM state saved by the OS
+    unsigned leaf7_ebx = 0;       // bit 5 AVX2, bit 16 AVX512F (leaf 7, sub-leaf 0)
+    unsigned long long xcr0 = 0;  // XGETBV(0): bit 1 SSE, bit 2 YMM, bits 5-7 opmask and ZMM state
     bool has_leaf7 = false;
 };
 
@@ -35,6 +39,15 @@ inline bool avx2_fma_usable(const CpuidBits& b) {
     const bool avx2 = b.has_leaf7 && ((b.leaf7_ebx >> 5) & 1u);
     const bool ymm_state = osxsave && (b.xcr0 & 0x6u) == 0x6u;
     return fma && avx && avx2 && ymm_state;
+}
+
+// AVX-512F on top of everything AVX2 needs, and the OS saving the opmask registers and both
+// halves of the 32 zmm registers (XCR0 bits 5, 6 and 7): without those bits a context switch
+// would lose the upper halves, so the instructions are not usable even where the CPU has them.
+inline bool avx512_usable(const CpuidBits& b) {
+    const bool avx512f = b.has_leaf7 && ((b.leaf7_ebx >> 16) & 1u);
+    const bool zmm_state = (b.xcr0 & 0xE0u) == 0xE0u;
+    return avx2_fma_usable(b) && avx512f && zmm_state;
 }
 
 inline CpuidBits read_cpuid_bits() {
@@ -59,7 +72,9 @@ inline CpuidBits read_cpuid_bits() {
 // The best instruction set this CPU and this build support.
 inline Isa best_isa() {
 #ifdef FASTMLP_X86_CPUID
-    static const bool avx2 = avx2_fma_usable(read_cpuid_bits());
+    static const CpuidBits bits = read_cpuid_bits();
+    static const bool avx512 = avx512_usable(bits), avx2 = avx2_fma_usable(bits);
+    if (avx512) return Isa::avx512;
     if (avx2) return Isa::avx2;
 #endif
     return Isa::generic;

@@ -169,7 +169,7 @@ __attribute__((target("avx2"))) void run_avx2(T* p, const T* g, T* s1, std::int6
 template <class Chunk>
 void for_update_chunks(std::int64_t n, Chunk&& chunk) {
     constexpr std::int64_t kChunk = 16 * 1024;
-    const bool avx2 = active_isa() == Isa::avx2;
+    const bool avx2 = runs_avx2(active_isa());
     parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
         const std::int64_t lo = c * kChunk, len = std::min(n, lo + kChunk) - lo;
         chunk(lo, len, avx2);

@@ -23,7 +23,7 @@ template <class T>
 void softmax_exp_row(T* o, const T* a, T m, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) o[i] = a[i] - m;
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
-    if (active_isa() == Isa::avx2) {
+    if (runs_avx2(active_isa())) {
         avx2::map1(o, o, n, [](auto x) FASTMLP_AVX2 { return avx2::exp(x); });
         const T clamp = std::is_same_v<T, float> ? T(-87.3) : T(-708);
         for (std::int64_t i = 0; i < n; ++i)

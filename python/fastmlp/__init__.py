@@ -27,7 +27,7 @@ if _core.__version__ != __version__:
 
 
 def _choose_isa_from_environment() -> None:
-    """FASTMLP_ISA=generic|avx2 forces a kernel path (auto or unset: the best the CPU runs)."""
+    """FASTMLP_ISA=generic|avx2|avx512 forces a kernel path (auto or unset: the best the CPU runs)."""
     name = os.environ.get("FASTMLP_ISA", "").strip().lower()
     if name in ("", "auto"):
         return
@@ -125,6 +125,6 @@ def build_info() -> BuildInfo:
     ``openmp`` (bool), ``openmp_runtime`` (the file of the OpenMP runtime in use, None in a serial build),
     ``openmp_version``, ``simd`` (the instruction set the module is compiled
     for: baseline), ``isa`` (the micro-kernels in use, chosen at import from the CPU's features
-    or forced with the environment variable ``FASTMLP_ISA=generic|avx2``), ``isa_available``
+    or forced with the environment variable ``FASTMLP_ISA=generic|avx2|avx512``), ``isa_available``
     (the best this CPU supports) and ``max_threads``."""
     return _core.build_info().copy()  # a new dict per call: callers may edit theirs

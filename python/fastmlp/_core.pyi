@@ -136,6 +136,9 @@ def _workspaces_built() -> int:
 def _avx2_usable_for_bits(leaf1_ecx: int, leaf7_ebx: int, xcr0: int, has_leaf7: bool) -> bool:
     """Whether CPUID/XGETBV bits like these allow the AVX2+FMA kernels (a test hook of isa.hpp)."""
 
+def _avx512_usable_for_bits(leaf1_ecx: int, leaf7_ebx: int, xcr0: int, has_leaf7: bool) -> bool:
+    """Whether CPUID/XGETBV bits like these allow the AVX-512 kernels (a test hook of isa.hpp)."""
+
 def _parallel_raise_test(n_tasks: SupportsIndex, throw_at: SupportsIndex) -> int:
     """Runs n_tasks tasks in a parallel_for; task throw_at raises RuntimeError. Returns tasks run."""
 
@@ -249,7 +252,7 @@ def set_num_threads(n: SupportsIndex) -> None:
 
 def get_num_threads() -> int: ...
 def set_isa(name: str) -> None:
-    """Use the 'generic' or 'avx2' kernels from now on, process-wide."""
+    """Use the 'generic', 'avx2' or 'avx512' kernels from now on, process-wide."""
 
 def get_isa() -> str: ...
 def build_info() -> BuildInfo: ...

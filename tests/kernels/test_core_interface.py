@@ -120,7 +120,7 @@ def test_the_enum_tables_of_cpp_and_python_agree_in_order():
     assert _core.ACTIVATIONS == _validation.ACTIVATIONS
     assert _core.OUTPUTS == _validation.OUTPUTS
     assert tuple(optim._optimizer_classes()) == _core.OPTIMIZERS
-    assert _core.ISAS == ("generic", "avx2")
+    assert _core.ISAS == ("generic", "avx2", "avx512")
     _, _, attributes = _stub()
     assert {"ACTIVATIONS", "OUTPUTS", "OPTIMIZERS", "ISAS"} <= attributes
 

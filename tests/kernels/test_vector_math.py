@@ -46,7 +46,7 @@ def test_gelu_within_its_bound(isa):
     a = np.concatenate([inputs(), np.linspace(-13, 13, 100001, dtype=np.float32)])
     got = _core.activation_forward(a.reshape(1, -1), "gelu")[0]
     want = ref.activation_forward(a.astype(np.float64), "gelu")
-    if isa == "avx2":
+    if isa != "generic":  # the avx512 path runs the AVX2 gelu
         check(got[np.abs(a) <= 13], want[np.abs(a) <= 13], rel_ulps=4.0, floor=1e-30)
     else:
         check(got, want, rel_ulps=16.0, floor=1e-6)

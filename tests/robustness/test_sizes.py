@@ -14,7 +14,7 @@ import pytest
 import fastmlp
 from fastmlp import _core
 
-KC, MAX_MR, MAX_NR = 256, 6, 16  # gemm.hpp: kGemmKC, kMaxMR, kMaxNR
+KC, MAX_MR, MAX_NR = 256, 8, 32  # gemm.hpp: kGemmKC, kMaxMR, kMaxNR
 
 
 # scripts/sanitize.sh preloads ASan, whose allocator aborts on a request above 1 TiB

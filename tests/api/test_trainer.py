@@ -83,8 +83,8 @@ def test_shuffled_fit_follows_the_seeded_permutation():
     assert_params_close(net, W, b, 1e-12)
 
 
-# A first layer of at least 64 slivers (1024 float32 or 512 float64 outputs) packs the shuffled
-# rows of X it gathers (gemm.hpp, kPackScatteredRowsSlivers); narrower ones read them in place.
+# A first layer of at least 1024 float32 or 512 float64 outputs packs the shuffled rows of X it
+# gathers (gemm.hpp, kPackARowOfCBytes); narrower ones read them in place.
 @pytest.mark.parametrize("dtype,width,tol", [("float32", 1030, 1e-5), ("float64", 515, 1e-12)])
 def test_a_wide_first_layer_packs_the_shuffled_rows_and_still_follows_the_oracle(dtype, width, tol, isa, threads):
     net, X, y = problem(sizes=(20, width, 5), n=40, dtype=dtype, activation="relu")

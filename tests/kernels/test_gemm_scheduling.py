@@ -52,8 +52,10 @@ def test_the_hook_rejects_an_unknown_order(claim_order):
 # (a task then carries its columns through every block), a packed A (da^T with a k stride of
 # 520 floats: a pack phase and a column phase per block of k, with barriers), a single sliver
 # (one task for any thread count), edge tiles in both directions, more threads than slivers, and
-# a forward product shared by rows (an A of 600 KiB: B packed whole per block of k, then row tasks).
-PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100)]
+# a forward product shared by rows (an A of 600 KiB: B packed whole per block of k, then row tasks),
+# and contiguous rows of A packed because a row of C is wide (1030 outputs; kPackARowOfCBytes).
+PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100),
+                  (20, 40, 1030)]
 
 
 def products(x, W, b, da, h_prev):

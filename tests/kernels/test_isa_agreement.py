@@ -19,9 +19,9 @@ pytestmark = pytest.mark.skipif("avx512" not in fastmlp._core.ISAS[: fastmlp._co
 
 # (rows, in, out): one row; outputs 10 and 16 (the AVX2 kernel) and 17 and 33 (the AVX-512 one,
 # edge slivers); K of 1040 (five blocks of k); a k stride of 520 (da^T packed); A of 600 KiB
-# (row tasks); rows not a multiple of 8.
+# (row tasks); 1030 outputs (contiguous rows of A packed); rows not a multiple of 8.
 SHAPES = [(1, 784, 128), (1, 300, 40), (37, 50, 10), (37, 50, 16), (37, 50, 17), (29, 71, 33), (96, 1040, 300),
-          (300, 37, 520), (500, 300, 100), (128, 256, 256)]
+          (300, 37, 520), (500, 300, 100), (128, 256, 256), (20, 40, 1030)]
 
 
 def products(x, W, b, da, h_prev):

@@ -3,11 +3,13 @@
 // with the GIL held, then running fastmlp/mlp.hpp with the GIL released. Ctrl-C is polled
 // between batches. The single kernels used by the oracle tests are in kernels.cpp.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "fastmlp/dropout.hpp"
+#include "fastmlp/finite.hpp"
 #include "sparse.hpp"
 #include "workspace.hpp"
 
@@ -199,24 +201,6 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
     return py::make_tuple(s.loss_sum, s.n_correct, grads);
 }
 
-// Whether every value of the n values at x is finite: x - x is 0 for a finite x and NaN for an
-// infinity or a NaN, and a sum of zeros stays 0 while one NaN makes it NaN. Summed in 16 fixed
-// lanes, which GCC keeps in vector registers (one subtract and one add per value, no early
-// exit); the earlier boolean reduction ran as scalar code, 0.7 ms of a 1024-row prediction's
-// 2.3 ms on 784 features.
-template <class T>
-bool all_finite(const T* x, int64_t n) {
-    constexpr int kLanes = 16;
-    T acc[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l] - x[i + l];
-    for (; i < n; ++i) acc[0] += x[i] - x[i];
-    T total = 0;
-    for (int l = 0; l < kLanes; ++l) total += acc[l];
-    return total == 0;
-}
-
 template <class T>
 py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::list& biases, py::handle X_, py::handle y_,
                         bool want_preds, bool check_finite) {
@@ -243,13 +227,12 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
     fastmlp::LossStats s;
     bool finite = true;
     {
-        ReleasedGil nogil;  // the scan of X too: a large X takes a while, and other threads may run
-        if (check_finite)   // a sparse X's stored values are all its values that are not zero
-            finite = sparse ? all_finite(static_cast<const T*>(csr.data.data()), csr.data.size())
-                            : all_finite(cptr<T>(X), N * ws.sizes[0]);
-        if (finite)
+        ReleasedGil nogil;           // the scan of X too: a large X takes a while, and other threads may run
+        if (check_finite && sparse)  // a sparse X's stored values are all its values that are not zero
+            finite = fastmlp::all_finite_shared(static_cast<const T*>(csr.data.data()), csr.data.size());
+        if (finite)  // a dense X is scanned chunk by chunk, just before each forward pass
             s = fastmlp::evaluate(ws.get<T>(), L.layers, sparse ? nullptr : cptr<T>(X), y.view, N, p,
-                                  sparse ? &csr.view : nullptr);
+                                  sparse ? &csr.view : nullptr, check_finite && !sparse ? &finite : nullptr);
     }
     // The caller's fast path passes X unchecked but for its type and dtype: refused here, it
     // runs its own checks, whose message names the problem.

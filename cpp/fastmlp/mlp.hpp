@@ -18,6 +18,7 @@
 #include "checked.hpp"
 #include "dense.hpp"
 #include "dropout.hpp"
+#include "finite.hpp"
 #include "losses.hpp"
 #include "optim.hpp"
 #include "softmax_xent.hpp"
@@ -440,14 +441,21 @@ EpochStats train_epoch(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layer
 // writes the output layer's predictions (N, K): softmax probabilities, sigmoids, or the raw
 // outputs of an identity output; with targets set, also returns the summed loss and correct
 // count. Rows never interact, so the chunking does not change a single bit of the results.
-// With csr set, X is csr's N rows (X null).
+// With csr set, X is csr's N rows (X null). With input_finite set (dense X), each chunk of rows is
+// scanned just before its forward pass, while it is about to be read anyway (from cache then, not
+// twice from memory): at the first NaN or infinity *input_finite becomes false and the pass stops,
+// the predictions unfinished (the caller refuses X).
 template <class T>
 LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, const T* X, const Targets<T>& y,
-                   std::int64_t N, T* preds, const CsrRows<T>* csr = nullptr) {
+                   std::int64_t N, T* preds, const CsrRows<T>* csr = nullptr, bool* input_finite = nullptr) {
     const std::int64_t IN = ws.sizes[0], K = ws.sizes.back();
     LossStats totals;
     for (std::int64_t start = 0; start < N; start += ws.max_batch) {
         const std::int64_t B = std::min(ws.max_batch, N - start);
+        if (input_finite != nullptr && X != nullptr && !all_finite_shared(X + start * IN, B * IN)) {
+            *input_finite = false;
+            return totals;
+        }
         const CsrRows<T> xs = csr != nullptr ? csr->batch(start) : CsrRows<T>{};
         const T* logits = forward_pass(ws, layers, X != nullptr ? X + start * IN : nullptr, B, nullptr, nullptr,
                                        csr != nullptr ? &xs : nullptr);

@@ -27,10 +27,20 @@ EVAL_MACS_PER_CALL = 1 << 30
 EVAL_MIN_ROWS = 64
 
 
-def eval_rows_per_call(layer_sizes: Sequence[int]) -> int:
-    """Rows per native forward call for a network of `layer_sizes` (see the constants above)."""
+def eval_call_rows(layer_sizes: Sequence[int]) -> int:
+    """Rows per native forward call of a dense prediction for a network of `layer_sizes`: as many
+    as EVAL_MACS_PER_CALL multiply-adds allow, at least EVAL_MIN_ROWS. The native call runs them
+    in chunks of its workspace's rows (:func:`eval_rows_per_call`, at most EVAL_CHUNK), so that
+    a small network predicting 4096 rows makes one call from Python, not four."""
     macs_per_row = sum(i * o for i, o in zip(layer_sizes[:-1], layer_sizes[1:]))
-    return min(EVAL_CHUNK, max(EVAL_MIN_ROWS, EVAL_MACS_PER_CALL // max(1, macs_per_row)))
+    return max(EVAL_MIN_ROWS, EVAL_MACS_PER_CALL // max(1, macs_per_row))
+
+
+def eval_rows_per_call(layer_sizes: Sequence[int]) -> int:
+    """Rows of a forward workspace for a network of `layer_sizes`, the chunk a native forward
+    call runs at a time, and the rows per call where calls are not sized otherwise (see the
+    constants above)."""
+    return min(EVAL_CHUNK, eval_call_rows(layer_sizes))
 
 
 def check_dropout_seed(seed: object) -> int:
@@ -46,17 +56,19 @@ def check_dropout_seed(seed: object) -> int:
 
 def evaluate_rows(
     ws: _core.Workspace, weights: list[NDArray[np.floating[Any]]], biases: list[NDArray[np.floating[Any]]],
-    X: Rows, y: NDArray[Any] | None, want_preds: bool, check_finite: bool = False,
+    X: Rows, y: NDArray[Any] | None, want_preds: bool, check_finite: bool = False, call_rows: int | None = None,
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
-    """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most
-    ``ws.max_batch`` rows (a workspace from ``Network._eval_workspace``, sized by
-    :func:`eval_rows_per_call`), so that Ctrl-C is
-    seen between two calls instead of after the whole pass. The summed loss, the correct count
-    and the predictions are bitwise those of one call: the native loop sums the same chunks in
-    the same order. X of at most one chunk is one call, with nothing allocated here.
+    """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most `call_rows`
+    rows (default ``ws.max_batch``, the rows of a workspace from ``Network._eval_workspace``,
+    sized by :func:`eval_rows_per_call`; a multiple of them, :func:`eval_call_rows`, for dense
+    predictions), so that Ctrl-C is seen between two calls instead of after the whole pass. The
+    summed loss, the correct count and the predictions are bitwise those of one call: the native
+    loop sums the same chunks of ``ws.max_batch`` rows in the same order. X of at most one call
+    is one call, with nothing allocated here.
     With `check_finite`, the native call refuses a NaN or infinity in X (ValueError): the
     prediction fast path passes X unchecked but for its type, dtype and shape."""
-    n, step = len(X), ws.max_batch
+    n = len(X)
+    step = ws.max_batch if call_rows is None else max(ws.max_batch, call_rows // ws.max_batch * ws.max_batch)
     if n <= step:
         return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None

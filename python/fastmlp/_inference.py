@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _core
-from ._forward import EVAL_MIN_ROWS, eval_rows_per_call, evaluate_rows
+from ._forward import EVAL_MIN_ROWS, eval_call_rows, eval_rows_per_call, evaluate_rows
 from ._lock import FairRLock
 from ._sparse import CsrRows, Rows, check_input, sparse_rows_per_call
 from ._validation import check_parameters, check_y
@@ -103,7 +103,9 @@ class InferenceMixin:
             dtype, sizes, activations, output, max_batch, ws = cache
             if (dtype is self._dtype and sizes is self._layer_sizes and activations is self._activations
                     and output is self._output):
-                if rows <= max_batch:  # then rows_per_call(rows) <= max_batch too, uncomputed
+                # More rows than the workspace holds are run in chunks of its rows: it serves
+                # whenever it holds one call's chunk (rows_per_call, uncomputed when rows fit).
+                if rows <= max_batch or rows_per_call(rows, self._layer_sizes) <= max_batch:
                     return ws  # type: ignore[no-any-return]
                 need = max_batch
         need = max(need, rows_per_call(rows, self._layer_sizes))
@@ -130,8 +132,11 @@ class InferenceMixin:
         with self._locked():
             sparse = isinstance(X, CsrRows)
             ws = self._eval_workspace(len(X), X) if sparse else self._predict_workspace(len(X))
+            # Dense rows: native calls of eval_call_rows (by work, for Ctrl-C), each run in chunks
+            # of the workspace's rows; sparse rows: one chunk a call.
+            call_rows = None if sparse or len(X) <= EVAL_MIN_ROWS else eval_call_rows(self._layer_sizes)
             try:
-                return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast)
+                return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast, call_rows)
             except (TypeError, ValueError):
                 if fast:
                     check_input(X, self._layer_sizes[0], self._dtype)

@@ -60,6 +60,24 @@ def test_a_second_call_builds_no_workspace():
     assert _core._workspaces_built() == built
 
 
+def test_more_rows_than_one_chunk_build_no_workspace_the_second_time():
+    # 3000 rows run in chunks of the workspace's 1024 (EVAL_CHUNK): the kept workspace holds a
+    # chunk and serves every later call of any size (it was built again on each such call).
+    net = Network([12, 16, 3], seed=0)
+    X = np.random.default_rng(2).standard_normal((3000, 12)).astype(np.float32)
+    y = np.arange(3000) % 3
+    net.predict_proba(X)
+    built = _core._workspaces_built()
+    got = {}
+    for rows in (3000, 2048, 1025, 5):
+        got[rows] = net.predict_proba(X[:rows])
+        net.loss(X[:rows], y[:rows])
+    assert _core._workspaces_built() == built
+    assert net._predict_cache[-1].max_batch == forward.EVAL_CHUNK
+    for rows, out in got.items():  # the chunked calls give one fresh call's bits
+        assert np.array_equal(out, _predicted(net, X[:rows]))
+
+
 def test_the_kept_workspace_keeps_the_rows_per_call_of_ctrl_c(monkeypatch):
     # Ctrl-C is seen between native calls (tests/robustness/test_interrupt_inference.py): the
     # kept workspace never holds more rows than one call may take.
@@ -223,6 +241,23 @@ def test_the_fast_path_finds_one_non_finite_value_anywhere(dtype, value):
         bad.flat[position] = value
         with pytest.raises(ValueError, match="X contains"):
             net.predict_proba(bad)
+
+
+@pytest.mark.parametrize("row", [0, 1023, 1024, 2500, 4095])
+def test_the_fast_path_finds_a_non_finite_value_in_any_chunk(row):
+    # 4096 rows run as one native call in chunks of 1024 rows, each scanned just before its
+    # forward pass (mlp.hpp, evaluate): a NaN in the last chunk still refuses all of X, with the
+    # message of the Python checks, and the workspace is not left unusable.
+    net = Network([64, 32, 5], seed=0)
+    X = np.random.default_rng(3).standard_normal((4096, 64)).astype(np.float32)
+    want = net.predict_proba(X)
+    bad = X.copy()
+    bad[row, 17] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.predict_proba(bad)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.loss(bad, np.zeros(4096, dtype=np.int64))
+    assert np.array_equal(net.predict_proba(X), want)
 
 
 def test_the_fast_path_keeps_the_messages_for_broken_parameters():

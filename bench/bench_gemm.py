@@ -1,11 +1,12 @@
 """Kernel micro-benchmark: GFLOP/s of the three GEMM forms of backprop in fastmlp._core against
-numpy.matmul of the same product, at 1 and N threads, with the best kernels and the generic ones.
+numpy.matmul of the same product, at 1 and N threads, with the best kernels and a lower path (the
+generic ones, or with --compare avx2 the AVX2 kernel on an AVX-512 CPU).
 
 Holds the shape table (every layer of the training cases, plus 1024^3), the interleaved timing loop
 and the table. Deliberately times through the Python bindings as users reach them: each call
 allocates its result and packing scratch (numpy.matmul allocates its result too), so the smallest
 shapes measure call overhead as much as arithmetic. No training, no assertion about speed.
-Usage: python bench/bench_gemm.py [--threads 2] [--repeats 5] [--quick] [--json gemm.json]
+Usage: python bench/bench_gemm.py [--threads 2] [--repeats 5] [--quick] [--compare ISA] [--json gemm.json]
 """
 
 import argparse
@@ -21,6 +22,7 @@ import numpy as np
 import fastmlp
 from fastmlp import _core
 from fastmlp.bench import blas_thread_limiter, usable_cores
+from fastmlp.bench._timing import settle
 
 # (B, IN, OUT) of every layer of the bench cases: a layer is W (OUT, IN) applied to a batch of B rows.
 LAYER_SHAPES = (
@@ -88,10 +90,10 @@ def _gflops(call, flop, min_seconds):
             return flop * calls / elapsed / 1e9
 
 
-def measure(shapes, threads, repeats, min_seconds, say):
+def measure(shapes, threads, repeats, min_seconds, say, compare="generic", pause_seconds=0.05):
     blas_limits = blas_thread_limiter()
     best_isa = fastmlp.build_info()["isa_available"]
-    isas = [best_isa] + (["generic"] if best_isa != "generic" else [])
+    isas = [best_isa] + ([compare] if best_isa != compare else [])
     thread_counts = sorted({1, threads})
     rng = np.random.default_rng(0)
     rows = []
@@ -120,6 +122,10 @@ def measure(shapes, threads, repeats, min_seconds, say):
             for round_index in range(repeats):
                 shift = round_index % len(configurations)
                 for label, call, context in configurations[shift:] + configurations[:shift]:
+                    # Until the last configuration's threads are idle: OpenBLAS's spin for about
+                    # 0.1 s after a call, and a two-thread run right after numpy's measured half
+                    # a core short (the 128 x 784 x 256 dh product then "scaled" 1.02x).
+                    settle(pause_seconds)
                     with context():
                         rates[label].append(_gflops(call, flop, min_seconds))
             rows.append({
@@ -135,13 +141,15 @@ def measure(shapes, threads, repeats, min_seconds, say):
 
 def format_table(rows, isas, thread_counts, numpy_threads_controlled):
     best, many = isas[0], thread_counts[-1]
+    other = isas[1] if len(isas) > 1 else None  # the lower kernel path timed beside the best
     numpy_key = (lambda n: f"numpy@{n}") if numpy_threads_controlled else (lambda n: "numpy@None")
     header = ["form", "product", "B", "IN", "OUT"]
     header += [f"{best} {n}t" for n in thread_counts]
     header += [f"numpy {n}t" for n in thread_counts]
     header += [f"{best}/numpy {n}t" for n in thread_counts]
-    if "generic" in isas:
-        header += [f"generic {n}t" for n in thread_counts]
+    if other is not None:
+        header += [f"{other} {n}t" for n in thread_counts]
+        header += [f"{best}/{other} {n}t" for n in thread_counts]
     if many > 1:
         header += [f"{best} {many}t/1t"]
     table = [header]
@@ -151,8 +159,9 @@ def format_table(rows, isas, thread_counts, numpy_threads_controlled):
         line += [f"{g[f'{best}@{n}']:.1f}" for n in thread_counts]
         line += [f"{g[numpy_key(n)]:.1f}" for n in thread_counts]
         line += [f"{g[f'{best}@{n}'] / g[numpy_key(n)]:.2f}" for n in thread_counts]
-        if "generic" in isas:
-            line += [f"{g[f'generic@{n}']:.1f}" for n in thread_counts]
+        if other is not None:
+            line += [f"{g[f'{other}@{n}']:.1f}" for n in thread_counts]
+            line += [f"{g[f'{best}@{n}'] / g[f'{other}@{n}']:.2f}" for n in thread_counts]
         if many > 1:
             line += [f"{g[f'{best}@{many}'] / g[f'{best}@1']:.2f}"]
         table.append(line)
@@ -171,15 +180,21 @@ def main(argv=None):
         prog="bench_gemm.py",
         description="GFLOP/s (2*B*IN*OUT per product) of fastmlp's forward (x W^T), dh (da W) and dW "
                     "(da^T h) kernels against numpy.matmul of the same float32 product, at 1 and N "
-                    "threads, with the best kernel path and the generic one; medians of interleaved rounds.")
+                    "threads, with the best kernel path and a lower one (--compare); medians of interleaved rounds.")
     parser.add_argument("--threads", type=int, default=usable_cores(), metavar="N",
                         help=f"the multi-threaded column's thread count (default: the usable cores, "
                              f"{usable_cores()})")
     parser.add_argument("--repeats", type=int, default=None, metavar="N", help="rounds (default 5; 2 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: shapes under {QUICK_MAX_FLOP:.0e} FLOP, short timings")
+    parser.add_argument("--compare", choices=list(_core.ISAS), default="generic", metavar="ISA",
+                        help="the lower kernel path to time beside the best one: generic (default), or avx2 "
+                             "on an AVX-512 CPU to see what its kernel adds")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write every number to this file")
     args = parser.parse_args(argv)
+    best = fastmlp.build_info()["isa_available"]
+    if _core.ISAS.index(args.compare) > _core.ISAS.index(best):
+        parser.error(f"--compare {args.compare}: this CPU's best kernel path is {best}")
     if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads and --repeats must be at least 1")
     repeats = args.repeats or (2 if args.quick else 5)
@@ -191,7 +206,8 @@ def main(argv=None):
 
     command = " ".join(["python bench/bench_gemm.py", *(sys.argv[1:] if argv is None else argv)])
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    rows, isas, thread_counts, numpy_controlled = measure(shapes, args.threads, repeats, min_seconds, say)
+    rows, isas, thread_counts, numpy_controlled = measure(shapes, args.threads, repeats, min_seconds, say,
+                                                          args.compare, 0.02 if args.quick else 0.05)
     info = fastmlp.build_info()
     print(f"fastmlp GEMM kernels vs numpy.matmul, float32, GFLOP/s = 2*B*IN*OUT / time per call, median of "
           f"{repeats} interleaved rounds ({min_seconds:g} s of calls each)")

@@ -142,6 +142,13 @@ def test_gemm_micro_benchmark_quick(tmp_path):
     assert all(value["median"] > 0 for row in rows for value in row["gflops"].values())
 
 
+def test_gemm_micro_benchmark_refuses_a_path_it_cannot_compare(tmp_path):
+    script = REPO_ROOT / "bench" / "bench_gemm.py"
+    result = subprocess.run([sys.executable, str(script), "--quick", "--compare", "sse9"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--compare" in result.stderr and "avx2" in result.stderr
+
+
 def test_bench_rejects_an_unknown_case(tmp_path):
     result = run_fastmlp("bench", "--cases", "no-such-case", cwd=tmp_path)
     assert result.returncode == 2

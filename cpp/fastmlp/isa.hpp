@@ -2,10 +2,10 @@
 // baseline x86-64 (no -march=native), and the AVX2+FMA and AVX-512 micro-kernels are compiled
 // separately with target attributes and only called when the CPU reports their features. The
 // paths are ordered: each one's CPU can run every path before it, and the AVX-512 path runs the
-// AVX2 code wherever it has no wider kernel of its own (everything but the GEMM micro-kernel). The features are
-// read with CPUID/XGETBV here, not with __builtin_cpu_supports: that builtin reads data a
-// compiler runtime fills in at start-up, and a runtime that leaves it at zero (zig's, for one)
-// would silently select the generic kernels on an AVX2 CPU.
+// AVX2 code wherever it has no wider kernel of its own (everything but the GEMM micro-kernel).
+// The features are read with CPUID/XGETBV here, not with __builtin_cpu_supports: that builtin
+// reads data a compiler runtime fills in at start-up, and a runtime that leaves it at zero
+// (zig's, for one) would silently select the generic kernels on an AVX2 CPU.
 #pragma once
 
 #include <atomic>

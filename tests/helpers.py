@@ -66,3 +66,19 @@ def malformed_csr(X, how):
     bad = sp.csr_matrix(X.shape, dtype=X.dtype)
     bad.indptr, bad.indices, bad.data = indptr, indices, data
     return bad
+
+
+def gemm_products(x, W, b, da, h_prev, activations=("relu", "tanh")):
+    """Every product form of the GEMM engine through _core, for tests that compare paths or thread
+    counts bitwise: the forward with each of `activations`, the input gradient fused with tanh's g',
+    the weight and bias gradients, and the plain SGD step (which reads its own copy of W)."""
+    from fastmlp import _core
+
+    stepped = W.copy()
+    _core.sgd_update(stepped, W, 0.1)
+    return [
+        *(_core.dense_forward(x, W, b, g) for g in activations),
+        _core.dense_backward_input(da, W, h_prev, "tanh"),
+        *_core.dense_backward_params(da, h_prev),
+        stepped,
+    ]

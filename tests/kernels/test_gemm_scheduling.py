@@ -14,6 +14,7 @@ import pytest
 import fastmlp
 import fastmlp.optim
 from fastmlp import _core
+from tests.helpers import gemm_products
 
 ORDERS = ["forward", "reversed", "interleaved"]
 THREADS = [1, 2, 3, 8]
@@ -58,18 +59,6 @@ PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (
                   (20, 40, 1030)]
 
 
-def products(x, W, b, da, h_prev):
-    p = W.copy()
-    _core.sgd_update(p, W, 0.1)
-    return [
-        _core.dense_forward(x, W, b, "relu"),
-        _core.dense_forward(x, W, b, "tanh"),
-        _core.dense_backward_input(da, W, h_prev, "tanh"),
-        *_core.dense_backward_params(da, h_prev),
-        p,
-    ]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,IN,OUT", PRODUCT_SHAPES)
 def test_products_are_bitwise_identical_in_any_claim_order(rng, threads, claim_order, dtype, B, IN, OUT):
@@ -77,12 +66,12 @@ def test_products_are_bitwise_identical_in_any_claim_order(rng, threads, claim_o
     da = data(rng, (B, OUT), dtype)
     h_prev = _core.activation_forward(data(rng, (B, IN), dtype), "tanh")
     threads(1)
-    want = [a.tobytes() for a in products(x, W, b, da, h_prev)]
+    want = [a.tobytes() for a in gemm_products(x, W, b, da, h_prev)]
     for order in ORDERS:
         claim_order(order)
         for n in THREADS:
             threads(n)
-            got = [a.tobytes() for a in products(x, W, b, da, h_prev)]
+            got = [a.tobytes() for a in gemm_products(x, W, b, da, h_prev)]
             assert got == want, (order, n)
 
 

@@ -13,6 +13,7 @@ import pytest
 import fastmlp
 import fastmlp.optim
 from fastmlp import _core
+from tests.helpers import gemm_products
 
 pytestmark = pytest.mark.skipif("avx512" not in fastmlp._core.ISAS[: fastmlp._core.ISAS.index(
     fastmlp.build_info()["isa_available"]) + 1], reason="this CPU has no AVX-512 path to compare")
@@ -22,18 +23,6 @@ pytestmark = pytest.mark.skipif("avx512" not in fastmlp._core.ISAS[: fastmlp._co
 # (row tasks); 1030 outputs (contiguous rows of A packed); rows not a multiple of 8.
 SHAPES = [(1, 784, 128), (1, 300, 40), (37, 50, 10), (37, 50, 16), (37, 50, 17), (29, 71, 33), (96, 1040, 300),
           (300, 37, 520), (500, 300, 100), (128, 256, 256), (20, 40, 1030)]
-
-
-def products(x, W, b, da, h_prev):
-    p = W.copy()
-    _core.sgd_update(p, W, 0.1)
-    return [
-        _core.dense_forward(x, W, b, "relu"),
-        _core.dense_forward(x, W, b, "gelu"),
-        _core.dense_backward_input(da, W, h_prev, "tanh"),
-        *_core.dense_backward_params(da, h_prev),
-        p,
-    ]
 
 
 def on(isa, fn):
@@ -54,10 +43,10 @@ def test_products_on_avx512_are_bitwise_those_of_avx2(rng, threads, dtype, B, IN
     da = rng.uniform(-1, 1, (B, OUT)).astype(dtype)
     h_prev = np.tanh(rng.uniform(-1, 1, (B, IN))).astype(dtype)
     threads(1)
-    want = [a.tobytes() for a in on("avx2", lambda: products(x, W, b, da, h_prev))]
+    want = [a.tobytes() for a in on("avx2", lambda: gemm_products(x, W, b, da, h_prev, ("relu", "gelu")))]
     for n in (1, 2, 3):
         threads(n)
-        got = [a.tobytes() for a in on("avx512", lambda: products(x, W, b, da, h_prev))]
+        got = [a.tobytes() for a in on("avx512", lambda: gemm_products(x, W, b, da, h_prev, ("relu", "gelu")))]
         assert got == want, n
 
 

@@ -308,7 +308,8 @@ void bind_network(py::module_& m) {
         py::arg("want_preds") = true, py::arg("check_finite") = false,
         "Forward pass (no dropout) in chunks of max_batch rows. Returns (summed loss, correct count,\n"
         "predictions or None): softmax probabilities, sigmoids, or the outputs of an identity output.\n"
-        "With check_finite, a NaN or infinity in X is refused (ValueError) before any work.");
+        "With check_finite, a NaN or infinity in X is refused (ValueError), found by the first layer's\n"
+        "product without a separate pass over X (mlp.hpp, evaluate).");
 }
 
 }  // namespace fastmlp_py

@@ -20,14 +20,17 @@ namespace fastmlp {
 // out = g(x W^T + b)
 // x (B, IN), W (OUT, IN), b (OUT), out (B, OUT); out must not alias x or W.
 // Overwrites out. Scratch reserved for (B, OUT).
-// With x_rows set, row r of x is x[x_rows[r]] (a shuffled batch read in place).
+// With x_rows set, row r of x is x[x_rows[r]] (a shuffled batch read in place). With nonfinite,
+// it is set when an element of x W^T is NaN or infinite (see EpilogueArgs).
 template <class T>
 void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN, std::int64_t OUT,
-                   Activation g, GemmScratch<T>& scratch, const std::int64_t* x_rows = nullptr) {
+                   Activation g, GemmScratch<T>& scratch, const std::int64_t* x_rows = nullptr,
+                   std::atomic<bool>* nonfinite = nullptr) {
     GemmProblem<T> p{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, {}};
     p.epilogue.kind = Epilogue::bias_activation;
     p.epilogue.bias = b;
     p.epilogue.g = g;
+    p.epilogue.nonfinite = nonfinite;
     gemm(p, scratch);
 }
 

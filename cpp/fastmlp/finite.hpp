@@ -1,6 +1,6 @@
 // Whether values are all finite: the check of X that a prediction's fast path leaves to the native
-// call (evaluate in mlp.hpp scans each chunk of rows just before its forward pass, while they are
-// about to be read anyway).
+// call (evaluate in mlp.hpp scans a chunk of rows when its first product came out non-finite), the
+// check of a sparse X's stored values, and of the products in the forward epilogue (gemm.hpp).
 #pragma once
 
 #include <algorithm>

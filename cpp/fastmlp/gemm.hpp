@@ -31,6 +31,7 @@
 
 #include "activations.hpp"
 #include "checked.hpp"
+#include "finite.hpp"
 #include "gemm_avx2.hpp"
 #include "gemm_avx512.hpp"
 #include "isa.hpp"
@@ -67,7 +68,9 @@ struct EpilogueArgs {
     T* W = nullptr;  // sgd_step, row stride ldw
     std::int64_t ldw = 0;
     T lr = T(0);
-    // sgd_step: set (never cleared) when a new weight is NaN or infinite.
+    // sgd_step: set (never cleared) when a new weight is NaN or infinite. bias_activation: when
+    // given, set when a product (A B)[m, n] is NaN or infinite, before the bias and g: a
+    // prediction's first layer learns so whether X may hold a NaN or infinity (mlp.hpp, evaluate).
     std::atomic<bool>* nonfinite = nullptr;
 };
 
@@ -281,7 +284,8 @@ void pack_b(T* dst, const View<T>& B, std::int64_t n0, std::int64_t N, std::int6
     }
 }
 
-// Returns whether the SGD step made a weight NaN or infinite (false for the other kinds).
+// Returns whether the SGD step made a weight NaN or infinite, or with bias_activation and
+// e.nonfinite whether a product was NaN or infinite (false otherwise).
 template <class T>
 bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64_t m0, std::int64_t n0, std::int64_t mr,
                     std::int64_t nr) {
@@ -292,6 +296,7 @@ bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
             case Epilogue::store:
                 break;
             case Epilogue::bias_activation:
+                if (e.nonfinite != nullptr && !all_finite(row, nr)) bad = true;
                 bias_activation_forward(row, row, e.bias + n0, nr, e.g);
                 break;
             case Epilogue::times_gprime:

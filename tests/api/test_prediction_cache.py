@@ -260,6 +260,34 @@ def test_the_fast_path_finds_a_non_finite_value_in_any_chunk(row):
     assert np.array_equal(net.predict_proba(X), want)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_product_that_overflows_is_not_taken_for_a_nonfinite_x(dtype):
+    # The first layer's product flags NaN/inf (mlp.hpp, evaluate), and only then is X scanned:
+    # a finite X whose product overflows, or a NaN written into W_1, gives non-finite predictions
+    # as NumPy would, not a refusal of X.
+    net = Network([6, 4, 3], dtype=dtype, seed=0)
+    X = np.full((5, 6), np.finfo(dtype).max / 2, dtype=dtype)
+    net.weights[0][...] = 3.0  # every product 6 x 3 x max/2: +inf
+    out = net.predict_proba(X)
+    assert out.shape == (5, 3) and not np.all(np.isfinite(out))
+    net.weights[0][0, 0] = np.nan  # the product's column 0 is NaN; X is finite: no refusal
+    assert net.predict_proba(np.ones((2, 6), dtype=dtype)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])  # gelu keeps its pre-activation: another branch
+@pytest.mark.parametrize("rows", [1, 7, 300])  # one row, a few, and more than a sliver's worth of tasks
+def test_a_nonfinite_x_is_refused_on_every_forward_branch(activation, rows):
+    net = Network([40, 24, 3], activation=activation, seed=0)
+    X = np.random.default_rng(4).standard_normal((rows, 40)).astype(np.float32)
+    want = net.predict_proba(X)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = X.copy()
+        bad[rows - 1, 39] = value
+        with pytest.raises(ValueError, match="X contains"):
+            net.predict_proba(bad)
+    assert np.array_equal(net.predict_proba(X), want)
+
+
 def test_the_fast_path_keeps_the_messages_for_broken_parameters():
     net = Network([12, 16, 3], seed=0)
     X, _ = _data()

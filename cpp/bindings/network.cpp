@@ -230,7 +230,7 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
         ReleasedGil nogil;           // the scan of X too: a large X takes a while, and other threads may run
         if (check_finite && sparse)  // a sparse X's stored values are all its values that are not zero
             finite = fastmlp::all_finite_shared(static_cast<const T*>(csr.data.data()), csr.data.size());
-        if (finite)  // a dense X is scanned chunk by chunk, just before each forward pass
+        if (finite)  // a dense X: its first product flags a NaN or infinity (mlp.hpp, evaluate)
             s = fastmlp::evaluate(ws.get<T>(), L.layers, sparse ? nullptr : cptr<T>(X), y.view, N, p,
                                   sparse ? &csr.view : nullptr, check_finite && !sparse ? &finite : nullptr);
     }

@@ -60,15 +60,16 @@ def evaluate_rows(
 ) -> tuple[float, int, NDArray[np.floating[Any]] | None]:
     """``_core.evaluate`` over X (checked, C-contiguous) in native calls of at most `call_rows`
     rows (default ``ws.max_batch``, the rows of a workspace from ``Network._eval_workspace``,
-    sized by :func:`eval_rows_per_call`; a multiple of them, :func:`eval_call_rows`, for dense
-    predictions), so that Ctrl-C is seen between two calls instead of after the whole pass. The
-    summed loss, the correct count and the predictions are bitwise those of one call: the native
-    loop sums the same chunks of ``ws.max_batch`` rows in the same order. X of at most one call
-    is one call, with nothing allocated here.
+    sized by :func:`eval_rows_per_call`; more, :func:`eval_call_rows`, for dense predictions
+    without targets), so that Ctrl-C is seen between two calls instead of after the whole pass.
+    The predictions and the correct count are bitwise those of one call, rows being independent;
+    so is the summed loss when each call is one chunk (the default): Python adds the chunks' sums
+    in the order the native loop does. X of at most one call is one call, with nothing allocated
+    here.
     With `check_finite`, the native call refuses a NaN or infinity in X (ValueError): the
     prediction fast path passes X unchecked but for its type, dtype and shape."""
     n = len(X)
-    step = ws.max_batch if call_rows is None else max(ws.max_batch, call_rows // ws.max_batch * ws.max_batch)
+    step = ws.max_batch if call_rows is None else max(ws.max_batch, call_rows)
     if n <= step:
         return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None

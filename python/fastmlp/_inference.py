@@ -132,9 +132,11 @@ class InferenceMixin:
         with self._locked():
             sparse = isinstance(X, CsrRows)
             ws = self._eval_workspace(len(X), X) if sparse else self._predict_workspace(len(X))
-            # Dense rows: native calls of eval_call_rows (by work, for Ctrl-C), each run in chunks
-            # of the workspace's rows; sparse rows: one chunk a call.
-            call_rows = None if sparse or len(X) <= EVAL_MIN_ROWS else eval_call_rows(self._layer_sizes)
+            # Dense predictions: native calls of eval_call_rows (by work, for Ctrl-C), each run in
+            # chunks of the workspace's rows. With targets, one chunk a call, as for sparse rows:
+            # Python then adds the chunks' loss sums in the order one native call would, so a
+            # loss keeps its bits however X is cut into calls (a sum of calls' sums would not).
+            call_rows = None if sparse or y is not None or len(X) <= EVAL_MIN_ROWS else eval_call_rows(self._layer_sizes)
             try:
                 return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast, call_rows)
             except (TypeError, ValueError):

@@ -111,6 +111,26 @@ def test_chunk_rows_follow_the_work_per_row(monkeypatch):
     assert fastmlp.Network([784, 1024, 10])._eval_workspace(10**6).max_batch == 1024
 
 
+def test_predictions_in_calls_of_several_chunks_keep_the_loss_of_one_native_call(monkeypatch):
+    # Predictions go in native calls of several workspace chunks (eval_call_rows); a loss must
+    # still add its chunks' sums in one native call's order, not a sum of the calls' sums.
+    monkeypatch.setattr(forward, "EVAL_CHUNK", 100)  # the workspace: 100 rows a chunk
+    monkeypatch.setattr(forward, "EVAL_MACS_PER_CALL", 300 * (32 * 48 + 48 * 5))  # 300 rows a call
+    rng = np.random.default_rng(5)
+    net = fastmlp.Network([32, 48, 5], seed=0)
+    X = rng.standard_normal((2950, 32)).astype(np.float32) * 30  # large, varied per-row losses
+    y = rng.integers(0, 5, 2950)
+    calls = _counting_evaluate(monkeypatch)
+    preds = net.predict_proba(X)
+    assert [len(x) for _, x in calls] == [300] * 9 + [250]  # several chunks a call
+    ws = net._eval_workspace(len(X))
+    assert ws.max_batch == 100
+    one_loss, one_correct, one_preds = forward._core.evaluate(ws, *net._params(), X, y, True)
+    assert np.array_equal(preds, one_preds)
+    assert net.loss(X, y) == one_loss / len(X)
+    assert net.accuracy(X, y) == one_correct / len(X)
+
+
 def test_chunked_results_are_bitwise_those_of_one_native_call():
     rng = np.random.default_rng(1)
     net = fastmlp.Network([32, 48, 5], seed=0)

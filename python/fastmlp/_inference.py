@@ -136,7 +136,8 @@ class InferenceMixin:
             # chunks of the workspace's rows. With targets, one chunk a call, as for sparse rows:
             # Python then adds the chunks' loss sums in the order one native call would, so a
             # loss keeps its bits however X is cut into calls (a sum of calls' sums would not).
-            call_rows = None if sparse or y is not None or len(X) <= EVAL_MIN_ROWS else eval_call_rows(self._layer_sizes)
+            in_chunks = sparse or y is not None or len(X) <= EVAL_MIN_ROWS
+            call_rows = None if in_chunks else eval_call_rows(self._layer_sizes)
             try:
                 return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast, call_rows)
             except (TypeError, ValueError):

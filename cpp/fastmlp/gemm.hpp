@@ -356,7 +356,18 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
                                    a_stride * g.kc_max * static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes;
     g.kernel_step = p.epilogue.kind == Epilogue::sgd_step;
     // Without barriers (A read in place) a product pays only the fork and join to be shared.
-    g.threads = threads_for(g.n_slivers, M * N * K / (g.direct_a ? kGemmDirectWorkScale : kGemmWorkScale));
+    const std::int64_t share_work = M * N * K / (g.direct_a ? kGemmDirectWorkScale : kGemmWorkScale);
+    g.threads = threads_for(g.n_slivers, share_work);
+    // Too few slivers of B to share by columns (an output layer of 10 classes is one sliver)
+    // but rows enough: shared by rows (below), where it would otherwise run on one thread while
+    // the others wait at the next barrier.
+    const std::int64_t elem = static_cast<std::int64_t>(sizeof(T));
+    const bool row_eligible = g.direct_a && !g.kernel_step && p.A.rows == nullptr &&
+                              g.n_slivers * NR * g.kc_max * elem <= kRowTasksBBytes;
+    const int by_rows = threads_wanted(g.m_slivers, share_work);
+    const bool narrow =
+        row_eligible && g.n_slivers < by_rows && g.m_slivers >= 2 * kGemmTasksPerThread * std::int64_t{by_rows};
+    if (narrow) g.threads = threads_for(g.m_slivers, share_work);
     // With A in place, a task computes its columns through every block of k, its strip of C (the
     // rows of a block x the task's columns) staying in L2 meanwhile: at most this many slivers.
     // With A packed (the packing space holds one block of k) tasks are per block of k.
@@ -370,9 +381,7 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
-    const std::int64_t elem = static_cast<std::int64_t>(sizeof(T));
-    g.row_tasks = g.threads > 1 && g.direct_a && !g.kernel_step && p.A.rows == nullptr &&
-                  M * K * elem > kRowTasksMinABytes && g.n_slivers * NR * g.kc_max * elem <= kRowTasksBBytes &&
+    g.row_tasks = g.threads > 1 && row_eligible && (narrow || M * K * elem > kRowTasksMinABytes) &&
                   g.m_slivers >= 2 * tasks_wanted;
     if (g.row_tasks) {
         g.row_task_slivers = ceil_div(g.m_slivers, 2 * tasks_wanted);  // small tasks: a busy core takes fewer

@@ -86,8 +86,9 @@ LossStats softmax_xent(T* out, const T* logits, const std::int64_t* labels, cons
         softmax_exp_row(o, a, m, K);
         T s = T(0);
         for (std::int64_t i = 0; i < K; ++i) s += o[i];
-        const double lse = static_cast<double>(m) + std::log(static_cast<double>(s));
         for (std::int64_t i = 0; i < K; ++i) o[i] /= s;
+        if (labels == nullptr && targets == nullptr) continue;  // a prediction: no loss to score
+        const double lse = static_cast<double>(m) + std::log(static_cast<double>(s));
 
         double row_loss = 0.0;
         if (labels != nullptr) {

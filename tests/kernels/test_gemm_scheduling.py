@@ -55,8 +55,11 @@ def test_the_hook_rejects_an_unknown_order(claim_order):
 # (one task for any thread count), edge tiles in both directions, more threads than slivers, and
 # a forward product shared by rows (an A of 600 KiB: B packed whole per block of k, then row tasks),
 # and contiguous rows of A packed because a row of C is wide (1030 outputs; kPackARowOfCBytes).
+# Products with fewer slivers of B than threads but many rows are shared by rows too, however
+# small their A: an output layer of 10 classes over 1024 rows (one sliver), 20 outputs (two
+# slivers on AVX2, one on AVX-512) over 700 rows.
 PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100),
-                  (20, 40, 1030)]
+                  (20, 40, 1030), (1024, 128, 10), (700, 300, 20)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -102,6 +105,23 @@ def test_training_is_bitwise_identical_in_any_claim_order(rng, threads, claim_or
         for n in (2, 3):
             threads(n)
             assert train(layers, X, y, optimizer, activation, dropout, shuffle=True) == want, (order, n)
+
+
+# Predictions share the output layer's rows between threads (softmax, sigmoid, identity or
+# exp of each row computed alone, 64 rows a task), as well as the products: 2500 rows are three
+# chunks of the prediction workspace, the last one partial.
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "poisson"])
+def test_predictions_are_bitwise_identical_in_any_claim_order(rng, threads, claim_order, output):
+    net = fastmlp.Network([30, 40, 7], activation="tanh", output=output, dtype="float32", seed=2)
+    X = data(rng, (2500, 30), np.float32)
+    threads(1)
+    want = net.predict_proba(X) if output in ("softmax", "sigmoid") else net.predict(X)
+    for order in ORDERS:
+        claim_order(order)
+        for n in THREADS:
+            threads(n)
+            got = net.predict_proba(X) if output in ("softmax", "sigmoid") else net.predict(X)
+            assert got.tobytes() == want.tobytes(), (order, n)
 
 
 # The element-wise loops claim 16 Ki-element chunks: an update of 100,000 values (7 chunks) on

@@ -129,27 +129,27 @@ __attribute__((target("avx2,fma"), always_inline)) inline void st_pd(double* p, 
 
 // t[q] = (s[0][q], s[cs][q], ..., s[7 cs][q]) for q < 8: eight rows' values at eight
 // consecutive k, turned into one register per k: the transpose of pack_transposed and of
-// run_row_transposed.
+// run_row_transposed. Row i and row i + 4 share a register from the start (each half loaded
+// on its own, the upper one by vinsertf128 from memory, which runs on the load and ALU ports),
+// so only the two in-lane rounds of a 4 x 4 transpose remain: 16 shuffles, not the 24 of three
+// rounds. Intel runs 256-bit shuffles on one port: they bounded the one-row forward product.
+// Rows i and i + 4 of s, four values each: the low and high lanes of one register.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_row_pair(const float* p, std::int64_t cs) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * cs), 1);
+}
+
 __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(const float* s, std::int64_t cs, __m256* t) {
-    const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + cs), r2 = _mm256_loadu_ps(s + 2 * cs),
-                 r3 = _mm256_loadu_ps(s + 3 * cs), r4 = _mm256_loadu_ps(s + 4 * cs), r5 = _mm256_loadu_ps(s + 5 * cs),
-                 r6 = _mm256_loadu_ps(s + 6 * cs), r7 = _mm256_loadu_ps(s + 7 * cs);
-    const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
-    const __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
-    const __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5);
-    const __m256 u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-    const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-    const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-    const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-    const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-    t[0] = _mm256_permute2f128_ps(v0, v4, 0x20);
-    t[1] = _mm256_permute2f128_ps(v1, v5, 0x20);
-    t[2] = _mm256_permute2f128_ps(v2, v6, 0x20);
-    t[3] = _mm256_permute2f128_ps(v3, v7, 0x20);
-    t[4] = _mm256_permute2f128_ps(v0, v4, 0x31);
-    t[5] = _mm256_permute2f128_ps(v1, v5, 0x31);
-    t[6] = _mm256_permute2f128_ps(v2, v6, 0x31);
-    t[7] = _mm256_permute2f128_ps(v3, v7, 0x31);
+    for (int half = 0; half < 2; ++half) {  // k + 4 half .. k + 4 half + 3
+        const float* p = s + 4 * half;
+        const __m256 r0 = load_row_pair(p, cs), r1 = load_row_pair(p + cs, cs), r2 = load_row_pair(p + 2 * cs, cs),
+                     r3 = load_row_pair(p + 3 * cs, cs);
+        const __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
+        const __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+        t[4 * half + 0] = _mm256_shuffle_ps(u0, u2, 0x44);
+        t[4 * half + 1] = _mm256_shuffle_ps(u0, u2, 0xEE);
+        t[4 * half + 2] = _mm256_shuffle_ps(u1, u3, 0x44);
+        t[4 * half + 3] = _mm256_shuffle_ps(u1, u3, 0xEE);
+    }
 }
 
 // dst[k * NR + j] = src[j * cs + k] for j < NR, k < kc: one full sliver of B = W^T (the

@@ -362,8 +362,8 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     // but rows enough: shared by rows (below), where it would otherwise run on one thread while
     // the others wait at the next barrier.
     const std::int64_t elem = static_cast<std::int64_t>(sizeof(T));
-    const bool row_eligible = g.direct_a && !g.kernel_step && p.A.rows == nullptr &&
-                              g.n_slivers * NR * g.kc_max * elem <= kRowTasksBBytes;
+    const bool row_eligible =
+        g.direct_a && !g.kernel_step && p.A.rows == nullptr && g.n_slivers * NR * g.kc_max * elem <= kRowTasksBBytes;
     const int by_rows = threads_wanted(g.m_slivers, share_work);
     const bool narrow =
         row_eligible && g.n_slivers < by_rows && g.m_slivers >= 2 * kGemmTasksPerThread * std::int64_t{by_rows};

@@ -474,8 +474,8 @@ LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, c
             constexpr std::int64_t kRowsPerTask = 64, kWorkPerOutput = 64;
             parallel_for((B + kRowsPerTask - 1) / kRowsPerTask, B * K * kWorkPerOutput, [&](std::int64_t t) {
                 const std::int64_t r0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, B - r0);
-                output_loss(ws.spec.output, out + r0 * K, logits + r0 * K, nullptr, static_cast<const T*>(nullptr), rows, K,
-                            LossOutput::prediction);
+                output_loss(ws.spec.output, out + r0 * K, logits + r0 * K, nullptr, static_cast<const T*>(nullptr),
+                            rows, K, LossOutput::prediction);
             });
             continue;
         }

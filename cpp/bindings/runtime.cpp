@@ -18,6 +18,7 @@
 #include <climits>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -340,19 +341,31 @@ void bind_runtime(py::module_& m) {
         },
         py::arg("start_ns"), py::arg("end_ns"), py::arg("busy_ns"));
 
-    // Private test hook: the tasks a TaskQueue hands out, in the order claimed, when one thread
-    // claims all n_tasks of a phase under the current claim order.
+    // Private test hook: the tasks a TaskQueue hands out under the current claim order, phase by
+    // phase, when phases of the sizes given are claimed one after the other, each until it is
+    // all claimed; the k-th claim of the whole sequence takes from the front or the back as
+    // ends[k % len(ends)] says ('f' or 'b'; "f" is one thread claiming alone).
     m.def(
         "_claim_sequence",
-        [](int64_t n_tasks) {
-            if (n_tasks < 0) throw std::invalid_argument("n_tasks must be >= 0");
+        [](const std::vector<int64_t>& phases, const std::string& ends) {
+            if (ends.empty() || ends.find_first_not_of("fb") != std::string::npos)
+                throw std::invalid_argument("ends must be a non-empty string of 'f' and 'b', got '" + ends + "'");
             fastmlp::TaskQueue queue;
-            std::vector<int64_t> seq;
-            int64_t task;
-            while (queue.claim(0, n_tasks, task)) seq.push_back(task);
-            return seq;
+            std::vector<std::vector<int64_t>> seqs;
+            int64_t begin = 0, task;
+            std::size_t k = 0;
+            for (const int64_t n : phases) {
+                if (n < 0) throw std::invalid_argument("phase sizes must be >= 0");
+                seqs.emplace_back();
+                while (queue.claim(begin, n, task, ends[k % ends.size()] == 'b')) {
+                    seqs.back().push_back(task);
+                    ++k;
+                }
+                begin += n;
+            }
+            return seqs;
         },
-        py::arg("n_tasks"));
+        py::arg("phases"), py::arg("ends") = "f");
 }
 
 }  // namespace fastmlp_py

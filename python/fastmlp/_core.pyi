@@ -151,8 +151,9 @@ def _set_share_governor(on: bool) -> bool:
 def _share_governor_report(start_ns: SupportsIndex, end_ns: SupportsIndex, busy_ns: SupportsIndex) -> bool:
     """Test hook: feed the governor one shared region's times; returns whether work now stays on one thread."""
 
-def _claim_sequence(n_tasks: SupportsIndex) -> list[int]:
-    """Test hook: the tasks of one phase of n_tasks in the order one thread claims them."""
+def _claim_sequence(phases: Sequence[SupportsIndex], ends: str = "f") -> list[list[int]]:
+    """Test hook: the tasks of consecutive phases of the sizes given, in the order claimed, the
+    k-th claim from the front or the back of its phase as ends[k % len(ends)] ('f'/'b') says."""
 
 # ---------------------------------------------------------------- whole-network calls
 

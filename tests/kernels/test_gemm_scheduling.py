@@ -40,7 +40,36 @@ def test_the_hook_sets_the_order_tasks_are_claimed_in(claim_order, n):
             "interleaved": list(range(0, n, 2)) + list(range(1, n, 2))}
     for order in ORDERS:
         claim_order(order)
-        assert _core._claim_sequence(n) == want[order]
+        assert _core._claim_sequence([n]) == [want[order]]
+
+
+# Odd-numbered threads claim from a phase's back, even ones from its front (a thread then keeps
+# the same part of every product from step to step): the two ends meet and every task goes once.
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 8])
+def test_claims_from_both_ends_meet_and_take_each_task_once(claim_order, n):
+    assert _core._claim_sequence([n], "b") == [list(range(n))[::-1]]
+    got = _core._claim_sequence([n], "fb")[0]
+    front, back = got[0::2], got[1::2]
+    assert front == list(range(len(front))) and back == list(range(n - 1, n - 1 - len(back), -1))
+    assert sorted(got) == list(range(n))
+    for order in ORDERS:
+        claim_order(order)
+        assert sorted(_core._claim_sequence([n], "fbb")[0]) == list(range(n))
+
+
+# Phases follow one another in one queue without a reset: a phase finished from the back, or
+# from both ends, leaves the next one whole (the driver's pack and column phases per block of k).
+def test_each_phase_starts_whole_after_one_claimed_from_either_end():
+    phases = [3, 4, 0, 2, 5]
+    for ends in ["f", "b", "fb", "bbf"]:
+        got = _core._claim_sequence(phases, ends)
+        assert [sorted(p) for p in got] == [list(range(n)) for n in phases], ends
+    assert _core._claim_sequence([3, 2], "b") == [[2, 1, 0], [1, 0]]
+
+
+def test_the_claim_hook_rejects_unknown_ends():
+    with pytest.raises(ValueError, match="ends must be"):
+        _core._claim_sequence([3], "x")
 
 
 def test_the_hook_rejects_an_unknown_order(claim_order):

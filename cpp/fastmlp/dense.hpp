@@ -21,16 +21,20 @@ namespace fastmlp {
 // x (B, IN), W (OUT, IN), b (OUT), out (B, OUT); out must not alias x or W.
 // Overwrites out. Scratch reserved for (B, OUT).
 // With x_rows set, row r of x is x[x_rows[r]] (a shuffled batch read in place). With nonfinite,
-// it is set when an element of x W^T is NaN or infinite (see EpilogueArgs).
+// it is set when an element of x W^T is NaN or infinite (see EpilogueArgs). With activated
+// (B, OUT) set, out gets the pre-activation x W^T + b instead and activated gets g of it: a
+// layer whose g' needs the pre-activation (gelu, silu) keeps both from one pass.
 template <class T>
 void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN, std::int64_t OUT,
                    Activation g, GemmScratch<T>& scratch, const std::int64_t* x_rows = nullptr,
-                   std::atomic<bool>* nonfinite = nullptr) {
+                   std::atomic<bool>* nonfinite = nullptr, T* activated = nullptr) {
     GemmProblem<T> p{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, {}};
     p.epilogue.kind = Epilogue::bias_activation;
     p.epilogue.bias = b;
     p.epilogue.g = g;
     p.epilogue.nonfinite = nonfinite;
+    p.epilogue.activated = activated;
+    p.epilogue.ld_activated = OUT;
     gemm(p, scratch);
 }
 

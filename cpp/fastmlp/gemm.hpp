@@ -63,6 +63,11 @@ struct EpilogueArgs {
     Epilogue kind = Epilogue::store;
     const T* bias = nullptr;  // bias_activation
     Activation g = Activation::identity;
+    // bias_activation with `activated` set: C keeps the pre-activation (A B)[m, n] + bias[n], and
+    // activated[m * ld_activated + n] gets g of it, both while the tile is in cache: the layers
+    // whose g' needs the pre-activation (gelu, silu) made a second pass over C for g before.
+    T* activated = nullptr;
+    std::int64_t ld_activated = 0;
     const T* h = nullptr;  // times_gprime, row stride ldh
     std::int64_t ldh = 0;
     T* W = nullptr;  // sgd_step, row stride ldw
@@ -297,7 +302,12 @@ bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
                 break;
             case Epilogue::bias_activation:
                 if (e.nonfinite != nullptr && !all_finite(row, nr)) bad = true;
-                bias_activation_forward(row, row, e.bias + n0, nr, e.g);
+                if (e.activated != nullptr) {  // the same functions, hence the same values, as two passes
+                    bias_activation_forward(row, row, e.bias + n0, nr, Activation::identity);
+                    activation_forward(e.activated + (m0 + i) * e.ld_activated + n0, row, nr, e.g);
+                } else {
+                    bias_activation_forward(row, row, e.bias + n0, nr, e.g);
+                }
                 break;
             case Epilogue::times_gprime:
                 activation_backward(row, row, e.h + (m0 + i) * e.ldh + n0, nr, e.g);

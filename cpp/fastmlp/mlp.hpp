@@ -211,10 +211,9 @@ const T* forward_pass(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers
                 sparse_forward(a, *csr, B, layer.W, layer.b, layer.n_in, layer.n_out);
             const Activation g = k < L ? spec.g(k) : Activation::identity;
             if (g != Activation::identity || a != ws.h[k].data()) activation_forward(ws.h[k].data(), a, n, g);
-        } else if (spec.keeps_preactivation(k)) {  // a_k kept for g'(a_k); h_k = g(a_k) in a second pass
-            dense_forward(ws.a[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out, Activation::identity,
-                          ws.gemm, rows, nonfinite);
-            activation_forward(ws.h[k].data(), ws.a[k].data(), n, spec.g(k));
+        } else if (spec.keeps_preactivation(k)) {  // a_k kept for g'(a_k), and h_k = g(a_k), tile by tile
+            dense_forward(ws.a[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out, spec.g(k), ws.gemm, rows,
+                          nonfinite, ws.h[k].data());
         } else {
             dense_forward(ws.h[k].data(), in, layer.W, layer.b, B, layer.n_in, layer.n_out,
                           k < L ? spec.g(k) : Activation::identity, ws.gemm, rows, nonfinite);

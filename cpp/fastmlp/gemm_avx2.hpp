@@ -127,17 +127,17 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256d fma_pd(__m256d
 }
 __attribute__((target("avx2,fma"), always_inline)) inline void st_pd(double* p, __m256d v) { _mm256_store_pd(p, v); }
 
+// Rows i and i + 4 of s, four values each: the low and high lanes of one register.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_row_pair(const float* p, std::int64_t cs) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * cs), 1);
+}
+
 // t[q] = (s[0][q], s[cs][q], ..., s[7 cs][q]) for q < 8: eight rows' values at eight
 // consecutive k, turned into one register per k: the transpose of pack_transposed and of
 // run_row_transposed. Row i and row i + 4 share a register from the start (each half loaded
 // on its own, the upper one by vinsertf128 from memory, which runs on the load and ALU ports),
 // so only the two in-lane rounds of a 4 x 4 transpose remain: 16 shuffles, not the 24 of three
 // rounds. Intel runs 256-bit shuffles on one port: they bounded the one-row forward product.
-// Rows i and i + 4 of s, four values each: the low and high lanes of one register.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_row_pair(const float* p, std::int64_t cs) {
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * cs), 1);
-}
-
 __attribute__((target("avx2,fma"), always_inline)) inline void transpose8(const float* s, std::int64_t cs, __m256* t) {
     for (int half = 0; half < 2; ++half) {  // k + 4 half .. k + 4 half + 3
         const float* p = s + 4 * half;

@@ -471,7 +471,7 @@ LossStats evaluate(Workspace<T>& ws, const std::vector<DenseLayer<T>>& layers, c
             // Work counted as 64 multiply-adds per output (an exp and a division, about 60 ns a
             // row of 10 classes): 1024 rows are shared, 32 stay on the calling thread.
             constexpr std::int64_t kRowsPerTask = 64, kWorkPerOutput = 64;
-            parallel_for((B + kRowsPerTask - 1) / kRowsPerTask, B * K * kWorkPerOutput, [&](std::int64_t t) {
+            parallel_for(detail::ceil_div(B, kRowsPerTask), B * K * kWorkPerOutput, [&](std::int64_t t) {
                 const std::int64_t r0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, B - r0);
                 output_loss(ws.spec.output, out + r0 * K, logits + r0 * K, nullptr, static_cast<const T*>(nullptr),
                             rows, K, LossOutput::prediction);

@@ -224,9 +224,9 @@ inline ClaimOrder get_claim_order() {
 // odd-numbered ones from its last one down, so that with two threads of equal speed each takes
 // about the same half of every product in every step: its columns of W and of the activations
 // then stay in its own core's cache from one step to the next. With every thread claiming from
-// the front, which thread took which task varied, and with it where the data lay: the products
-// of a 784-256-256-10 step at batch 128 ran no faster on two threads than on one, their time
-// going to lines moving between the cores.
+// the front, which thread took which task varied, and with it where the data lay: the input
+// gradient of a 784-256-256-10 step at batch 128 ran no faster on two threads than on one, its
+// time going to lines moving between the cores.
 // The tickets of all phases are numbered in one sequence (a phase of n tasks starting at ticket
 // `begin` owns [begin, begin + n)). A thread leaves a phase only once all its tasks are claimed,
 // so a claim that finds the state of an earlier phase starts the new one. Every thread walks the

@@ -143,13 +143,14 @@ def test_training_is_bitwise_identical_in_any_claim_order(rng, threads, claim_or
 def test_predictions_are_bitwise_identical_in_any_claim_order(rng, threads, claim_order, output):
     net = fastmlp.Network([30, 40, 7], activation="tanh", output=output, dtype="float32", seed=2)
     X = data(rng, (2500, 30), np.float32)
+    predict = net.predict_proba if output in ("softmax", "sigmoid") else net.predict
     threads(1)
-    want = net.predict_proba(X) if output in ("softmax", "sigmoid") else net.predict(X)
+    want = predict(X)
     for order in ORDERS:
         claim_order(order)
         for n in THREADS:
             threads(n)
-            got = net.predict_proba(X) if output in ("softmax", "sigmoid") else net.predict(X)
+            got = predict(X)
             assert got.tobytes() == want.tobytes(), (order, n)
 
 

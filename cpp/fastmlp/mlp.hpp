@@ -241,23 +241,22 @@ struct Update {
 };
 
 // Sets `nonfinite` when one of the layer's parameters is NaN or infinite: the check of a step
-// taken outside the GEMM (other optimizers, or lr = 0), where nothing checked as it wrote.
+// that changed nothing (plain SGD with lr = 0), where nothing checked as it wrote.
 template <class T>
 void check_layer(const DenseLayer<T>& layer, std::atomic<bool>* nonfinite) {
     if (nonfinite == nullptr) return;
-    bool bad = false;
-    for (std::int64_t i = 0, n = layer.n_out * layer.n_in; i < n; ++i) bad |= !std::isfinite(layer.W[i]);
-    for (std::int64_t i = 0; i < layer.n_out; ++i) bad |= !std::isfinite(layer.b[i]);
-    if (bad) nonfinite->store(true, std::memory_order_relaxed);
+    if (!all_finite_shared(layer.W, layer.n_out * layer.n_in) || !all_finite(layer.b, layer.n_out))
+        nonfinite->store(true, std::memory_order_relaxed);
 }
 
-// Runs the optimizer on layer k's parameters from its gradient, unless plain SGD already ran
-// fused into the gradient's tile stores.
+// Runs the optimizer on layer k's parameters from its gradient (any rule but plain SGD, which
+// runs fused into the gradient's tile stores), each chunk checked for NaN and infinity as it is
+// written (optimizer_update).
 template <class T>
 void update_layer(const DenseLayer<T>& layer, const LayerGrads<T>& g, const Update<T>& u, std::size_t k) {
     const std::array<T*, 4>& st = (*u.state)[k];
-    optimizer_update(layer.W, g.dW, st[0], st[1], layer.n_out * layer.n_in, u.spec, u.spec.weight_decay);
-    optimizer_update(layer.b, g.db, st[2], st[3], layer.n_out, u.spec, 0.0);  // no decay on biases
+    optimizer_update(layer.W, g.dW, st[0], st[1], layer.n_out * layer.n_in, u.spec, u.spec.weight_decay, u.nonfinite);
+    optimizer_update(layer.b, g.db, st[2], st[3], layer.n_out, u.spec, 0.0, u.nonfinite);  // no decay on biases
 }
 
 // One forward and backward pass over a batch; writes every layer's gradient of the mean loss
@@ -302,10 +301,10 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
                                 u.nonfinite);
             } else {
                 sparse_weight_gradient(grads[0].dW, grads[0].db, da, *csr, B, layer.n_in, layer.n_out);
-                if (u.apply) {
-                    if (!fused_sgd) update_layer(layer, grads[0], u, 0);
+                if (u.apply && !fused_sgd)
+                    update_layer(layer, grads[0], u, 0);
+                else if (u.apply)  // plain SGD with lr = 0
                     check_layer(layer, u.nonfinite);
-                }
             }
         } else if (fused_sgd && lr > T(0)) {  // dW_k, db_k, and the SGD step on each tile as soon as it is final
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out, ws.gemm,
@@ -313,10 +312,10 @@ LossStats forward_backward(Workspace<T>& ws, const std::vector<DenseLayer<T>>& l
         } else {
             dense_backward_params(grads[k - 1].dW, grads[k - 1].db, da, h_prev, B, layer.n_in, layer.n_out, ws.gemm,
                                   static_cast<T*>(nullptr), static_cast<T*>(nullptr), T(0), h_rows);
-            if (u.apply) {
-                if (!fused_sgd) update_layer(layer, grads[k - 1], u, static_cast<std::size_t>(k - 1));
+            if (u.apply && !fused_sgd)
+                update_layer(layer, grads[k - 1], u, static_cast<std::size_t>(k - 1));
+            else if (u.apply)  // plain SGD with lr = 0
                 check_layer(layer, u.nonfinite);
-            }
         }
         std::swap(da, da_below);
     }

@@ -9,10 +9,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
+#include "finite.hpp"
 #include "isa.hpp"
 #include "optim_avx2.hpp"
 #include "parallel.hpp"
@@ -163,16 +165,19 @@ __attribute__((target("avx2"))) void run_avx2(T* p, const T* g, T* s1, std::int6
 }
 #endif
 
-// Runs Loop over [0, n) in 16 Ki-element chunks shared between threads; `chunk(lo, len, fn)`
-// calls fn (run_generic or run_avx2 of Loop) on one chunk's pointers. Element-wise, so any
-// partition gives the same bits.
-template <class Chunk>
-void for_update_chunks(std::int64_t n, Chunk&& chunk) {
+// Runs Loop over [0, n) in 16 Ki-element chunks shared between threads; `chunk(lo, len, avx2)`
+// runs Loop (run_avx2 or run_generic) on one chunk. Element-wise, so any partition gives the
+// same bits. With `nonfinite`, each chunk of param is checked right after its update, while it
+// is in cache, and `nonfinite` set when a new value is NaN or infinite: the check that was a
+// separate serial pass over every parameter after the update.
+template <class T, class Chunk>
+void for_update_chunks(std::int64_t n, const T* param, std::atomic<bool>* nonfinite, Chunk&& chunk) {
     constexpr std::int64_t kChunk = 16 * 1024;
     const bool avx2 = runs_avx2(active_isa());
     parallel_for((n + kChunk - 1) / kChunk, n, [&](std::int64_t c) {
         const std::int64_t lo = c * kChunk, len = std::min(n, lo + kChunk) - lo;
         chunk(lo, len, avx2);
+        if (nonfinite != nullptr && !all_finite(param + lo, len)) nonfinite->store(true, std::memory_order_relaxed);
     });
 }
 
@@ -182,8 +187,8 @@ T* offset(T* p, std::int64_t lo) {
 }
 
 template <class Loop, class T, class... Consts>
-void run_update(std::int64_t n, T* p, const T* g, T* s1, T* s2, Consts... c) {
-    for_update_chunks(n, [&](std::int64_t lo, std::int64_t len, bool avx2) {
+void run_update(std::atomic<bool>* nonfinite, std::int64_t n, T* p, const T* g, T* s1, T* s2, Consts... c) {
+    for_update_chunks(n, p, nonfinite, [&](std::int64_t lo, std::int64_t len, bool avx2) {
         (void)avx2;
 #ifdef FASTMLP_HAVE_OPTIM_AVX2
         if (avx2) {
@@ -207,9 +212,10 @@ void run_update(std::int64_t n, T* p, const T* g, T* s1, T* s2, Consts... c) {
 // (else null). weight_decay is the caller's choice per array (biases get 0).
 // Updates param and the state in place. Parallel over 16 Ki-element chunks: element-wise, so
 // any partition gives the same bits; one vectorized pass over each array (detail:: above).
+// With `nonfinite`, it is set when a new value of param is NaN or infinite.
 template <class T>
 void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, const OptimizerSpec& o,
-                      double weight_decay) {
+                      double weight_decay, std::atomic<bool>* nonfinite = nullptr) {
     using detail::run_update;
     const T lr = static_cast<T>(o.lr);
     const T wd = static_cast<T>(weight_decay);
@@ -221,17 +227,17 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
             auto sgd = [&](auto decay_flag) {
                 constexpr bool kDecay = decltype(decay_flag)::value;
                 if (s1 == nullptr) {  // no momentum buffer
-                    run_update<detail::SgdLoop<kDecay, 0, false>>(n, param, grad, s1, s2, lr, wd, mu);
+                    run_update<detail::SgdLoop<kDecay, 0, false>>(nonfinite, n, param, grad, s1, s2, lr, wd, mu);
                 } else if (first) {
                     if (o.nesterov)
-                        run_update<detail::SgdLoop<kDecay, 1, true>>(n, param, grad, s1, s2, lr, wd, mu);
+                        run_update<detail::SgdLoop<kDecay, 1, true>>(nonfinite, n, param, grad, s1, s2, lr, wd, mu);
                     else
-                        run_update<detail::SgdLoop<kDecay, 1, false>>(n, param, grad, s1, s2, lr, wd, mu);
+                        run_update<detail::SgdLoop<kDecay, 1, false>>(nonfinite, n, param, grad, s1, s2, lr, wd, mu);
                 } else {
                     if (o.nesterov)
-                        run_update<detail::SgdLoop<kDecay, 2, true>>(n, param, grad, s1, s2, lr, wd, mu);
+                        run_update<detail::SgdLoop<kDecay, 2, true>>(nonfinite, n, param, grad, s1, s2, lr, wd, mu);
                     else
-                        run_update<detail::SgdLoop<kDecay, 2, false>>(n, param, grad, s1, s2, lr, wd, mu);
+                        run_update<detail::SgdLoop<kDecay, 2, false>>(nonfinite, n, param, grad, s1, s2, lr, wd, mu);
                 }
             };
             if (decay)
@@ -253,14 +259,14 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
             const T shrink = static_cast<T>(1.0 - o.lr * weight_decay);
             const bool l2 = o.kind == OptimizerKind::adam && decay;
             if (decoupled)
-                run_update<detail::AdamLoop<true, false>>(n, param, grad, s1, s2, shrink, wd, one_minus_b1, b2,
-                                                          one_minus_b2, bc2_sqrt, eps, step_size);
+                run_update<detail::AdamLoop<true, false>>(nonfinite, n, param, grad, s1, s2, shrink, wd, one_minus_b1,
+                                                          b2, one_minus_b2, bc2_sqrt, eps, step_size);
             else if (l2)
-                run_update<detail::AdamLoop<false, true>>(n, param, grad, s1, s2, shrink, wd, one_minus_b1, b2,
-                                                          one_minus_b2, bc2_sqrt, eps, step_size);
+                run_update<detail::AdamLoop<false, true>>(nonfinite, n, param, grad, s1, s2, shrink, wd, one_minus_b1,
+                                                          b2, one_minus_b2, bc2_sqrt, eps, step_size);
             else
-                run_update<detail::AdamLoop<false, false>>(n, param, grad, s1, s2, shrink, wd, one_minus_b1, b2,
-                                                           one_minus_b2, bc2_sqrt, eps, step_size);
+                run_update<detail::AdamLoop<false, false>>(nonfinite, n, param, grad, s1, s2, shrink, wd, one_minus_b1,
+                                                           b2, one_minus_b2, bc2_sqrt, eps, step_size);
             break;
         }
         case OptimizerKind::rmsprop: {
@@ -268,17 +274,17 @@ void optimizer_update(T* param, const T* grad, T* s1, T* s2, std::int64_t n, con
             const T mu = static_cast<T>(o.momentum), eps = static_cast<T>(o.eps);
             const bool momentum = s2 != nullptr;
             if (decay && momentum)
-                run_update<detail::RmspropLoop<true, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
-                                                            eps);
+                run_update<detail::RmspropLoop<true, true>>(nonfinite, n, param, grad, s1, s2, lr, wd, alpha,
+                                                            one_minus_alpha, mu, eps);
             else if (decay)
-                run_update<detail::RmspropLoop<true, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
-                                                             eps);
+                run_update<detail::RmspropLoop<true, false>>(nonfinite, n, param, grad, s1, s2, lr, wd, alpha,
+                                                             one_minus_alpha, mu, eps);
             else if (momentum)
-                run_update<detail::RmspropLoop<false, true>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha, mu,
-                                                             eps);
+                run_update<detail::RmspropLoop<false, true>>(nonfinite, n, param, grad, s1, s2, lr, wd, alpha,
+                                                             one_minus_alpha, mu, eps);
             else
-                run_update<detail::RmspropLoop<false, false>>(n, param, grad, s1, s2, lr, wd, alpha, one_minus_alpha,
-                                                              mu, eps);
+                run_update<detail::RmspropLoop<false, false>>(nonfinite, n, param, grad, s1, s2, lr, wd, alpha,
+                                                              one_minus_alpha, mu, eps);
             break;
         }
     }

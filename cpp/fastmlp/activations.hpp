@@ -6,6 +6,7 @@
 // exact erf gelu). The switch sits outside the loops: no per-element dispatch. On the AVX2 path
 // every activation, g and g', runs the vector code of vecmath_avx2.hpp in both precisions except
 // float64 gelu (libm's erfc: no vector erfc to double's accuracy yet); the generic path uses libm.
+// On the AVX-512 path float gelu and silu run vecmath_avx512.hpp's 16-lane twins: the same bits.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "isa.hpp"
 #include "vecmath_avx2.hpp"
+#include "vecmath_avx512.hpp"
 
 // The element-wise loops here run in place (h == a, da == dh) as often as not; a compiler that
 // cannot rule out a partial overlap vectorizes them only behind a run-time check that exact
@@ -90,6 +92,14 @@ inline T silu_derivative(T a) {  // s (1 + a (1 - s))
 // Overwrites h. Serial: it runs inside a kernel's own parallel task.
 template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
+#ifdef FASTMLP_HAVE_AVX512_VECMATH
+    if constexpr (std::is_same_v<T, float>) {  // gelu and silu 16 lanes at a time: the AVX2 code's bits
+        if (active_isa() == Isa::avx512 && g == Activation::gelu)
+            return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::gelu(x); });
+        if (active_isa() == Isa::avx512 && g == Activation::silu)
+            return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::silu(x); });
+    }
+#endif
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
     if (runs_avx2(active_isa())) {
         // Generic lambdas, instantiated inside map1's AVX2 context for T's vector type.
@@ -199,6 +209,16 @@ void bias_activation_forward(T* h, const T* a, const T* bias, std::int64_t n, Ac
 template <class T>
 void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Activation g) {
     const T* h = saved;
+#ifdef FASTMLP_HAVE_AVX512_VECMATH
+    if constexpr (std::is_same_v<T, float>) {  // as in activation_forward
+        if (active_isa() == Isa::avx512 && g == Activation::gelu)
+            return avx512::map2(da, dh, saved, n,
+                                [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::gelu_backward(x, y); });
+        if (active_isa() == Isa::avx512 && g == Activation::silu)
+            return avx512::map2(da, dh, saved, n,
+                                [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::silu_backward(x, y); });
+    }
+#endif
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
     if (runs_avx2(active_isa())) {
         // Generic lambdas, instantiated inside map2's AVX2 context for T's vector type.

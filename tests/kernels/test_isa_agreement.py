@@ -1,5 +1,6 @@
 """The AVX-512 path gives the AVX2 path's bits: its GEMM micro-kernel (cpp/fastmlp/gemm_avx512.hpp)
-computes every element as the same FMA chain in k order, and every other kernel is the AVX2 code.
+computes every element as the same FMA chain in k order; float gelu and silu (cpp/fastmlp/vecmath_avx512.hpp)
+do the AVX2 code's operations 16 lanes at a time; every other kernel is the AVX2 code.
 Checked on products that reach each branch of the driver and of gemm()'s choice of kernel (one row,
 outputs narrower and wider than half a 32-wide sliver, edge tiles, several blocks of k, a packed A,
 row tasks), at 1 to 3 threads, and on whole training runs (the SGD step inside the micro-kernel,
@@ -50,22 +51,54 @@ def test_products_on_avx512_are_bitwise_those_of_avx2(rng, threads, dtype, B, IN
         assert got == want, n
 
 
-def train(dtype, optimizer, hidden):
+ACTIVATIONS = ["relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softplus"]
+
+
+def activation_inputs(dtype, n):
+    """n values of a over every branch of the vector code: both sides of gelu's |a| = 0.75 and
+    16 and of exp's clamps, zeros, subnormals, huge values, infinities and NaN; then a spread
+    of ordinary values. One row of n: the tail of a row (n % 16) takes the padded path."""
+    special = [0.0, -0.0, 0.75, -0.75, np.nextafter(0.75, 1), -np.nextafter(0.75, 1), 16.0, -16.0, 13.2, -13.2,
+               88.7, -87.3, 100.0, -100.0, 1e-40, -1e-40, 1e-7, -1e-7, 3e38, -3e38, np.inf, -np.inf, np.nan]
+    rng = np.random.default_rng(n)
+    spread = rng.normal(size=n) * rng.choice([0.1, 1.0, 4.0, 30.0], size=n)
+    values = np.concatenate([special, spread])[:n]
+    return values.astype(dtype).reshape(1, n)
+
+
+# Lengths: shorter than one AVX-512 vector, exactly one, one and a bit, and long with a tail.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n", [7, 16, 23, 1000])
+def test_activations_on_avx512_are_bitwise_those_of_avx2(dtype, activation, n):
+    a = activation_inputs(dtype, n)
+    dh = np.random.default_rng(1).normal(size=a.shape).astype(dtype)
+    saved = a if activation in ("gelu", "silu") else on("avx2", lambda: _core.activation_forward(a, activation))
+
+    def both():
+        return (_core.activation_forward(a, activation).tobytes(),
+                _core.activation_backward(dh, saved, activation).tobytes())
+
+    assert on("avx512", both) == on("avx2", both)
+
+
+def train(dtype, optimizer, hidden, activation="relu"):
     rng = np.random.default_rng(11)
     X = rng.normal(size=(300, 40)).astype(dtype)
     y = rng.integers(0, 5, size=300)
-    net = fastmlp.Network([40, hidden, 64, 5], activation="relu", dtype=np.dtype(dtype).name, seed=3)
+    net = fastmlp.Network([40, hidden, 64, 5], activation=activation, dtype=np.dtype(dtype).name, seed=3)
     opt = fastmlp.optim.SGD(lr=0.05) if optimizer == "sgd" else fastmlp.optim.Adam(lr=0.01)
     fastmlp.Trainer(net, batch_size=32, shuffle=True, seed=5, optimizer=opt).fit(X, y, epochs=2)
     return [w.tobytes() for w in net.weights] + [b.tobytes() for b in net.biases]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("optimizer,hidden", [("sgd", 96), ("adam", 1040)])
-def test_training_on_avx512_is_bitwise_that_of_avx2(threads, dtype, optimizer, hidden):
+@pytest.mark.parametrize("optimizer,hidden,activation",
+                         [("sgd", 96, "relu"), ("adam", 1040, "relu"), ("sgd", 96, "gelu"), ("adam", 100, "silu")])
+def test_training_on_avx512_is_bitwise_that_of_avx2(threads, dtype, optimizer, hidden, activation):
     threads(1)
-    want = on("avx2", lambda: train(dtype, optimizer, hidden))
+    want = on("avx2", lambda: train(dtype, optimizer, hidden, activation))
     for n in (1, 2):
         threads(n)
-        assert on("avx512", lambda: train(dtype, optimizer, hidden)) == want, n
+        assert on("avx512", lambda: train(dtype, optimizer, hidden, activation)) == want, n
 

@@ -1,10 +1,12 @@
 // The single kernels of fastmlp._core (dense layer, activations, output layer, dropout, optimizer
 // steps), each on arrays the caller owns: the oracle tests compare them one by one with NumPy.
-// The training loop does not call these; it runs the same kernels through network.cpp.
+// The training loop does not call these; it runs the same kernels through network.cpp. One is
+// the Python layer's own: all_finite, the NaN/inf scan of its input checks (_validation.py).
 #include "common.hpp"
 
 #include "fastmlp/dense.hpp"
 #include "fastmlp/dropout.hpp"
+#include "fastmlp/finite.hpp"
 #include "fastmlp/gemm.hpp"
 #include "fastmlp/sgd.hpp"
 
@@ -277,6 +279,24 @@ void bind_kernels(py::module_& m) {
         py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("state"), py::arg("optimizer"),
         py::arg("weight_decay") = 0.0,
         "One optimizer step in place on param and its state arrays (see fastmlp.optim).");
+
+    m.def(
+        "all_finite",
+        [](py::array a_) {
+            return by_dtype(a_, "a", [&](auto t) {
+                using T = decltype(t);
+                py::array a = checked<T>(a_, "a", std::vector<int64_t>(static_cast<std::size_t>(a_.ndim()), -1));
+                bool finite;
+                {
+                    ReleasedGil nogil;
+                    finite = fastmlp::all_finite_shared(cptr<T>(a), a.size());
+                }
+                return py::bool_(finite);
+            });
+        },
+        py::arg("a").noconvert(),
+        "Whether every value of a C-contiguous float32 or float64 array is finite: one pass shared\n"
+        "between the native threads, no temporary (the check of X in every fit and prediction).");
 
     m.def(
         "sgd_update",

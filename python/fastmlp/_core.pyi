@@ -84,6 +84,10 @@ def dense_backward_input(
 def dense_backward_params(da: NDArray[_Float], h_prev: NDArray[_Float]) -> tuple[NDArray[_Float], NDArray[_Float]]:
     """(dW = da.T @ h_prev, db = da.sum(0)) for da (B, OUT), h_prev (B, IN)."""
 
+def all_finite(a: NDArray[_Float]) -> bool:
+    """Whether every value of a C-contiguous float32 or float64 array is finite: one pass shared
+    between the native threads, no temporary (the check of X in every fit and prediction)."""
+
 def sgd_update(param: NDArray[_Float], grad: NDArray[_Float], lr: SupportsFloat) -> None:
     """In place: param -= lr * grad."""
 

@@ -28,6 +28,9 @@
 #ifdef _WIN32
 #include <malloc.h>
 #endif
+#ifdef __linux__
+#include <unistd.h>
+#endif
 
 #include "activations.hpp"
 #include "checked.hpp"
@@ -181,6 +184,27 @@ constexpr std::int64_t kPackARowOfCBytes = 4096;
 // 1.23x faster at 1024 rows and 1.14x at 4096 (two threads, Zen 3, medians of 5 A/B rounds).
 constexpr std::int64_t kRowTasksMinABytes = 512 * 1024;
 constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
+// A weight gradient whose SGD step is taken in the micro-kernel is shared by rows of W (row
+// tasks, B packed whole per block of k) instead of columns when that packed B takes at most
+// 1/kRowStepL2Fraction of a core's L2 (l2_cache_bytes). The forward product reads W by rows
+// (slivers of W^T), each thread the same rows product after product (TaskQueue's two ends), so a
+// thread then steps the rows it will read next step, in its own cache, instead of a column strip
+// of every row, half of which the other core must fetch back. 784-256-256-10, batch 128, two
+// threads on a Xeon with 2 MiB of L2 (the 400 KiB packed X batch of the first layer fits a
+// fifth): see the commit that added it. With a 512 KiB L2 (Zen 3) the packed B would not stay.
+constexpr std::int64_t kRowStepL2Fraction = 4;
+
+// The L2 cache of one core as the OS reports it (glibc's sysconf), 0 where unknown: then no
+// choice depends on it.
+inline std::int64_t l2_cache_bytes() {
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+    static const std::int64_t bytes = std::max<std::int64_t>(0, sysconf(_SC_LEVEL2_CACHE_SIZE));
+    return bytes;
+#else
+    return 0;
+#endif
+}
+
 // The epilogue runs once per row of a task's part of a row block when that part fits in this
 // much (in L2), else per tile while it is in L1: one call per row instead of one per row of
 // every tile, which cost 20-40 % of a product whose tiles are cheap (K = 10) and ~10 % at
@@ -391,7 +415,9 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
-    g.row_tasks = g.threads > 1 && row_eligible && (narrow || M * K * elem > kRowTasksMinABytes) &&
+    const bool step_by_rows = g.kernel_step && g.direct_a && p.A.rows == nullptr &&
+                              g.n_slivers * NR * g.kc_max * elem * kRowStepL2Fraction <= l2_cache_bytes();
+    g.row_tasks = g.threads > 1 && ((row_eligible && (narrow || M * K * elem > kRowTasksMinABytes)) || step_by_rows) &&
                   g.m_slivers >= 2 * tasks_wanted;
     if (g.row_tasks) {
         g.row_task_slivers = ceil_div(g.m_slivers, 2 * tasks_wanted);  // small tasks: a busy core takes fewer
@@ -435,7 +461,8 @@ void tile(std::int64_t kc, const T* const* a, std::int64_t ks, const T* b, T* c,
 
 // The macro-kernel of row tasks: block kb of k for the rows of slivers [is_lo, is_hi) of A (read
 // in place) and every column, B packed already for this block; after the last block, the
-// epilogue, one call per sliver of rows. The same tiles as macro_kernel, the same chain in each.
+// epilogue, one call per sliver of rows, or the SGD step tile by tile (inside the micro-kernel on
+// full tiles, as macro_kernel takes it). The same tiles as macro_kernel, the same chain in each.
 template <class T, class Kernel>
 bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_b, std::int64_t kb,
                        std::int64_t is_lo, std::int64_t is_hi) {
@@ -449,11 +476,18 @@ bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* pack
         for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
         T* c = p.C + m0 * p.ldc;
         for (std::int64_t jb = 0; jb < g.n_slivers; ++jb) {
-            const std::int64_t n0 = jb * NR;
-            tile<T, Kernel>(kc, a, p.A.cs, packed_b + jb * g.kc_max * NR, c + n0, p.ldc, mr,
-                            std::min<std::int64_t>(NR, p.N - n0), first);
+            const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, p.N - n0);
+            const T* b = packed_b + jb * g.kc_max * NR;
+            if (last && g.kernel_step && mr == MR && nr == NR) {  // the SGD step from registers
+                const EpilogueArgs<T>& e = p.epilogue;
+                const TileStep<T> step{e.W + m0 * e.ldw + n0, e.ldw, e.lr};
+                bad |= Kernel::run(kc, a, p.A.cs, b, c + n0, p.ldc, !first, &step);
+                continue;
+            }
+            tile<T, Kernel>(kc, a, p.A.cs, b, c + n0, p.ldc, mr, nr, first);
+            if (last && g.kernel_step) bad |= apply_epilogue(p.epilogue, c + n0, p.ldc, m0, n0, mr, nr);
         }
-        if (last) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, 0, mr, p.N);
+        if (last && !g.kernel_step) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, 0, mr, p.N);
     }
     return bad;
 }

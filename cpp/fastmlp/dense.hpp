@@ -90,6 +90,7 @@ void dense_backward_params(T* dW, T* db, const T* da, const T* h_prev, std::int6
                            std::int64_t OUT, GemmScratch<T>& scratch, T* W = nullptr, T* b = nullptr, T lr = T(0),
                            const std::int64_t* h_rows = nullptr, std::atomic<bool>* nonfinite = nullptr) {
     GemmProblem<T> p{OUT, IN, B, {da, 1, OUT}, {h_prev, IN, 1, h_rows}, dW, IN, {}};
+    p.weight_gradient = true;
     if (W != nullptr) {
         p.epilogue.kind = Epilogue::sgd_step;
         p.epilogue.W = W;

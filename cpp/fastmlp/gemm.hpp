@@ -90,6 +90,8 @@ struct GemmProblem {
     T* C;
     std::int64_t ldc;
     EpilogueArgs<T> epilogue;
+    // A weight gradient dW = da^T h (rows of C are rows of W): plan_gemm may share it by rows.
+    bool weight_gradient = false;
 };
 
 // 64-byte aligned scratch that only grows. Not copyable: a workspace owns one per dtype.
@@ -184,12 +186,13 @@ constexpr std::int64_t kPackARowOfCBytes = 4096;
 // 1.23x faster at 1024 rows and 1.14x at 4096 (two threads, Zen 3, medians of 5 A/B rounds).
 constexpr std::int64_t kRowTasksMinABytes = 512 * 1024;
 constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
-// A weight gradient whose SGD step is taken in the micro-kernel is shared by rows of W (row
-// tasks, B packed whole per block of k) instead of columns when that packed B takes at most
+// A weight gradient (GemmProblem::weight_gradient) is shared by rows of W (row tasks, B packed
+// whole per block of k) instead of columns when that packed B takes at most
 // 1/kRowStepL2Fraction of a core's L2 (l2_cache_bytes). The forward product reads W by rows
 // (slivers of W^T), each thread the same rows product after product (TaskQueue's two ends), so a
-// thread then steps the rows it will read next step, in its own cache, instead of a column strip
-// of every row, half of which the other core must fetch back. Two threads on a Xeon with 2 MiB
+// thread then steps the rows it will read next step, in its own cache (plain SGD inside the
+// micro-kernel; another optimizer's chunks of W, claimed the same way, right after), instead of
+// a column strip of every row, half of which the other core must fetch back. Two threads on a Xeon with 2 MiB
 // of L2 (the 400 KiB packed X batch of a 784-wide first layer fits a fifth): 784-256-256-10 at
 // batch 128 1.04x faster, 784-128-10 at batch 32 1.22x. With a 512 KiB L2 (Zen 3) the packed B
 // would not stay, and nothing changes.
@@ -416,7 +419,7 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
-    const bool step_by_rows = g.kernel_step && g.direct_a && p.A.rows == nullptr &&
+    const bool step_by_rows = p.weight_gradient && g.direct_a && p.A.rows == nullptr &&
                               g.n_slivers * NR * g.kc_max * elem * kRowStepL2Fraction <= l2_cache_bytes();
     g.row_tasks = g.threads > 1 && ((row_eligible && (narrow || M * K * elem > kRowTasksMinABytes)) || step_by_rows) &&
                   g.m_slivers >= 2 * tasks_wanted;

@@ -124,6 +124,7 @@ def train(layers, X, y, optimizer, activation, dropout, shuffle):
     ("sgd", "relu", 0.0, 30, 1040),
     ("adam", "tanh", 0.2, 30, 70),
     ("sgd", "tanh", 0.0, 70, 200),
+    ("adam", "relu", 0.0, 70, 200),
 ])
 def test_training_is_bitwise_identical_in_any_claim_order(rng, threads, claim_order, optimizer, activation, dropout,
                                                           n_in, hidden):

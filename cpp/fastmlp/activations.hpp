@@ -94,10 +94,12 @@ template <class T>
 void activation_forward(T* h, const T* a, std::int64_t n, Activation g) {
 #ifdef FASTMLP_HAVE_AVX512_VECMATH
     if constexpr (std::is_same_v<T, float>) {  // gelu and silu 16 lanes at a time: the AVX2 code's bits
-        if (active_isa() == Isa::avx512 && g == Activation::gelu)
-            return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::gelu(x); });
-        if (active_isa() == Isa::avx512 && g == Activation::silu)
-            return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::silu(x); });
+        if (active_isa() == Isa::avx512) {
+            if (g == Activation::gelu)
+                return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::gelu(x); });
+            if (g == Activation::silu)
+                return avx512::map1(h, a, n, [](__m512 x) FASTMLP_AVX512 { return avx512::silu(x); });
+        }
     }
 #endif
 #ifdef FASTMLP_HAVE_AVX2_VECMATH
@@ -211,12 +213,14 @@ void activation_backward(T* da, const T* dh, const T* saved, std::int64_t n, Act
     const T* h = saved;
 #ifdef FASTMLP_HAVE_AVX512_VECMATH
     if constexpr (std::is_same_v<T, float>) {  // as in activation_forward
-        if (active_isa() == Isa::avx512 && g == Activation::gelu)
-            return avx512::map2(da, dh, saved, n,
-                                [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::gelu_backward(x, y); });
-        if (active_isa() == Isa::avx512 && g == Activation::silu)
-            return avx512::map2(da, dh, saved, n,
-                                [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::silu_backward(x, y); });
+        if (active_isa() == Isa::avx512) {
+            if (g == Activation::gelu)
+                return avx512::map2(da, dh, saved, n,
+                                    [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::gelu_backward(x, y); });
+            if (g == Activation::silu)
+                return avx512::map2(da, dh, saved, n,
+                                    [](__m512 x, __m512 y) FASTMLP_AVX512 { return avx512::silu_backward(x, y); });
+        }
     }
 #endif
 #ifdef FASTMLP_HAVE_AVX2_VECMATH

@@ -192,10 +192,10 @@ constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
 // (slivers of W^T), each thread the same rows product after product (TaskQueue's two ends), so a
 // thread then steps the rows it will read next step, in its own cache (plain SGD inside the
 // micro-kernel; another optimizer's chunks of W, claimed the same way, right after), instead of
-// a column strip of every row, half of which the other core must fetch back. Two threads on a Xeon with 2 MiB
-// of L2 (the 400 KiB packed X batch of a 784-wide first layer fits a fifth): 784-256-256-10 at
-// batch 128 1.04x faster, 784-128-10 at batch 32 1.22x. With a 512 KiB L2 (Zen 3) the packed B
-// would not stay, and nothing changes.
+// a column strip of every row, half of which the other core must fetch back. Two threads on a
+// Xeon with 2 MiB of L2 (the 400 KiB packed X batch of a 784-wide first layer fits a fifth):
+// 784-256-256-10 at batch 128 1.04x faster, 784-128-10 at batch 32 1.22x. With a 512 KiB L2
+// (Zen 3) the packed B would not stay, and nothing changes.
 constexpr std::int64_t kRowStepL2Fraction = 4;
 
 // The L2 cache of one core as the OS reports it (glibc's sysconf), 0 where unknown: then no

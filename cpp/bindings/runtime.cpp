@@ -335,11 +335,11 @@ void bind_runtime(py::module_& m) {
         "_set_share_governor", [](bool on) { return fastmlp::ShareGovernor::instance().enable(on); }, py::arg("on"));
     m.def(
         "_share_governor_report",
-        [](int64_t start_ns, int64_t end_ns, int64_t busy_ns) {
-            fastmlp::ShareGovernor::instance().report(start_ns, end_ns, busy_ns);
+        [](int64_t start_ns, int64_t end_ns, int64_t busy_ns, int64_t longest_task_ns) {
+            fastmlp::ShareGovernor::instance().report(start_ns, end_ns, busy_ns, longest_task_ns);
             return fastmlp::ShareGovernor::instance().solo();
         },
-        py::arg("start_ns"), py::arg("end_ns"), py::arg("busy_ns"));
+        py::arg("start_ns"), py::arg("end_ns"), py::arg("busy_ns"), py::arg("longest_task_ns") = 0);
 
     // Private test hook: the tasks a TaskQueue hands out under the current claim order, phase by
     // phase, when phases of the sizes given are claimed one after the other, each until it is

@@ -355,16 +355,20 @@ bool apply_epilogue(const EpilogueArgs<T>& e, T* c, std::int64_t ldc, std::int64
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// The first of n items in part `part` of `parts` equal parts (sizes differing by at most one).
+inline std::int64_t part_begin(std::int64_t n, std::int64_t part, std::int64_t parts) { return n * part / parts; }
+
 // How a product is done, decided once before any thread starts (plan_gemm): the blocking, the
 // operand packed, the threads and the tasks they claim. Rows of C go in m_blocks equal blocks of
 // MR-tall slivers, columns in NR-wide slivers of B, k in k_blocks equal blocks; block kb of k is
 // [K kb / k_blocks, K (kb + 1) / k_blocks).
 struct GemmPlan {
     std::int64_t m_slivers = 0, n_slivers = 0, m_blocks = 0, k_blocks = 0;
-    std::int64_t kc_max = 0;        // the longest block of k: the packing stride of a B sliver
-    bool direct_a = false;          // A read in place by the micro-kernel, else packed per block of k
-    bool kernel_step = false;       // the SGD step is taken inside the micro-kernel
-    std::int64_t task_slivers = 0;  // slivers of B (columns of C) per task
+    std::int64_t kc_max = 0;   // the longest block of k: the packing stride of a B sliver
+    bool direct_a = false;     // A read in place by the micro-kernel, else packed per block of k
+    bool kernel_step = false;  // the SGD step is taken inside the micro-kernel
+    // Column tasks: task t computes slivers [n_slivers t / col_tasks, n_slivers (t + 1) / col_tasks)
+    // of B (columns of C), so that no task is much longer than another (task_span).
     std::int64_t col_tasks = 0;
     std::int64_t pack_task_slivers = 0;  // packed A: slivers of A packed per task
     std::int64_t pack_tasks = 0;
@@ -415,8 +419,9 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
             ? g.n_slivers
             : std::max<std::int64_t>(1, kGemmCStripBytes / (block_rows * NR * static_cast<std::int64_t>(sizeof(T))));
     const std::int64_t tasks_wanted = g.threads == 1 ? 1 : g.threads * kGemmTasksPerThread;
-    g.task_slivers = std::min(strip_slivers, ceil_div(g.n_slivers, tasks_wanted));
-    g.col_tasks = ceil_div(g.n_slivers, g.task_slivers);
+    // Equal tasks, not tasks of ceil(n / tasks) slivers and a short last one: 49 slivers made 7
+    // tasks of 7 for 2 threads, one of which ran 4 while the other waited through its last.
+    g.col_tasks = std::min(g.n_slivers, std::max(tasks_wanted, ceil_div(g.n_slivers, strip_slivers)));
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
     const bool step_by_rows = p.weight_gradient && g.direct_a && p.A.rows == nullptr &&
@@ -602,14 +607,14 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     T* packed_b = s.b.data();
     TaskQueue queue;
     FirstException error;
-    run_team(g.threads, [&](std::int64_t* busy) {  // busy: set on the calling thread (parallel.hpp)
-        bool bad = false;                          // this thread's steps made a weight NaN or infinite
+    run_team(g.threads, [&](TeamClock* busy) {  // busy: set on the calling thread (parallel.hpp)
+        bool bad = false;                       // this thread's steps made a weight NaN or infinite
         std::int64_t task;
         auto columns = [&](std::int64_t kb_lo, std::int64_t kb_hi) {
             timed(busy, [&] {
                 error.run([&] {
-                    const std::int64_t j_lo = task * g.task_slivers;
-                    const std::int64_t j_hi = std::min(g.n_slivers, j_lo + g.task_slivers);
+                    const std::int64_t j_lo = part_begin(g.n_slivers, task, g.col_tasks);
+                    const std::int64_t j_hi = part_begin(g.n_slivers, task + 1, g.col_tasks);
                     for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
                         bad |= macro_kernel<T, Kernel>(p, g, packed_a, packed_b, kb, j_lo, j_hi);
                 });

@@ -62,7 +62,8 @@ inline std::int64_t now_ns() {
 // barriers, wait for every thread) then costs the calling thread a wait of up to a turn each
 // time: with one other CPU-bound process, 2 threads ran at half the speed of 1. So when the
 // calling thread spends more than kIdleShare of a shared region (and more than kIdleFloorNs)
-// waiting (kStrikes times in a row), everything runs on the calling thread alone for a pause, then tries
+// waiting, and longer than kTaskWaits of its own longest task (kStrikes times in a row),
+// everything runs on the calling thread alone for a pause, then tries
 // sharing again; the pause doubles, up to kSoloMaxNs, while sharing keeps failing, and returns
 // to kSoloMinNs once sharing has gone well for kGoodResetNs. Only the thread count changes, and
 // no result depends on it (each output element has one fixed chain of operations).
@@ -70,6 +71,14 @@ class ShareGovernor {
 public:
     static constexpr std::int64_t kIdleFloorNs = 100'000;
     static constexpr double kIdleShare = 0.3;
+    // Threads claim tasks as they finish the last, so on an idle machine the calling thread
+    // waits at most for one task the other thread began just before the queue ran dry: as long
+    // as its own longest task, or a little longer. A float64 weight gradient of 784-256 (7
+    // column tasks of ~110 us for 2 threads, so one thread runs 4) made it wait ~30 % of the
+    // region on an idle Xeon, which stopped sharing for ever longer pauses: two threads ran it
+    // no faster than one (66 against 127 GFLOP/s with the governor off). A thread that the OS
+    // took off its core keeps the other waiting for a time slice, milliseconds, far longer.
+    static constexpr double kTaskWaits = 2.0;
     // One long wait is enough: under load each failed attempt to share costs a wait of several
     // milliseconds, so waiting for a second one cost as much as the pause saves.
     static constexpr int kStrikes = 1;
@@ -82,10 +91,12 @@ public:
     bool solo() const {
         return enabled_.load(std::memory_order_relaxed) && now_ns() < solo_until_.load(std::memory_order_relaxed);
     }
-    // A shared region from `start` to `end` in which the calling thread worked `busy` ns.
-    void report(std::int64_t start, std::int64_t end, std::int64_t busy) {
+    // A shared region from `start` to `end` in which the calling thread worked `busy` ns, its
+    // longest task taking `longest` ns.
+    void report(std::int64_t start, std::int64_t end, std::int64_t busy, std::int64_t longest) {
         const std::int64_t idle = end - start - busy;
-        if (idle > kIdleFloorNs && static_cast<double>(idle) > kIdleShare * static_cast<double>(end - start)) {
+        if (idle > kIdleFloorNs && static_cast<double>(idle) > kIdleShare * static_cast<double>(end - start) &&
+            static_cast<double>(idle) > kTaskWaits * static_cast<double>(longest)) {
             good_since_.store(-1, std::memory_order_relaxed);
             if (strikes_.fetch_add(1, std::memory_order_relaxed) + 1 < kStrikes) return;
             strikes_.store(0, std::memory_order_relaxed);
@@ -142,33 +153,40 @@ inline int threads_for(std::int64_t n_tasks, std::int64_t work) {
     return n > 1 && ShareGovernor::instance().solo() ? 1 : n;
 }
 
-// Runs body(busy) on a team of `threads` (1: on the calling thread alone). On the calling
-// thread of a team busy points to a counter that the body adds its working time to (timed());
+// The calling thread's working time in a shared region, and its longest task (timed()).
+struct TeamClock {
+    std::int64_t busy = 0, longest = 0;
+};
+
+// Runs body(clock) on a team of `threads` (1: on the calling thread alone). On the calling
+// thread of a team clock points to the TeamClock that the body's tasks are timed on (timed());
 // elsewhere it is null. After the team, the calling thread's waiting time goes to the governor.
 template <class Body>
 void run_team(int threads, Body&& body) {
 #ifdef _OPENMP
     if (threads > 1) {
-        std::int64_t busy = 0;
+        TeamClock clock;
         const std::int64_t start = now_ns();
 #pragma omp parallel num_threads(threads)
-        body(omp_get_thread_num() == 0 ? &busy : nullptr);
-        ShareGovernor::instance().report(start, now_ns(), busy);
+        body(omp_get_thread_num() == 0 ? &clock : nullptr);
+        ShareGovernor::instance().report(start, now_ns(), clock.busy, clock.longest);
         return;
     }
 #else
     (void)threads;
 #endif
-    body(static_cast<std::int64_t*>(nullptr));
+    body(static_cast<TeamClock*>(nullptr));
 }
 
-// f(), its duration added to *busy when busy is set.
+// f(), one task, timed on *clock when clock is set.
 template <class F>
-void timed(std::int64_t* busy, F&& f) {
-    if (busy == nullptr) return f();
+void timed(TeamClock* clock, F&& f) {
+    if (clock == nullptr) return f();
     const std::int64_t t = now_ns();
     f();
-    *busy += now_ns() - t;
+    const std::int64_t took = now_ns() - t;
+    clock->busy += took;
+    clock->longest = std::max(clock->longest, took);
 }
 
 // Carries the first exception out of a parallel region: threads call run(f) around their
@@ -301,7 +319,7 @@ template <class Task>
 void run_tasks(int threads, std::int64_t n_tasks, Task&& task) {
     TaskQueue queue;
     FirstException error;
-    run_team(threads, [&](std::int64_t* busy) {
+    run_team(threads, [&](TeamClock* busy) {
         std::int64_t t;
         while (queue.claim(0, n_tasks, t)) timed(busy, [&] { error.run([&] { task(t); }); });
     });

@@ -152,8 +152,11 @@ def _set_claim_order(order: str) -> str:
 def _set_share_governor(on: bool) -> bool:
     """Test hook: turn off (or on) the governor that keeps work on one thread while sharing does not pay."""
 
-def _share_governor_report(start_ns: SupportsIndex, end_ns: SupportsIndex, busy_ns: SupportsIndex) -> bool:
-    """Test hook: feed the governor one shared region's times; returns whether work now stays on one thread."""
+def _share_governor_report(
+    start_ns: SupportsIndex, end_ns: SupportsIndex, busy_ns: SupportsIndex, longest_task_ns: SupportsIndex = 0
+) -> bool:
+    """Test hook: feed the governor one shared region's times (and the calling thread's longest
+    task); returns whether work now stays on one thread."""
 
 def _claim_sequence(phases: Sequence[SupportsIndex], ends: str = "f") -> list[list[int]]:
     """Test hook: the tasks of consecutive phases of the sizes given, in the order claimed, the

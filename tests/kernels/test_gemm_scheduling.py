@@ -185,8 +185,9 @@ def test_each_task_runs_once(threads, claim_order, order, n_tasks):
 
 
 # The governor (parallel.hpp, ShareGovernor): when the calling thread waits through more than 30 %
-# (and 100 us) of a shared region, work stays on it for a pause. Fed synthetic times a minute
-# ahead, so that the pause cannot run out while the test looks.
+# (and 100 us) of a shared region, and longer than twice its own longest task, work stays on it
+# for a pause. Fed synthetic times a minute ahead, so that the pause cannot run out while the
+# test looks.
 @pytest.fixture
 def governor():
     was_on = _core._set_share_governor(True)  # on, history forgotten
@@ -207,6 +208,19 @@ def test_short_waits_keep_sharing(governor):
     for i in range(10):  # 1 ms regions, waited 25 %
         start = t + 10**7 + i * 10**6
         assert not _core._share_governor_report(start, start + 10**6, 75 * 10**4)
+
+
+def test_waiting_for_one_task_keeps_sharing(governor):
+    # 1 ms regions in which the calling thread waited 40 %: at the end of a product of few, long
+    # tasks, one thread runs the last task while the other has none left. Not a sign of another
+    # process on the core while the wait is no longer than two of the caller's own tasks.
+    t = time.monotonic_ns() + 60 * 10**9
+    for i in range(10):
+        start = t + i * 10**6
+        assert not _core._share_governor_report(start, start + 10**6, 6 * 10**5, 25 * 10**4)
+    # The same wait after tasks of 150 us (more than twice as long as the longest) does not pay.
+    start = t + 2 * 10**7
+    assert _core._share_governor_report(start, start + 10**6, 6 * 10**5, 15 * 10**4)
 
 
 def test_a_switched_off_governor_always_shares(governor):

@@ -49,7 +49,7 @@ void check_fits(const AnyWorkspace& ws, int64_t rows, const char* what) {
 template <class T>
 struct CheckedBatch {
     CheckedLayers<T> params;
-    py::array X;
+    py::array X = no_array();
     int64_t B;
     CheckedTargets<T> y;
     CheckedCsr<T> csr;
@@ -60,7 +60,7 @@ struct CheckedBatch {
 template <class T>
 CheckedBatch<T> check_batch(const AnyWorkspace& ws, const py::list& weights, const py::list& biases, bool writable,
                             py::handle X_, py::handle y_) {
-    CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), {}, 0, {}, {}, nullptr};
+    CheckedBatch<T> c{check_layers<T>(ws, weights, biases, writable), no_array(), 0, {}, {}, nullptr};
     if (is_csr(X_)) {
         c.csr = check_csr<T>(X_, ws.sizes[0], true);
         c.sparse = &c.csr.view;
@@ -138,7 +138,7 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     auto L = check_layers<T>(ws, weights, biases, true);
     const bool sparse = is_csr(X_);
     CheckedCsr<T> csr;
-    py::array X;
+    py::array X = no_array();
     if (sparse)
         csr = check_csr<T>(X_, ws.sizes[0], false);
     else
@@ -148,7 +148,7 @@ py::tuple train_epoch_impl(AnyWorkspace& ws, const py::list& weights, const py::
     CheckedTargets<T> y = check_targets<T>(y_, N, ws.sizes.back(), ws.spec.output);
     attach_weights<T>(y, sample_weight, N);
     CheckedUpdate<T> u = check_update<T>(ws, optimizer, state);
-    py::array order;
+    py::array order = no_array();
     const int64_t* ord = nullptr;
     int64_t visited = N;  // an order may list a subset of X's rows (the training part of a split)
     if (!order_.is_none()) {
@@ -179,7 +179,7 @@ py::tuple gradients_impl(AnyWorkspace& ws, const py::list& weights, const py::li
     WorkspaceLock lock(ws);
     CheckedBatch<T> c = check_batch<T>(ws, weights, biases, false, X_, y_);
     attach_weights<T>(c.y, sample_weight, c.B);
-    py::array keep_rows;
+    py::array keep_rows = no_array();
     if (!dropout_rows.is_none()) {
         keep_rows = checked_positions(dropout_rows, c.B);
         key.row_positions = cptr<int64_t>(keep_rows);
@@ -208,7 +208,7 @@ py::tuple evaluate_impl(AnyWorkspace& ws, const py::list& weights, const py::lis
     auto L = check_layers<T>(ws, weights, biases, false);
     const bool sparse = is_csr(X_);
     CheckedCsr<T> csr;
-    py::array X;
+    py::array X = no_array();
     if (sparse)
         csr = check_csr<T>(X_, ws.sizes[0], true);
     else

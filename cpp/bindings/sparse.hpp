@@ -20,7 +20,8 @@ inline bool is_csr(py::handle X) {
 
 template <class T>
 struct CheckedCsr {
-    py::array data, indices, indptr, rows;  // held while the GIL is released
+    py::array data = no_array(), indices = no_array(), indptr = no_array(),
+              rows = no_array();  // held while the GIL is released
     fastmlp::CsrRows<T> view;
     int64_t n_rows = 0;  // rows of the view: len(rows) when a row list is set
 };

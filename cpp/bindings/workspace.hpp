@@ -91,7 +91,7 @@ CheckedLayers<T> check_layers(const AnyWorkspace& ws, const py::list& weights, c
     out.layers.reserve(L);
     for (std::size_t k = 0; k < L; ++k) {
         py::handle W_ = weights[k], b_ = biases[k];
-        py::array W, b;
+        py::array W = no_array(), b = no_array();
         if (fits_quickly<T>(W_, ws.sizes[k + 1], ws.sizes[k], writable) &&
             fits_quickly<T>(b_, ws.sizes[k + 1], -1, writable)) {
             W = py::reinterpret_borrow<py::array>(W_);

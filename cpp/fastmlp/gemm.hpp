@@ -209,6 +209,15 @@ inline std::int64_t l2_cache_bytes() {
 #endif
 }
 
+// A one-row product (one sample predicted) transposes W in registers as it goes (W^T read in
+// place, gemm_avx2.hpp: run_row_transposed): 16 shuffles and 8 loads for 8 fused multiply-adds
+// of 8 lanes, about kOneRowWorkScale times a tile's cost per multiply-add, which its work counts
+// when deciding to share it, though only while the team is awake (parallel.hpp, team_is_awake);
+// it is cut into tasks of kOneRowTaskSlivers slivers (one call of the one-row kernel, whose
+// chains then cover the FMA latency).
+constexpr std::int64_t kOneRowWorkScale = 8;
+constexpr std::int64_t kOneRowTaskSlivers = 4;
+
 // The epilogue runs once per row of a task's part of a row block when that part fits in this
 // much (in L2), else per tile while it is in L1: one call per row instead of one per row of
 // every tile, which cost 20-40 % of a product whose tiles are cheap (K = 10) and ~10 % at
@@ -368,7 +377,7 @@ struct GemmPlan {
     bool direct_a = false;     // A read in place by the micro-kernel, else packed per block of k
     bool kernel_step = false;  // the SGD step is taken inside the micro-kernel
     // Column tasks: task t computes slivers [n_slivers t / col_tasks, n_slivers (t + 1) / col_tasks)
-    // of B (columns of C), so that no task is much longer than another (task_span).
+    // of B (columns of C), so that no task is much longer than another (part_begin).
     std::int64_t col_tasks = 0;
     std::int64_t pack_task_slivers = 0;  // packed A: slivers of A packed per task
     std::int64_t pack_tasks = 0;
@@ -397,9 +406,12 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
                              : p.A.rows == nullptr &&
                                    a_stride * g.kc_max * static_cast<std::int64_t>(sizeof(T)) <= kDirectASpanBytes;
     g.kernel_step = p.epilogue.kind == Epilogue::sgd_step;
-    // Without barriers (A read in place) a product pays only the fork and join to be shared.
-    const std::int64_t share_work = M * N * K / (g.direct_a ? kGemmDirectWorkScale : kGemmWorkScale);
+    // Without barriers (A read in place) a product pays only the fork and join to be shared. A
+    // one-row product costs about kOneRowWorkScale times more per multiply-add than a tile.
+    const std::int64_t share_work = M == 1 ? N * K * kOneRowWorkScale / kGemmDirectWorkScale
+                                           : M * N * K / (g.direct_a ? kGemmDirectWorkScale : kGemmWorkScale);
     g.threads = threads_for(g.n_slivers, share_work);
+    if (M == 1 && g.threads > 1 && !team_is_awake()) g.threads = 1;  // a wake-up costs more than it saves
     // Too few slivers of B to share by columns (an output layer of 10 classes is one sliver)
     // but rows enough: shared by rows (below), where it would otherwise run on one thread while
     // the others wait at the next barrier.
@@ -422,6 +434,10 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
     // Equal tasks, not tasks of ceil(n / tasks) slivers and a short last one: 49 slivers made 7
     // tasks of 7 for 2 threads, one of which ran 4 while the other waited through its last.
     g.col_tasks = std::min(g.n_slivers, std::max(tasks_wanted, ceil_div(g.n_slivers, strip_slivers)));
+    // One row: tasks of kOneRowTaskSlivers, the slivers one call of the one-row kernel takes.
+    if (M == 1)
+        g.col_tasks =
+            std::min(g.n_slivers, std::max<std::int64_t>(g.threads, ceil_div(g.n_slivers, kOneRowTaskSlivers)));
     g.pack_task_slivers = ceil_div(g.m_slivers, tasks_wanted);
     g.pack_tasks = g.direct_a ? 0 : ceil_div(g.m_slivers, g.pack_task_slivers);
     const bool step_by_rows = p.weight_gradient && g.direct_a && p.A.rows == nullptr &&

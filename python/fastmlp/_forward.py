@@ -71,7 +71,7 @@ def evaluate_rows(
     n = len(X)
     step = ws.max_batch if call_rows is None else max(ws.max_batch, call_rows)
     if n <= step:
-        return _core.evaluate(ws, weights, biases, X, y, want_preds=want_preds, check_finite=check_finite)
+        return _core.evaluate(ws, weights, biases, X, y, want_preds, check_finite)  # positional: no keyword matching
     preds = np.empty((n, ws.layer_sizes[-1]), dtype=X.dtype) if want_preds else None
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, step):

@@ -107,6 +107,23 @@ def test_products_are_bitwise_identical_in_any_claim_order(rng, threads, claim_o
             assert got == want, (order, n)
 
 
+# One row (one sample predicted) is shared by columns, in tasks of four slivers, while the
+# team is awake (gemm.hpp, kOneRowWorkScale; parallel.hpp, team_is_awake): calls back to back,
+# so that all but the first at each count share it.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("IN,OUT", [(784, 128), (1031, 300), (300, 1030)])
+def test_one_row_products_are_bitwise_identical_in_any_claim_order(rng, threads, claim_order, dtype, IN, OUT):
+    x, W, b = data(rng, (1, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    threads(1)
+    want = _core.dense_forward(x, W, b, "tanh").tobytes()
+    for order in ORDERS:
+        claim_order(order)
+        for n in THREADS:
+            threads(n)
+            for _ in range(3):
+                assert _core.dense_forward(x, W, b, "tanh").tobytes() == want, (order, n)
+
+
 def train(layers, X, y, optimizer, activation, dropout, shuffle):
     net = fastmlp.Network(layers, activation=activation, dtype="float32", seed=3, dropout=dropout)
     opt = fastmlp.optim.SGD(lr=0.05) if optimizer == "sgd" else fastmlp.optim.Adam(lr=0.01)

@@ -40,7 +40,7 @@ void bind_kernels(py::module_& m) {
                 auto out = new_array<T>({B, OUT});
                 T* o = out.mutable_data();
                 fastmlp::GemmScratch<T> scratch;
-                scratch.reserve(B, OUT);
+                scratch.reserve(B, std::max(IN, OUT));  // as a Workspace's: room for a transposed product
                 {
                     ReleasedGil nogil;
                     fastmlp::dense_forward(o, cptr<T>(x), cptr<T>(W), cptr<T>(b), B, IN, OUT, g, scratch);

@@ -24,18 +24,33 @@ namespace fastmlp {
 // it is set when an element of x W^T is NaN or infinite (see EpilogueArgs). With activated
 // (B, OUT) set, out gets the pre-activation x W^T + b instead and activated gets g of it: a
 // layer whose g' needs the pre-activation (gelu, silu) keeps both from one pass.
+//
+// A batch of few rows (read in place; gemm.hpp, transposed_forward_pays) is computed as C^T = W X^T: the engine then
+// reads W's rows in place and packs the rows of X, transposing B x IN values instead of OUT x IN. Element (j, m) of C^T
+// is the chain over k of W[j, k] X[m, k], which the fused multiply-add rounds as it does X[m, k] W[j, k], in the same
+// blocks of k (fixed by K alone): the bits of the direct product. C^T is then copied into out, and the epilogue run on
+// out's rows, as the engine's runs on a tile's.
 template <class T>
 void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, std::int64_t IN, std::int64_t OUT,
                    Activation g, GemmScratch<T>& scratch, const std::int64_t* x_rows = nullptr,
                    std::atomic<bool>* nonfinite = nullptr, T* activated = nullptr) {
-    GemmProblem<T> p{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, {}};
-    p.epilogue.kind = Epilogue::bias_activation;
-    p.epilogue.bias = b;
-    p.epilogue.g = g;
-    p.epilogue.nonfinite = nonfinite;
-    p.epilogue.activated = activated;
-    p.epilogue.ld_activated = OUT;
-    gemm(p, scratch);
+    EpilogueArgs<T> e;
+    e.kind = Epilogue::bias_activation;
+    e.bias = b;
+    e.g = g;
+    e.nonfinite = nonfinite;
+    e.activated = activated;
+    e.ld_activated = OUT;
+    if (x_rows == nullptr && transposed_forward_pays(B, IN, OUT, scratch.b.size())) {
+        T* ct = scratch.transposed.data();  // (OUT, B)
+        gemm(GemmProblem<T>{OUT, B, IN, {W, IN, 1}, {x, 1, IN}, ct, B, {}}, scratch);
+        for (std::int64_t m = 0; m < B; ++m)
+            for (std::int64_t j = 0; j < OUT; ++j) out[m * OUT + j] = ct[j * B + m];
+        if (detail::apply_epilogue(e, out, OUT, 0, 0, B, OUT) && nonfinite != nullptr)
+            nonfinite->store(true, std::memory_order_relaxed);
+        return;
+    }
+    gemm(GemmProblem<T>{B, OUT, IN, {x, IN, 1, x_rows}, {W, 1, IN}, out, OUT, e}, scratch);
 }
 
 // dh = da W, and when h_prev is given, (da W) ⊙ g'(h_prev): the gradient at the previous

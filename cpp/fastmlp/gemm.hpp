@@ -122,6 +122,7 @@ public:
         size_ = n;
     }
     T* data() { return data_; }
+    std::int64_t size() const { return size_; }
 
 private:
     void release() {
@@ -186,6 +187,13 @@ constexpr std::int64_t kPackARowOfCBytes = 4096;
 // 1.23x faster at 1024 rows and 1.14x at 4096 (two threads, Zen 3, medians of 5 A/B rounds).
 constexpr std::int64_t kRowTasksMinABytes = 512 * 1024;
 constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
+// Row tasks pack B for every block of k at once, each thread all of it into its own part of
+// the packing space, then run through every block with no barrier at all, when that whole packed
+// B takes at most this much (and the packing space holds one per thread): a transposed forward
+// product of 32 rows (dense.hpp) has one sliver of B, which one thread packed per block of k
+// while the other waited, eight barriers in all; packed once and shared, half of it crossed
+// between the cores each call, and two threads ran the product slower than one.
+constexpr std::int64_t kRowTasksWholeBBytes = 256 * 1024;
 // A weight gradient (GemmProblem::weight_gradient) is shared by rows of W (row tasks, B packed
 // whole per block of k) instead of columns when that packed B takes at most
 // 1/kRowStepL2Fraction of a core's L2 (l2_cache_bytes). The forward product reads W by rows
@@ -224,19 +232,46 @@ constexpr std::int64_t kOneRowTaskSlivers = 4;
 // K = 128. The values are the same either way.
 constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
 
+// A forward product of 32 or 64 rows, at most half as many as its outputs, is computed
+// transposed (dense.hpp, dense_forward): C^T = W X^T, W's rows read in place and the few rows of
+// X packed, instead of W^T packed (its transposes took a fifth of a 32 x 784 x 128 product), then
+// C^T copied into C. The rows of X become the columns of C^T: a multiple of every kernel's NR
+// (kMaxNR), with no padded column. 20, 24 and 48 rows, padded to 32 or 64 on AVX-512, ran 5-20 %
+// slower than the direct product; 16 rows as fast.
+constexpr std::int64_t kTransposedMaxRows = 64;
+
+// Whether a transposed forward product of B rows of IN values may run (dense.hpp): B a
+// multiple of kMaxNR up to kTransposedMaxRows, at most half of OUT, and room in the packing space
+// for each thread's whole packed X^T (kRowTasksWholeBBytes), without which two threads shared
+// one packed per block of k, slower than one thread.
+inline bool transposed_forward_pays(std::int64_t B, std::int64_t IN, std::int64_t OUT, std::int64_t b_capacity) {
+    if (B <= 0 || B % kMaxNR != 0 || B > kTransposedMaxRows || 2 * B > OUT) return false;
+    const std::int64_t whole = B * (IN + (IN + kGemmKC - 1) / kGemmKC);
+    return whole * get_num_threads() <= b_capacity;
+}
+
 // Packing space for products up to M x N (any K); allocate once, before any training step.
 template <class T>
 struct GemmScratch {
     AlignedBuffer<T> a, b;
+    AlignedBuffer<T> transposed;  // C^T of a transposed forward product
     // Elements of the packed A (M rows) and packed B (N columns) buffers, overflow-checked.
     static std::int64_t a_elems(std::int64_t M) { return checked_mul(checked_add(M, kMaxMR), kGemmKC); }
     static std::int64_t b_elems(std::int64_t N) { return checked_mul(checked_add(N, kMaxNR), kGemmKC); }
+    // Elements of C^T for a forward product of up to M rows and N outputs (none below kMaxNR rows:
+    // never transposed).
+    static std::int64_t transposed_elems(std::int64_t M, std::int64_t N) {
+        return M < kMaxNR ? 0 : checked_mul(std::min(M, kTransposedMaxRows), N);
+    }
     void reserve(std::int64_t M, std::int64_t N) {
-        const std::int64_t na = a_elems(M), nb = b_elems(N);  // both checked before either allocates
+        // every size checked before anything allocates
+        const std::int64_t na = a_elems(M), nb = b_elems(N), nt = transposed_elems(M, N);
         AlignedBuffer<T>::bytes_for(na);
         AlignedBuffer<T>::bytes_for(nb);
+        AlignedBuffer<T>::bytes_for(nt);
         a.reserve(na);
         b.reserve(nb);
+        transposed.reserve(nt);
     }
 };
 
@@ -387,11 +422,16 @@ struct GemmPlan {
     std::int64_t row_task_count = 0;
     std::int64_t b_pack_task_slivers = 0;  // slivers of B packed per packing task
     std::int64_t b_pack_tasks = 0;
+    // Row tasks with B packed whole by each thread (at packed_b + thread * b_whole_elems, block
+    // kb of k at kb * b_block_elems in that), then no barrier.
+    bool b_whole = false;
+    std::int64_t b_block_elems = 0, b_whole_elems = 0;
     int threads = 1;
 };
 
+// b_capacity: the elements the packing space for B holds.
 template <class T, int MR, int NR>
-GemmPlan plan_gemm(const GemmProblem<T>& p) {
+GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity) {
     GemmPlan g;
     const std::int64_t M = p.M, N = p.N, K = p.K;
     g.m_slivers = ceil_div(M, MR);
@@ -449,6 +489,9 @@ GemmPlan plan_gemm(const GemmProblem<T>& p) {
         g.row_task_count = ceil_div(g.m_slivers, g.row_task_slivers);
         g.b_pack_task_slivers = ceil_div(g.n_slivers, g.threads);
         g.b_pack_tasks = ceil_div(g.n_slivers, g.b_pack_task_slivers);
+        g.b_block_elems = g.n_slivers * g.kc_max * NR;
+        g.b_whole_elems = g.b_block_elems * g.k_blocks;
+        g.b_whole = g.b_whole_elems * elem <= kRowTasksWholeBBytes && g.b_whole_elems * g.threads <= b_capacity;
     }
     return g;
 }
@@ -618,7 +661,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
             p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
         return;
     }
-    const GemmPlan g = plan_gemm<T, MR, NR>(p);
+    const GemmPlan g = plan_gemm<T, MR, NR>(p, s.b.size());
     T* packed_a = s.a.data();
     T* packed_b = s.b.data();
     TaskQueue queue;
@@ -636,7 +679,32 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
                 });
             });
         };
-        if (g.row_tasks) {  // per block of k: pack all of B, then the row tasks, between barriers
+        if (g.row_tasks && g.b_whole) {  // each thread packs all of B, then claims row tasks
+#ifdef _OPENMP
+            T* my_b = packed_b + omp_get_thread_num() * g.b_whole_elems;
+#else
+            T* my_b = packed_b;
+#endif
+            timed(busy, [&] {
+                error.run([&] {
+                    for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
+                        const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
+                        for (std::int64_t jb = 0; jb < g.n_slivers; ++jb)
+                            pack_b<T, Kernel>(my_b + kb * g.b_block_elems + jb * g.kc_max * NR, p.B, jb * NR, p.N, pc,
+                                              kc);
+                    }
+                });
+            });
+            while (queue.claim(0, g.row_task_count, task))
+                timed(busy, [&] {
+                    error.run([&] {
+                        const std::int64_t lo = task * g.row_task_slivers;
+                        const std::int64_t hi = std::min(g.m_slivers, lo + g.row_task_slivers);
+                        for (std::int64_t kb = 0; kb < g.k_blocks; ++kb)
+                            bad |= rows_macro_kernel<T, Kernel>(p, g, my_b + kb * g.b_block_elems, kb, lo, hi);
+                    });
+                });
+        } else if (g.row_tasks) {  // per block of k: pack all of B, then the row tasks, between barriers
             std::int64_t phase = 0;
             for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
                 const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;

@@ -71,7 +71,7 @@ struct Targets {
 // _core._workspace_bytes reports `bytes` without allocating (the 2^31 tests use it).
 struct WorkspacePlan {
     std::vector<std::int64_t> h, a, hd, dW, db;  // per layer k = 1..L (index 0 unused)
-    std::int64_t delta = 0, target_batch = 0, label_batch = 0, weight_batch = 0, gemm_a = 0, gemm_b = 0;
+    std::int64_t delta = 0, target_batch = 0, label_batch = 0, weight_batch = 0, gemm_a = 0, gemm_b = 0, gemm_t = 0;
     std::int64_t bytes = 0;  // total, packing buffers rounded as allocated
 };
 
@@ -111,6 +111,7 @@ WorkspacePlan plan_workspace(const NetSpec& spec, std::int64_t batch) {
         // forward (batch x out), input gradient (batch x in), weight gradient (out x in)
         p.gemm_a = std::max(p.gemm_a, GemmScratch<T>::a_elems(std::max(batch, sizes[k])));
         p.gemm_b = std::max(p.gemm_b, GemmScratch<T>::b_elems(std::max(sizes[k], sizes[k - 1])));
+        p.gemm_t = std::max(p.gemm_t, GemmScratch<T>::transposed_elems(batch, sizes[k]));
     }
     p.delta = checked_mul(batch, widest, "layer delta");
     p.target_batch = checked_mul(batch, sizes[L], "target batch");
@@ -123,6 +124,7 @@ WorkspacePlan plan_workspace(const NetSpec& spec, std::int64_t batch) {
     add(p.weight_batch, elem, "weight batch");
     total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_a), "packing buffers");
     total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_b), "packing buffers");
+    total = checked_add(total, AlignedBuffer<T>::bytes_for(p.gemm_t), "packing buffers");
     p.bytes = total;
     return p;
 }
@@ -172,6 +174,7 @@ struct Workspace {
         for (std::size_t k = 1; k <= L; ++k) grads.push_back({dW[k].data(), db[k].data()});
         gemm.a.reserve(p.gemm_a);
         gemm.b.reserve(p.gemm_b);
+        gemm.transposed.reserve(p.gemm_t);
     }
     std::int64_t n_layers() const { return static_cast<std::int64_t>(sizes.size()) - 1; }
 

@@ -11,6 +11,7 @@ import pytest
 
 from fastmlp import Network, Trainer, _core
 from fastmlp import _forward as forward
+from fastmlp import reference as ref
 from fastmlp._validation import check_dtype
 
 
@@ -26,10 +27,10 @@ def _fresh(net, X):
     return preds
 
 
-def _numpy_forward(net, X):
+def _numpy_forward(net, X, activation="relu"):
     h = X.astype(np.float64)
     for W, b in zip(net.weights[:-1], net.biases[:-1]):
-        h = np.maximum(h @ W.T.astype(np.float64) + b, 0)
+        h = ref.dense_forward(h, W.astype(np.float64), b.astype(np.float64), activation)
     z = h @ net.weights[-1].T.astype(np.float64) + net.biases[-1]
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -314,6 +315,19 @@ def test_read_only_input_and_parameters_still_predict():
         a.flags.writeable = False
     assert np.array_equal(net.predict_proba(X), _fresh(net, X))
 
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])  # gelu keeps its pre-activation
+@pytest.mark.parametrize("rows", [32, 64])
+def test_a_transposed_batch_predicts_the_bits_of_its_rows(isa, activation, rows):
+    # 32 and 64 rows through layers of at least twice as many units are computed as C^T = W X^T
+    # (dense.hpp); each row's result is still that of the row predicted alone.
+    net = Network([50, 130, 128, 10], activation=activation, seed=3)
+    X = np.random.default_rng(4).standard_normal((rows, 50)).astype(np.float32)
+    batch = net.predict_proba(X)
+    for r in (0, 1, rows - 1):
+        np.testing.assert_array_equal(net.predict_proba(X[r:r + 1]), batch[r:r + 1])
+    np.testing.assert_allclose(batch, _numpy_forward(net, X, activation), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -86,9 +86,10 @@ def test_the_hook_rejects_an_unknown_order(claim_order):
 # and contiguous rows of A packed because a row of C is wide (1030 outputs; kPackARowOfCBytes).
 # Products with fewer slivers of B than threads but many rows are shared by rows too, however
 # small their A: an output layer of 10 classes over 1024 rows (one sliver), 20 outputs (two
-# slivers on AVX2, one on AVX-512) over 700 rows.
+# slivers on AVX2, one on AVX-512) over 700 rows. A forward product of 32 or 64 rows and at least
+# twice as many outputs is computed transposed (dense.hpp), its X packed whole by each thread.
 PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100),
-                  (20, 40, 1030), (1024, 128, 10), (700, 300, 20)]
+                  (20, 40, 1030), (1024, 128, 10), (700, 300, 20), (32, 784, 128), (64, 300, 130)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -124,10 +125,10 @@ def test_one_row_products_are_bitwise_identical_in_any_claim_order(rng, threads,
                 assert _core.dense_forward(x, W, b, "tanh").tobytes() == want, (order, n)
 
 
-def train(layers, X, y, optimizer, activation, dropout, shuffle):
+def train(layers, X, y, optimizer, activation, dropout, shuffle, batch_size=40):
     net = fastmlp.Network(layers, activation=activation, dtype="float32", seed=3, dropout=dropout)
     opt = fastmlp.optim.SGD(lr=0.05) if optimizer == "sgd" else fastmlp.optim.Adam(lr=0.01)
-    trainer = fastmlp.Trainer(net, batch_size=40, shuffle=shuffle, seed=5, optimizer=opt)
+    trainer = fastmlp.Trainer(net, batch_size=batch_size, shuffle=shuffle, seed=5, optimizer=opt)
     trainer.fit(X, y, epochs=2)
     return [w.tobytes() for w in net.weights] + [b.tobytes() for b in net.biases]
 
@@ -155,6 +156,23 @@ def test_training_is_bitwise_identical_in_any_claim_order(rng, threads, claim_or
         for n in (2, 3):
             threads(n)
             assert train(layers, X, y, optimizer, activation, dropout, shuffle=True) == want, (order, n)
+
+
+# Batches of 32 through a second hidden layer of 96 units: its forward product is transposed
+# (dense.hpp), with gelu's pre-activation kept by the epilogue that follows it.
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_training_through_transposed_products_is_bitwise_identical_in_any_claim_order(rng, threads, claim_order,
+                                                                                      activation):
+    X = data(rng, (128, 20), np.float32)
+    y = rng.integers(0, 3, size=128)
+    layers = [20, 64, 96, 3]
+    threads(1)
+    want = train(layers, X, y, "adam", activation, 0.0, shuffle=True, batch_size=32)
+    for order in ORDERS:
+        claim_order(order)
+        for n in (2, 3):
+            threads(n)
+            assert train(layers, X, y, "adam", activation, 0.0, shuffle=True, batch_size=32) == want, (order, n)
 
 
 # Predictions share the output layer's rows between threads (softmax, sigmoid, identity or

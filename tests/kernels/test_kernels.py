@@ -363,6 +363,26 @@ def test_dense_forward_of_one_row_is_that_row_of_a_batch(rng, isa, dtype, activa
         close(got, want, dtype, IN)
 
 
+# A batch of 32 or 64 rows with at least twice as many outputs is computed transposed, C^T =
+# W X^T (dense.hpp, gemm.hpp: transposed_forward_pays): the same chain per element as the direct
+# product, so its rows are bitwise those of a batch one row longer (33, 65: direct). Shapes: one
+# and six blocks of k (1500), an edge sliver of W's rows (130 outputs), row tasks with B packed
+# whole per thread (AVX-512, one sliver of 32 columns) and column tasks (AVX2, two of 16).
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["identity", "relu", "gelu"])
+@pytest.mark.parametrize("B,IN,OUT", [(32, 784, 128), (64, 300, 130), (32, 20, 64), (32, 1500, 70)])
+def test_dense_forward_transposed_is_the_direct_product(rng, isa, threads, dtype, activation, B, IN, OUT):
+    x, W, b = data(rng, (B + 1, IN), dtype), data(rng, (OUT, IN), dtype), data(rng, OUT, dtype)
+    threads(1)
+    direct = _core.dense_forward(x, W, b, activation)[:B]
+    want = ref.dense_forward(x[:B].astype(np.float64), W.astype(np.float64), b.astype(np.float64), activation)
+    for n in (1, 2, 3):
+        threads(n)
+        got = _core.dense_forward(x[:B], W, b, activation)
+        close(got, want, dtype, IN)
+        np.testing.assert_array_equal(got, direct)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,IN", [(40, 1500), (300, 65), (1, 1)])
 def test_dense_backward_params_of_one_output(rng, isa, dtype, B, IN):

@@ -38,7 +38,9 @@ def expected_bytes(sizes: list[int], batch: int, itemsize: int) -> int:
     total += batch * itemsize  # weight_batch (sample weights of a shuffled batch)
     gemm_a = max((max(batch, sizes[k]) + MAX_MR) * KC for k in range(1, len(sizes)))
     gemm_b = max((max(sizes[k], sizes[k - 1]) + MAX_NR) * KC for k in range(1, len(sizes)))
-    return total + _round64(gemm_a * itemsize) + _round64(gemm_b * itemsize)
+    # C^T of a transposed forward product: up to 64 rows, for batches of at least 32 (gemm.hpp)
+    transposed = max(min(batch, 64) * sizes[k] for k in range(1, len(sizes))) if batch >= MAX_NR else 0
+    return total + _round64(gemm_a * itemsize) + _round64(gemm_b * itemsize) + _round64(transposed * itemsize)
 
 
 def test_small_workspace_bytes_match_the_documented_buffers():

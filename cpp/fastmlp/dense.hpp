@@ -41,7 +41,7 @@ void dense_forward(T* out, const T* x, const T* W, const T* b, std::int64_t B, s
     e.nonfinite = nonfinite;
     e.activated = activated;
     e.ld_activated = OUT;
-    if (x_rows == nullptr && transposed_forward_pays(B, IN, OUT, scratch.b.size())) {
+    if (x_rows == nullptr && transposed_forward_pays<T>(B, IN, OUT, scratch.b.size())) {
         T* ct = scratch.transposed.data();  // (OUT, B)
         gemm(GemmProblem<T>{OUT, B, IN, {W, IN, 1}, {x, 1, IN}, ct, B, {}}, scratch);
         for (std::int64_t m = 0; m < B; ++m)

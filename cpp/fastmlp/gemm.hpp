@@ -187,12 +187,16 @@ constexpr std::int64_t kPackARowOfCBytes = 4096;
 // 1.23x faster at 1024 rows and 1.14x at 4096 (two threads, Zen 3, medians of 5 A/B rounds).
 constexpr std::int64_t kRowTasksMinABytes = 512 * 1024;
 constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
-// Row tasks pack B for every block of k at once, each thread all of it into its own part of
-// the packing space, then run through every block with no barrier at all, when that whole packed
-// B takes at most this much (and the packing space holds one per thread): a transposed forward
+// Row tasks over several blocks of k pack B for all of them at once, each thread all of it into
+// its own part of the packing space, then run through every block with no barrier at all, when
+// that whole packed B takes at most a kRowTasksWholeBL2Fraction of a core's L2 (kRowTasksWholeBBytes
+// where the OS does not say) and the packing space holds one per thread. A transposed forward
 // product of 32 rows (dense.hpp) has one sliver of B, which one thread packed per block of k
 // while the other waited, eight barriers in all; packed once and shared, half of it crossed
-// between the cores each call, and two threads ran the product slower than one.
+// between the cores each call, and two threads ran the product slower than one. A prediction of
+// 1024 rows of 784-128-10 (W^T, 400 KiB, packed by each thread) ran 1.08x faster, 4096 rows 1.04x
+// (Xeon, 2 MiB of L2).
+constexpr std::int64_t kRowTasksWholeBL2Fraction = 4;
 constexpr std::int64_t kRowTasksWholeBBytes = 256 * 1024;
 // A weight gradient (GemmProblem::weight_gradient) is shared by rows of W (row tasks, B packed
 // whole per block of k) instead of columns when that packed B takes at most
@@ -240,14 +244,22 @@ constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
 // slower than the direct product; 16 rows as fast.
 constexpr std::int64_t kTransposedMaxRows = 64;
 
+// The most bytes of B that row tasks pack whole, once per thread (see kRowTasksWholeBL2Fraction).
+inline std::int64_t row_tasks_whole_b_bytes() {
+    const std::int64_t l2 = l2_cache_bytes();
+    return l2 > 0 ? l2 / kRowTasksWholeBL2Fraction : kRowTasksWholeBBytes;
+}
+
 // Whether a transposed forward product of B rows of IN values may run (dense.hpp): B a
-// multiple of kMaxNR up to kTransposedMaxRows, at most half of OUT, and room in the packing space
-// for each thread's whole packed X^T (kRowTasksWholeBBytes), without which two threads shared
-// one packed per block of k, slower than one thread.
-inline bool transposed_forward_pays(std::int64_t B, std::int64_t IN, std::int64_t OUT, std::int64_t b_capacity) {
+// multiple of kMaxNR up to kTransposedMaxRows, at most half of OUT, and X^T small enough for
+// each thread to pack its own whole (row_tasks_whole_b_bytes, and room in the packing space),
+// without which two threads shared one packed per block of k, slower than one thread.
+template <class T>
+bool transposed_forward_pays(std::int64_t B, std::int64_t IN, std::int64_t OUT, std::int64_t b_capacity) {
     if (B <= 0 || B % kMaxNR != 0 || B > kTransposedMaxRows || 2 * B > OUT) return false;
     const std::int64_t whole = B * (IN + (IN + kGemmKC - 1) / kGemmKC);
-    return whole * get_num_threads() <= b_capacity;
+    return whole * static_cast<std::int64_t>(sizeof(T)) <= row_tasks_whole_b_bytes() &&
+           whole * get_num_threads() <= b_capacity;
 }
 
 // Packing space for products up to M x N (any K); allocate once, before any training step.
@@ -491,7 +503,8 @@ GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity) {
         g.b_pack_tasks = ceil_div(g.n_slivers, g.b_pack_task_slivers);
         g.b_block_elems = g.n_slivers * g.kc_max * NR;
         g.b_whole_elems = g.b_block_elems * g.k_blocks;
-        g.b_whole = g.b_whole_elems * elem <= kRowTasksWholeBBytes && g.b_whole_elems * g.threads <= b_capacity;
+        g.b_whole = g.k_blocks > 1 && g.b_whole_elems * elem <= row_tasks_whole_b_bytes() &&
+                    g.b_whole_elems * g.threads <= b_capacity;
     }
     return g;
 }
@@ -538,25 +551,30 @@ bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* pack
     const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
     const bool first = kb == 0, last = kb + 1 == g.k_blocks;
     bool bad = false;
-    for (std::int64_t is = is_lo; is < is_hi; ++is) {
-        const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, p.M - m0);
-        const T* a[MR];  // rows past M repeat row m0: computed, never stored
-        for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
-        T* c = p.C + m0 * p.ldc;
-        for (std::int64_t jb = 0; jb < g.n_slivers; ++jb) {
-            const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, p.N - n0);
-            const T* b = packed_b + jb * g.kc_max * NR;
+    // Sliver of B outermost: it stays in L1 while the task's rows of A (a few dozen, in L2) pass.
+    for (std::int64_t jb = 0; jb < g.n_slivers; ++jb) {
+        const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, p.N - n0);
+        const T* b = packed_b + jb * g.kc_max * NR;
+        for (std::int64_t is = is_lo; is < is_hi; ++is) {
+            const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, p.M - m0);
+            const T* a[MR];  // rows past M repeat row m0: computed, never stored
+            for (int i = 0; i < MR; ++i) a[i] = p.A.row(m0 + (i < mr ? i : 0)) + pc * p.A.cs;
+            T* c = p.C + m0 * p.ldc + n0;
             if (last && g.kernel_step && mr == MR && nr == NR) {  // the SGD step from registers
                 const EpilogueArgs<T>& e = p.epilogue;
                 const TileStep<T> step{e.W + m0 * e.ldw + n0, e.ldw, e.lr};
-                bad |= Kernel::run(kc, a, p.A.cs, b, c + n0, p.ldc, !first, &step);
+                bad |= Kernel::run(kc, a, p.A.cs, b, c, p.ldc, !first, &step);
                 continue;
             }
-            tile<T, Kernel>(kc, a, p.A.cs, b, c + n0, p.ldc, mr, nr, first);
-            if (last && g.kernel_step) bad |= apply_epilogue(p.epilogue, c + n0, p.ldc, m0, n0, mr, nr);
+            tile<T, Kernel>(kc, a, p.A.cs, b, c, p.ldc, mr, nr, first);
+            if (last && g.kernel_step) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, n0, mr, nr);
         }
-        if (last && !g.kernel_step) bad |= apply_epilogue(p.epilogue, c, p.ldc, m0, 0, mr, p.N);
     }
+    if (last && !g.kernel_step)
+        for (std::int64_t is = is_lo; is < is_hi; ++is) {
+            const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, p.M - m0);
+            bad |= apply_epilogue(p.epilogue, p.C + m0 * p.ldc, p.ldc, m0, 0, mr, p.N);
+        }
     return bad;
 }
 

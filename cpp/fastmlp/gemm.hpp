@@ -244,22 +244,23 @@ constexpr std::int64_t kRowEpilogueBytes = 512 * 1024;
 // slower than the direct product; 16 rows as fast.
 constexpr std::int64_t kTransposedMaxRows = 64;
 
-// The most bytes of B that row tasks pack whole, once per thread (see kRowTasksWholeBL2Fraction).
-inline std::int64_t row_tasks_whole_b_bytes() {
+// Whether row tasks may pack a B of `elems` elements whole, once per thread (see
+// kRowTasksWholeBL2Fraction): the planner's rule, which the transposed forward product relies on.
+inline bool whole_b_fits(std::int64_t elems, std::int64_t elem_bytes, std::int64_t threads, std::int64_t b_capacity) {
     const std::int64_t l2 = l2_cache_bytes();
-    return l2 > 0 ? l2 / kRowTasksWholeBL2Fraction : kRowTasksWholeBBytes;
+    const std::int64_t limit = l2 > 0 ? l2 / kRowTasksWholeBL2Fraction : kRowTasksWholeBBytes;
+    return elems * elem_bytes <= limit && elems * threads <= b_capacity;
 }
 
 // Whether a transposed forward product of B rows of IN values may run (dense.hpp): B a
 // multiple of kMaxNR up to kTransposedMaxRows, at most half of OUT, and X^T small enough for
-// each thread to pack its own whole (row_tasks_whole_b_bytes, and room in the packing space),
-// without which two threads shared one packed per block of k, slower than one thread.
+// each thread to pack its own whole (whole_b_fits; B x K values, with at most one more per block
+// of k for the blocks' rounding), without which two threads shared one packed per block of k,
+// slower than one thread.
 template <class T>
 bool transposed_forward_pays(std::int64_t B, std::int64_t IN, std::int64_t OUT, std::int64_t b_capacity) {
     if (B <= 0 || B % kMaxNR != 0 || B > kTransposedMaxRows || 2 * B > OUT) return false;
-    const std::int64_t whole = B * (IN + (IN + kGemmKC - 1) / kGemmKC);
-    return whole * static_cast<std::int64_t>(sizeof(T)) <= row_tasks_whole_b_bytes() &&
-           whole * get_num_threads() <= b_capacity;
+    return whole_b_fits(B * (IN + (IN + kGemmKC - 1) / kGemmKC), sizeof(T), get_num_threads(), b_capacity);
 }
 
 // Packing space for products up to M x N (any K); allocate once, before any training step.
@@ -503,8 +504,7 @@ GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity) {
         g.b_pack_tasks = ceil_div(g.n_slivers, g.b_pack_task_slivers);
         g.b_block_elems = g.n_slivers * g.kc_max * NR;
         g.b_whole_elems = g.b_block_elems * g.k_blocks;
-        g.b_whole = g.k_blocks > 1 && g.b_whole_elems * elem <= row_tasks_whole_b_bytes() &&
-                    g.b_whole_elems * g.threads <= b_capacity;
+        g.b_whole = g.k_blocks > 1 && whole_b_fits(g.b_whole_elems, elem, g.threads, b_capacity);
     }
     return g;
 }

@@ -141,10 +141,15 @@ class InferenceMixin:
             try:
                 return evaluate_rows(ws, self.weights, self.biases, X, y, want_preds, fast, call_rows)
             except (TypeError, ValueError):
-                if fast:
-                    check_input(X, self._layer_sizes[0], self._dtype)
-                self._params()
+                self._explain_refusal(X, fast)
                 raise
+
+    def _explain_refusal(self, X: Rows, fast: bool) -> None:
+        """After the native forward refused an array: run the Python checks, whose messages name the
+        problem (X's only when it came by the fast path, unchecked), so that they raise instead."""
+        if fast:
+            check_input(X, self._layer_sizes[0], self._dtype)
+        self._params()
 
     def _forward(self, X: Any) -> NDArray[np.floating[Any]]:
         """The output layer's predictions (n_samples, n_outputs), without dropout."""
@@ -156,8 +161,7 @@ class InferenceMixin:
                 try:
                     return _core.evaluate(ws, self.weights, self.biases, X, None, True, True)[2]
                 except (TypeError, ValueError):
-                    check_input(X, self._layer_sizes[0], self._dtype)
-                    self._params()
+                    self._explain_refusal(X, True)
                     raise
         fast = self._fast_rows(X)
         rows = X if fast else check_input(X, self._layer_sizes[0], self._dtype)

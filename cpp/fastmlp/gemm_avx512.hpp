@@ -79,13 +79,17 @@ struct Avx512Kernel {
     // one-row paths, which compute the same chains. So do products narrower than one sliver.
     static constexpr bool has_run_row = false;
     static constexpr bool has_run_row_transposed = false;
-    static constexpr bool has_pack_transposed = sizeof(T) == 4;
+    static constexpr bool has_pack_transposed = true;
 
-    // One full sliver of B = W^T (forward product), as the AVX2 kernel packs it, 8 x 8 register
-    // transposes at a time over 32 columns instead of 16: a pure copy.
+    // One full sliver of B = W^T (forward product), as the AVX2 kernels pack it, with register
+    // transposes over 32 float or 16 double columns instead of 16 or 8: a pure copy.
     __attribute__((target("avx512f,avx2,fma"))) static void pack_transposed(float* dst, const float* src,
                                                                             std::int64_t cs, std::int64_t kc) {
         pack_transposed_f32<NR>(dst, src, cs, kc);
+    }
+    __attribute__((target("avx512f,avx2,fma"))) static void pack_transposed(double* dst, const double* src,
+                                                                            std::int64_t cs, std::int64_t kc) {
+        pack_transposed_f64<NR>(dst, src, cs, kc);
     }
 
     // The end of one row of a tile, r0 | r1: see finish_row in gemm_avx2.hpp (the same

@@ -7,6 +7,7 @@ import json
 import sys
 
 import fastmlp
+from fastmlp.bench._machine import pin_allocator
 from fastmlp.bench._sklearn import format_results, run_workflow, workflow_cases
 
 
@@ -18,12 +19,14 @@ def main(argv=None):
     parser.add_argument("--cases", nargs="+", default=None, help="run only these cases (names as printed)")
     parser.add_argument("--json", default=None, help="also write the rounds to this file")
     args = parser.parse_args(argv)
+    allocator = pin_allocator()  # as `python -m fastmlp bench` does: the same heap rules for both estimators
     if args.threads is not None:
         fastmlp.set_num_threads(args.threads)
     cases = [c for c in workflow_cases(args.tiny) if args.cases is None or c.name in args.cases]
     results = [run_workflow(case, args.repeats, say=lambda m: print(m, file=sys.stderr, flush=True))
                for case in cases]
-    print(f"fastmlp {fastmlp.__version__}, native threads {fastmlp.get_num_threads()}, medians of {args.repeats}")
+    print(f"fastmlp {fastmlp.__version__}, native threads {fastmlp.get_num_threads()}, medians of {args.repeats}; "
+          f"memory: {allocator}")
     print("\n".join(format_results(results)))
     if args.json:
         with open(args.json, "w") as f:

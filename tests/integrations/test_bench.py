@@ -344,6 +344,44 @@ def test_the_cpu_load_stops_by_itself_at_its_limit():
 # --- the machine and like-for-like work ---------------------------------------------------------------
 
 
+# A child process: the thresholds are process-wide, and the test process keeps glibc's own.
+_HEAP_PROBE = r"""
+import ctypes, sys
+import numpy as np
+from fastmlp.bench._machine import pin_allocator
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+report = pin_allocator() if sys.argv[1] == "pin" else "glibc's own"
+block = np.ones(16 << 20, dtype=np.uint8)  # 16 MiB: mapped by glibc's own rules, heap when pinned
+mapped_while_alive = libc.mallinfo2().hblkhd
+del block
+print(mapped_while_alive, libc.mallinfo2().arena, report, sep="\n")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc thresholds, Linux only")
+def test_the_pinned_allocator_keeps_freed_blocks_in_the_heap():
+    def probe(mode):
+        result = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True, timeout=60)
+        if "mallinfo2" in result.stderr:
+            pytest.skip("not glibc 2.33 or later (no mallinfo2)")
+        assert result.returncode == 0, result.stderr
+        mapped, heap, report = result.stdout.strip().split("\n")
+        return int(mapped), int(heap), report
+
+    mapped, _, _ = probe("own")
+    assert mapped >= 16 << 20  # glibc's own rules map a fresh 16 MiB block (and unmap it when freed)
+    mapped, heap, report = probe("pin")
+    assert report.startswith("glibc ") and "pinned for the run" in report
+    assert mapped < 16 << 20 and heap >= 16 << 20  # served from the heap, and still there once freed
+
+
 def test_numpy_kernel_is_numpys_own_blas():
     pools = [
         {"user_api": "blas", "internal_api": "openblas", "version": "0.3.30", "architecture": "Zen",

@@ -20,7 +20,14 @@ from fastmlp._atomic import atomic_write
 
 from ._backends import ADAM_LEARNING_RATE, LEARNING_RATE
 from ._busy import run_busy
-from ._machine import INSTALL_HINT, blas_thread_limiter, describe_environment, import_optional, usable_cores
+from ._machine import (
+    INSTALL_HINT,
+    blas_thread_limiter,
+    describe_environment,
+    import_optional,
+    pin_allocator,
+    usable_cores,
+)
 from ._matrix import run_matrix
 from ._predict import run_predict
 from ._report import format_busy, format_cases, format_header, format_matrix, format_notes, format_predict
@@ -141,10 +148,11 @@ def run(args: argparse.Namespace, *, settings: Settings | None = None,
             print(f"fastmlp: error: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
             return 2
 
+    allocator = pin_allocator()  # before any backend allocates: the same heap rules for all of them
     peers = list(dict.fromkeys(args.peers))
     modules, skipped = _load_peers(peers, say)
     blas_limits = blas_thread_limiter()
-    environment = describe_environment(modules, skipped)
+    environment = describe_environment(modules, skipped, allocator)
     machine = environment["machine"]
     document: dict[str, Any] = {"environment": environment, "machine": machine, "parts": parts,
                                 "sgemm_ceiling": None, "cases": [], "configs": None, "predict": None, "busy": None,

@@ -1,13 +1,15 @@
 """The machine a bench figure comes from, and the thread controls of every runtime the bench drives.
 
 Holds the optional imports (torch, scikit-learn, threadpoolctl: a missing one becomes a note), the
-thread-count context managers (native, NumPy's BLAS), and the description of the machine: CPU model
-and flags, the ISA fastmlp runs (``build_info()``), NumPy's BLAS and its kernel. Measures nothing.
+thread-count context managers (native, NumPy's BLAS), the allocator settings every backend runs
+with (:func:`pin_allocator`), and the description of the machine: CPU model and flags, the ISA
+fastmlp runs (``build_info()``), NumPy's BLAS and its kernel. Measures nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import importlib
 import os
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         thread_pools: list[dict[str, object]] | None
         build_info: dict[str, bool | int | float | str | None]
         peers_skipped: dict[str, str]
+        allocator: str
         machine: Machine
 
 INSTALL_HINT = "pip install fastmlp[bench]"
@@ -59,6 +62,43 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+# glibc's malloc moves its thresholds as a process runs: freeing a mapped block of up to 32 MiB
+# raises the size from which blocks are mapped to that block's size, and the size of free heap top
+# it gives back to the OS to twice that. Whether a training step's temporaries are reused from the
+# heap, or faulted in and handed back every step, then depends on what the process ran before.
+# Measured (2026-12-05, AMD EPYC Zen 4, 2 cores): the NumPy peer trained 784-256-256-10 at batch
+# 128 at 63k samples/s on one thread, then at 35k after one fastmlp epoch in the same process (its
+# heap grew 3.24 MiB and was trimmed back every step, past a threshold of 3.2 MiB: 7,000 brk calls
+# in 3 s), so a run's ranking depended on its order. With both thresholds fixed, as
+# :func:`pin_allocator` does, it ran at 63-65k whatever ran before, and fastmlp as before.
+MALLOC_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest on 64-bit
+MALLOC_TRIM_THRESHOLD_BYTES = 512 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+
+
+def pin_allocator() -> str:
+    """Fix glibc malloc's mmap and trim thresholds for the rest of this process (see above), so
+    every backend's temporaries are reused from the heap whatever ran before it; returns what was
+    done, for the report. Elsewhere than Linux with glibc, changes nothing and says so."""
+    if not sys.platform.startswith("linux"):
+        return f"not pinned ({sys.platform}: the thresholds are glibc's)"
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process already runs on
+        libc_version = libc.gnu_get_libc_version  # only glibc has it (not musl)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "not pinned (the C library is not glibc)"
+    libc_version.restype = ctypes.c_char_p
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    version = libc_version().decode("ascii", "replace")
+    if not (mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES) == 1
+            and mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES) == 1):
+        return f"not pinned (glibc {version} refused mallopt)"
+    return (f"glibc {version} malloc, thresholds pinned for the run: blocks mapped from "
+            f"{MALLOC_MMAP_THRESHOLD_BYTES >> 20} MiB, heap given back from {MALLOC_TRIM_THRESHOLD_BYTES >> 20} MiB")
 
 
 def import_optional(name: str) -> tuple[ModuleType | None, str | None]:
@@ -181,7 +221,8 @@ def _command_line() -> str:
     return " ".join(["python", sys.argv[0], *sys.argv[1:]])
 
 
-def describe_environment(modules: dict[str, ModuleType | None], skipped: dict[str, str]) -> Environment:
+def describe_environment(modules: dict[str, ModuleType | None], skipped: dict[str, str],
+                         allocator: str = "not pinned") -> Environment:
     info = fastmlp.build_info()
     versions: dict[str, str | list[str]] = {"numpy": np.__version__}
     torch = modules.get("torch")
@@ -211,6 +252,7 @@ def describe_environment(modules: dict[str, ModuleType | None], skipped: dict[st
         "build_info": {key: (value if isinstance(value, (bool, int, float, str, type(None))) else str(value))
                        for key, value in dict(info).items()},
         "peers_skipped": skipped,
+        "allocator": allocator,
         "machine": {"cpu_model": cpu_model, "fastmlp_isa": str(info["isa"]),
                     "numpy_blas": numpy_blas_kernel(pools, blas)},
     }

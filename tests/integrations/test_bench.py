@@ -375,7 +375,9 @@ def test_the_pinned_allocator_keeps_freed_blocks_in_the_heap():
         mapped, heap, report = result.stdout.strip().split("\n")
         return int(mapped), int(heap), report
 
-    mapped, _, _ = probe("own")
+    mapped, heap, _ = probe("own")
+    if mapped == 0 and heap == 0:  # mallinfo2 answered by another malloc (ASan's, scripts/sanitize.sh)
+        pytest.skip("malloc here is not glibc's own, so it has no thresholds to pin")
     assert mapped >= 16 << 20  # glibc's own rules map a fresh 16 MiB block (and unmap it when freed)
     mapped, heap, report = probe("pin")
     assert report.startswith("glibc ") and "pinned for the run" in report

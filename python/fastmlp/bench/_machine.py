@@ -96,7 +96,8 @@ def pin_allocator() -> str:
     version = libc_version().decode("ascii", "replace")
     if not (mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES) == 1
             and mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES) == 1):
-        return f"not pinned (glibc {version} refused mallopt)"
+        # glibc refused, or another allocator in front of it answered (ASan's returns 0)
+        return f"not pinned (mallopt refused; C library glibc {version})"
     return (f"glibc {version} malloc, thresholds pinned for the run: blocks mapped from "
             f"{MALLOC_MMAP_THRESHOLD_BYTES >> 20} MiB, heap given back from {MALLOC_TRIM_THRESHOLD_BYTES >> 20} MiB")
 

@@ -179,8 +179,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256d load_row_pair_
 // The float64 twin of pack_transposed_f32: dst[k * NR + j] = src[j * cs + k] for j < NR, k < kc,
 // in 4 x 2 register transposes. Rows j and j + 2 share a register from the load (as in
 // transpose8), so one unpack gives four rows at one k: two shuffles per eight values. The
-// element-by-element strided copy it replaces was 6 % of a float64 training step of
-// 784-256-256-10 (Zen 4). A pure copy: no value changes. NR: 8 (AVX2) or 16 (AVX-512).
+// element-by-element strided copy it replaces was about 4 % of a float64 training step of
+// 784-256-256-10, this pack 2.3 % (Zen 4, perf). A pure copy: no value changes. NR: 8 (AVX2) or
+// 16 (AVX-512).
 template <int NR>
 __attribute__((target("avx2,fma"))) void pack_transposed_f64(double* dst, const double* src, std::int64_t cs,
                                                              std::int64_t kc) {

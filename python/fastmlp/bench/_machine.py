@@ -223,7 +223,8 @@ def _command_line() -> str:
 
 
 def describe_environment(modules: dict[str, ModuleType | None], skipped: dict[str, str],
-                         allocator: str = "not pinned") -> Environment:
+                         allocator: str) -> Environment:
+    """The environment of a run; `allocator` is what :func:`pin_allocator` reported."""
     info = fastmlp.build_info()
     versions: dict[str, str | list[str]] = {"numpy": np.__version__}
     torch = modules.get("torch")

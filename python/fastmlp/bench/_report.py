@@ -110,7 +110,7 @@ def format_header(environment: Environment, settings: Settings, ceiling: Ceiling
         f"numpy   : BLAS kernel {environment['machine']['numpy_blas']}",
         f"peers   : {'; '.join(peer_text)}",
         f"threads : native {native_threads}; peers at {' and '.join(map(str, peer_threads))}, each at its best median",
-        f"memory  : {environment.get('allocator', 'not pinned')}",
+        f"memory  : {environment['allocator']}",
     ]
     if ceiling is not None:
         threads, gflops = reference_ceiling(ceiling, native_threads)

@@ -332,17 +332,17 @@ void bind_kernels(py::module_& m) {
             const py::dtype dt = py::dtype::from_args(dtype_);
             auto plan = [&](auto t) {
                 using T = decltype(t);
+                const bool forward = product == "forward";  // the shapes of dense.hpp's two products
+                fastmlp::GemmProblem<T> p =
+                    forward ? fastmlp::GemmProblem<T>{B, OUT, IN, {nullptr, IN, 1}, {nullptr, 1, IN}, nullptr, OUT, {}}
+                            : fastmlp::GemmProblem<T>{OUT, IN, B, {nullptr, 1, OUT}, {nullptr, IN, 1}, nullptr, IN, {}};
+                p.weight_gradient = !forward;
+                p.epilogue.kind = forward ? fastmlp::Epilogue::bias_activation : fastmlp::Epilogue::sgd_step;
                 fastmlp::GemmScratch<T> scratch;
-                fastmlp::GemmProblem<T> p{B, OUT, IN, {nullptr, IN, 1}, {nullptr, 1, IN}, nullptr, OUT, {}};
-                if (product == "forward") {
+                if (forward)
                     scratch.reserve(B, std::max(IN, OUT));
-                    p.epilogue.kind = fastmlp::Epilogue::bias_activation;
-                } else {
+                else
                     scratch.reserve(OUT, IN);
-                    p = fastmlp::GemmProblem<T>{OUT, IN, B, {nullptr, 1, OUT}, {nullptr, IN, 1}, nullptr, IN, {}};
-                    p.weight_gradient = true;
-                    p.epilogue.kind = fastmlp::Epilogue::sgd_step;
-                }
                 const auto g = fastmlp::gemm_plan(p, scratch);
                 py::dict d;
                 d["threads"] = g.threads;
@@ -351,7 +351,7 @@ void bind_kernels(py::module_& m) {
                 d["col_tasks"] = g.col_tasks;
                 d["split_first"] = g.split_first;
                 d["split_tasks"] = g.split_tasks;
-                d["col_tickets"] = g.col_tickets;
+                d["col_tickets"] = g.col_tickets();
                 return d;
             };
             if (same_dtype(dt, py::dtype::of<float>())) return plan(float{});

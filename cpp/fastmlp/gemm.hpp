@@ -453,11 +453,40 @@ struct GemmPlan {
     bool b_whole = false;
     std::int64_t b_block_elems = 0, b_whole_elems = 0;
     // Column tasks [split_first, split_first + split_tasks) are each claimed as kSplitRowParts
-    // tasks over the rows (kSplitRowParts); col_tickets counts the tasks claimed in all.
-    std::int64_t split_first = 0, split_tasks = 0, col_tickets = 0;
-    std::int64_t split_task_slivers = 0;  // the most slivers of B in one split task: its copy's size
+    // tasks over the rows (kSplitRowParts; column_ticket below).
+    std::int64_t split_first = 0, split_tasks = 0;
     int threads = 1;
+
+    // The tasks claimed in a column phase: every column task, a split one once per part.
+    std::int64_t col_tickets() const { return col_tasks + split_tasks * (kSplitRowParts - 1); }
+    // The most slivers of B in one column task: the size of a split part's own copy.
+    std::int64_t task_slivers() const { return ceil_div(n_slivers, col_tasks); }
 };
+
+// What ticket t of a column phase computes: the slivers of B [j_lo, j_hi) of one column task
+// for the rows of slivers [is_lo, is_hi) of A, and which copy of the task's packed B it uses
+// (0: the task's own place in the packing space for B; c > 0: copy c in the space for A).
+struct ColumnTicket {
+    std::int64_t j_lo, j_hi, is_lo, is_hi, copy;
+};
+
+inline ColumnTicket column_ticket(const GemmPlan& g, std::int64_t t) {
+    ColumnTicket c{0, 0, 0, g.m_slivers, 0};
+    std::int64_t col = t;
+    const std::int64_t in_split = t - g.split_first;
+    if (in_split >= g.split_tasks * kSplitRowParts) {
+        col = t - g.split_tasks * (kSplitRowParts - 1);
+    } else if (in_split >= 0) {
+        const std::int64_t part = in_split % kSplitRowParts;
+        col = g.split_first + in_split / kSplitRowParts;
+        c.is_lo = part_begin(g.m_slivers, part, kSplitRowParts);
+        c.is_hi = part_begin(g.m_slivers, part + 1, kSplitRowParts);
+        c.copy = part == 0 ? 0 : in_split / kSplitRowParts * (kSplitRowParts - 1) + part;
+    }
+    c.j_lo = part_begin(g.n_slivers, col, g.col_tasks);
+    c.j_hi = part_begin(g.n_slivers, col + 1, g.col_tasks);
+    return c;
+}
 
 // b_capacity, a_capacity: the elements the packing spaces for B and A hold.
 template <class T, int MR, int NR>
@@ -523,19 +552,15 @@ GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity, std::int64_
         g.b_whole_elems = g.b_block_elems * g.k_blocks;
         g.b_whole = g.k_blocks > 1 && whole_b_fits(g.b_whole_elems, elem, g.threads, b_capacity);
     }
-    g.col_tickets = g.col_tasks;
     if (g.threads > 1 && g.direct_a && !g.row_tasks && M > 1 && g.col_tasks >= 2 * g.threads &&
         g.m_slivers >= 2 * kSplitRowParts && M * N * K / g.col_tasks >= kSplitMinTaskWork) {
         // Even-numbered threads claim from the front, odd ones from the back (TaskQueue): their
         // claims meet about ceil(threads / 2) / threads of the way in; split the tasks around it.
         const std::int64_t meet = g.col_tasks * ((g.threads + 1) / 2) / g.threads;
         const std::int64_t split_first = std::clamp<std::int64_t>(meet - g.threads / 2, 0, g.col_tasks - g.threads);
-        const std::int64_t slivers = ceil_div(g.n_slivers, g.col_tasks);
-        if (g.threads * (kSplitRowParts - 1) * slivers * g.kc_max * NR <= a_capacity) {
+        if (g.threads * (kSplitRowParts - 1) * g.task_slivers() * g.kc_max * NR <= a_capacity) {
             g.split_first = split_first;
             g.split_tasks = g.threads;
-            g.split_task_slivers = slivers;
-            g.col_tickets = g.col_tasks + g.split_tasks * (kSplitRowParts - 1);
         }
     }
     return g;
@@ -611,14 +636,14 @@ bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* pack
 }
 
 // The macro-kernel: block kb of k for the columns of slivers [j_lo, j_hi) of C and the rows of
-// slivers [is_lo, is_hi) of A (all of them unless given). Packs those slivers of B (sliver j at
-// packed_b + (j - j_lo) kc_max NR, a space of its own per task), runs the micro-kernel on every
-// tile (storing it on the first block of k, adding to C on the others), and after the last block
-// the epilogue. Returns whether an SGD step made a weight NaN or infinite. Each tile's values
-// depend only on the tile, never on who runs it or when, nor on which rows share its task.
+// slivers [is_lo, is_hi) of A. Packs those slivers of B (sliver j at packed_b + (j - j_lo)
+// kc_max NR, a space of its own per task), runs the micro-kernel on every tile (storing it on
+// the first block of k, adding to C on the others), and after the last block the epilogue.
+// Returns whether an SGD step made a weight NaN or infinite. Each tile's values depend only on
+// the tile, never on who runs it or when, nor on which rows share its task.
 template <class T, class Kernel>
 bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a, T* packed_b, std::int64_t kb,
-                  std::int64_t j_lo, std::int64_t j_hi, std::int64_t is_lo = 0, std::int64_t is_hi = -1) {
+                  std::int64_t j_lo, std::int64_t j_hi, std::int64_t is_lo, std::int64_t is_hi) {
     constexpr int MR = Kernel::MR, NR = Kernel::NR;
     const std::int64_t M = p.M, N = p.N;
     const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
@@ -655,7 +680,6 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
         }
     }
     bool bad = false;
-    if (is_hi < 0) is_hi = g.m_slivers;
     bool packed = false;  // the slivers of B, packed for this block of k
     for (std::int64_t ib = 0; ib < g.m_blocks; ++ib) {
         const std::int64_t is_begin = std::max(is_lo, g.m_slivers * ib / g.m_blocks);
@@ -725,28 +749,15 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
     run_team(g.threads, [&](TeamClock* busy) {  // busy: set on the calling thread (parallel.hpp)
         bool bad = false;                       // this thread's steps made a weight NaN or infinite
         std::int64_t task;
-        // Ticket `task`: a column task, or one row part of a split one (GemmPlan::split_first).
         auto columns = [&](std::int64_t kb_lo, std::int64_t kb_hi) {
             timed(busy, [&] {
                 error.run([&] {
-                    std::int64_t col = task, part = 0;
-                    if (task >= g.split_first + g.split_tasks * kSplitRowParts) {
-                        col = task - g.split_tasks * (kSplitRowParts - 1);
-                    } else if (task >= g.split_first) {
-                        col = g.split_first + (task - g.split_first) / kSplitRowParts;
-                        part = (task - g.split_first) % kSplitRowParts;
-                    }
-                    const std::int64_t j_lo = part_begin(g.n_slivers, col, g.col_tasks);
-                    const std::int64_t j_hi = part_begin(g.n_slivers, col + 1, g.col_tasks);
-                    const bool split = g.split_tasks > 0 && col >= g.split_first && col < g.split_first + g.split_tasks;
-                    const std::int64_t is_lo = split ? part_begin(g.m_slivers, part, kSplitRowParts) : 0;
-                    const std::int64_t is_hi = split ? part_begin(g.m_slivers, part + 1, kSplitRowParts) : g.m_slivers;
-                    // part 0 packs where the task would; a later part into the unused space for A
-                    T* b = part == 0 ? packed_b + j_lo * g.kc_max * NR
-                                     : packed_a + ((col - g.split_first) * (kSplitRowParts - 1) + part - 1) *
-                                                      g.split_task_slivers * g.kc_max * NR;
+                    const ColumnTicket c = column_ticket(g, task);
+                    // a split task's later parts pack their copies into the space for A, unused here
+                    T* b = c.copy == 0 ? packed_b + c.j_lo * g.kc_max * NR
+                                       : packed_a + (c.copy - 1) * g.task_slivers() * g.kc_max * NR;
                     for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
-                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, b, kb, j_lo, j_hi, is_lo, is_hi);
+                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, b, kb, c.j_lo, c.j_hi, c.is_lo, c.is_hi);
                 });
             });
         };
@@ -808,7 +819,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
 #endif
             }
         } else if (g.direct_a) {
-            while (queue.claim(0, g.col_tickets, task)) columns(0, g.k_blocks);
+            while (queue.claim(0, g.col_tickets(), task)) columns(0, g.k_blocks);
         } else {
             std::int64_t phase = 0;  // the first ticket of the current phase
             for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {

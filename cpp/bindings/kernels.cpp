@@ -318,47 +318,6 @@ void bind_kernels(py::module_& m) {
             });
         },
         py::arg("param").noconvert(), py::arg("grad").noconvert(), py::arg("lr"), "In place: param -= lr * grad.");
-
-    // Private test hook: how the engine would share one product now (gemm.hpp, GemmPlan), with
-    // packing space reserved as _core.dense_forward and dense_backward_params reserve theirs:
-    // "forward" is x (B, IN) W^T for W (OUT, IN); "step" the weight gradient da^T h_prev with
-    // plain SGD's step fused, for da (B, OUT). Nothing is computed.
-    m.def(
-        "_gemm_plan",
-        [](const std::string& product, int64_t B, int64_t IN, int64_t OUT, py::object dtype_) {
-            if (product != "forward" && product != "step")
-                throw std::invalid_argument("product must be 'forward' or 'step', got '" + product + "'");
-            if (B < 1 || IN < 1 || OUT < 1) throw std::invalid_argument("B, IN and OUT must be >= 1");
-            const py::dtype dt = py::dtype::from_args(dtype_);
-            auto plan = [&](auto t) {
-                using T = decltype(t);
-                const bool forward = product == "forward";  // the shapes of dense.hpp's two products
-                fastmlp::GemmProblem<T> p =
-                    forward ? fastmlp::GemmProblem<T>{B, OUT, IN, {nullptr, IN, 1}, {nullptr, 1, IN}, nullptr, OUT, {}}
-                            : fastmlp::GemmProblem<T>{OUT, IN, B, {nullptr, 1, OUT}, {nullptr, IN, 1}, nullptr, IN, {}};
-                p.weight_gradient = !forward;
-                p.epilogue.kind = forward ? fastmlp::Epilogue::bias_activation : fastmlp::Epilogue::sgd_step;
-                fastmlp::GemmScratch<T> scratch;
-                if (forward)
-                    scratch.reserve(B, std::max(IN, OUT));
-                else
-                    scratch.reserve(OUT, IN);
-                const auto g = fastmlp::gemm_plan(p, scratch);
-                py::dict d;
-                d["threads"] = g.threads;
-                d["direct_a"] = g.direct_a;
-                d["row_tasks"] = g.row_tasks;
-                d["col_tasks"] = g.col_tasks;
-                d["split_first"] = g.split_first;
-                d["split_tasks"] = g.split_tasks;
-                d["col_tickets"] = g.col_tickets();
-                return d;
-            };
-            if (same_dtype(dt, py::dtype::of<float>())) return plan(float{});
-            if (same_dtype(dt, py::dtype::of<double>())) return plan(double{});
-            throw py::type_error("dtype must be float32 or float64, got " + std::string(py::str(dt)));
-        },
-        py::arg("product"), py::arg("B"), py::arg("IN"), py::arg("OUT"), py::arg("dtype") = "float32");
 }
 
 }  // namespace fastmlp_py

@@ -198,19 +198,6 @@ constexpr std::int64_t kRowTasksBBytes = 192 * 1024;
 // (Xeon, 2 MiB of L2).
 constexpr std::int64_t kRowTasksWholeBL2Fraction = 4;
 constexpr std::int64_t kRowTasksWholeBBytes = 256 * 1024;
-// With A read in place and columns shared, the column tasks where the threads' claims meet
-// (TaskQueue: even-numbered threads from the front, odd ones from the back; the middle with two
-// threads) are each cut into kSplitRowParts tasks over the rows, so that the thread that finishes
-// first waits at most for part of a task instead of a whole one. A task of one sliver of a
-// 128 x 784 x 256 product is 1/8 of it (~30 us on two Zen 4 cores). Traced in training, the two
-// threads finished that product a median 27 us apart while the host was loaded; on a quiet host
-// 4.6 and 3.0 us apart in two runs, 1.1 and 3.5 us with the split. Each part packs its own copy of
-// the task's slivers of B: a second part's goes into the packing space for A, which such a
-// product does not use, and a product whose copies would not fit there is not split. Tasks under
-// kSplitMinTaskWork multiply-adds are not split: their wait is short, and the copy's packing a
-// larger share of them.
-constexpr std::int64_t kSplitRowParts = 2;
-constexpr std::int64_t kSplitMinTaskWork = 512 * 1024;
 // A weight gradient (GemmProblem::weight_gradient) is shared by rows of W (row tasks, B packed
 // whole per block of k) instead of columns when that packed B takes at most
 // 1/kRowStepL2Fraction of a core's L2 (l2_cache_bytes). The forward product reads W by rows
@@ -452,45 +439,12 @@ struct GemmPlan {
     // kb of k at kb * b_block_elems in that), then no barrier.
     bool b_whole = false;
     std::int64_t b_block_elems = 0, b_whole_elems = 0;
-    // Column tasks [split_first, split_first + split_tasks) are each claimed as kSplitRowParts
-    // tasks over the rows (kSplitRowParts; column_ticket below).
-    std::int64_t split_first = 0, split_tasks = 0;
     int threads = 1;
-
-    // The tasks claimed in a column phase: every column task, a split one once per part.
-    std::int64_t col_tickets() const { return col_tasks + split_tasks * (kSplitRowParts - 1); }
-    // The most slivers of B in one column task: the size of a split part's own copy.
-    std::int64_t task_slivers() const { return ceil_div(n_slivers, col_tasks); }
 };
 
-// What ticket t of a column phase computes: the slivers of B [j_lo, j_hi) of one column task
-// for the rows of slivers [is_lo, is_hi) of A, and which copy of the task's packed B it uses
-// (0: the task's own place in the packing space for B; c > 0: copy c in the space for A).
-struct ColumnTicket {
-    std::int64_t j_lo, j_hi, is_lo, is_hi, copy;
-};
-
-inline ColumnTicket column_ticket(const GemmPlan& g, std::int64_t t) {
-    ColumnTicket c{0, 0, 0, g.m_slivers, 0};
-    std::int64_t col = t;
-    const std::int64_t in_split = t - g.split_first;
-    if (in_split >= g.split_tasks * kSplitRowParts) {
-        col = t - g.split_tasks * (kSplitRowParts - 1);
-    } else if (in_split >= 0) {
-        const std::int64_t part = in_split % kSplitRowParts;
-        col = g.split_first + in_split / kSplitRowParts;
-        c.is_lo = part_begin(g.m_slivers, part, kSplitRowParts);
-        c.is_hi = part_begin(g.m_slivers, part + 1, kSplitRowParts);
-        c.copy = part == 0 ? 0 : in_split / kSplitRowParts * (kSplitRowParts - 1) + part;
-    }
-    c.j_lo = part_begin(g.n_slivers, col, g.col_tasks);
-    c.j_hi = part_begin(g.n_slivers, col + 1, g.col_tasks);
-    return c;
-}
-
-// b_capacity, a_capacity: the elements the packing spaces for B and A hold.
+// b_capacity: the elements the packing space for B holds.
 template <class T, int MR, int NR>
-GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity, std::int64_t a_capacity) {
+GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity) {
     GemmPlan g;
     const std::int64_t M = p.M, N = p.N, K = p.K;
     g.m_slivers = ceil_div(M, MR);
@@ -551,17 +505,6 @@ GemmPlan plan_gemm(const GemmProblem<T>& p, std::int64_t b_capacity, std::int64_
         g.b_block_elems = g.n_slivers * g.kc_max * NR;
         g.b_whole_elems = g.b_block_elems * g.k_blocks;
         g.b_whole = g.k_blocks > 1 && whole_b_fits(g.b_whole_elems, elem, g.threads, b_capacity);
-    }
-    if (g.threads > 1 && g.direct_a && !g.row_tasks && M > 1 && g.col_tasks >= 2 * g.threads &&
-        g.m_slivers >= 2 * kSplitRowParts && M * N * K / g.col_tasks >= kSplitMinTaskWork) {
-        // Even-numbered threads claim from the front, odd ones from the back (TaskQueue): their
-        // claims meet about ceil(threads / 2) / threads of the way in; split the tasks around it.
-        const std::int64_t meet = g.col_tasks * ((g.threads + 1) / 2) / g.threads;
-        const std::int64_t split_first = std::clamp<std::int64_t>(meet - g.threads / 2, 0, g.col_tasks - g.threads);
-        if (g.threads * (kSplitRowParts - 1) * g.task_slivers() * g.kc_max * NR <= a_capacity) {
-            g.split_first = split_first;
-            g.split_tasks = g.threads;
-        }
     }
     return g;
 }
@@ -635,15 +578,14 @@ bool rows_macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* pack
     return bad;
 }
 
-// The macro-kernel: block kb of k for the columns of slivers [j_lo, j_hi) of C and the rows of
-// slivers [is_lo, is_hi) of A. Packs those slivers of B (sliver j at packed_b + (j - j_lo)
-// kc_max NR, a space of its own per task), runs the micro-kernel on every tile (storing it on
-// the first block of k, adding to C on the others), and after the last block the epilogue.
-// Returns whether an SGD step made a weight NaN or infinite. Each tile's values depend only on
-// the tile, never on who runs it or when, nor on which rows share its task.
+// The macro-kernel: block kb of k for the columns of slivers [j_lo, j_hi) of C and all its
+// rows. Packs those slivers of B (sliver j at j * kc_max * NR: tasks never share one), runs the
+// micro-kernel on every tile (storing it on the first block of k, adding to C on the others),
+// and after the last block the epilogue. Returns whether an SGD step made a weight NaN or
+// infinite. Each tile's values depend only on the tile, never on who runs it or when.
 template <class T, class Kernel>
 bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a, T* packed_b, std::int64_t kb,
-                  std::int64_t j_lo, std::int64_t j_hi, std::int64_t is_lo, std::int64_t is_hi) {
+                  std::int64_t j_lo, std::int64_t j_hi) {
     constexpr int MR = Kernel::MR, NR = Kernel::NR;
     const std::int64_t M = p.M, N = p.N;
     const std::int64_t pc = p.K * kb / g.k_blocks, kc = p.K * (kb + 1) / g.k_blocks - pc;
@@ -666,8 +608,8 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
                 }
                 if (!in_place) {
                     for (int s = 0; s < n; ++s)
-                        pack_b<T, Kernel>(packed_b + (jb + s - j_lo) * g.kc_max * NR, p.B, (jb + s) * NR, N, pc, kc);
-                    Kernel::run_row(kc, a0, ks, packed_b + (jb - j_lo) * g.kc_max * NR, g.kc_max * NR, n, tmp);
+                        pack_b<T, Kernel>(packed_b + (jb + s) * g.kc_max * NR, p.B, (jb + s) * NR, N, pc, kc);
+                    Kernel::run_row(kc, a0, ks, packed_b + jb * g.kc_max * NR, g.kc_max * NR, n, tmp);
                 }
                 const std::int64_t n0 = jb * NR, cols = std::min(N, (jb + n) * NR) - n0;
                 T* c = p.C + n0;
@@ -680,19 +622,16 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
         }
     }
     bool bad = false;
-    bool packed = false;  // the slivers of B, packed for this block of k
     for (std::int64_t ib = 0; ib < g.m_blocks; ++ib) {
-        const std::int64_t is_begin = std::max(is_lo, g.m_slivers * ib / g.m_blocks);
-        const std::int64_t is_end = std::min(is_hi, g.m_slivers * (ib + 1) / g.m_blocks);
-        if (is_begin >= is_end) continue;
+        const std::int64_t is_begin = g.m_slivers * ib / g.m_blocks, is_end = g.m_slivers * (ib + 1) / g.m_blocks;
         const std::int64_t m_lo = is_begin * MR, m_hi = std::min(M, is_end * MR);
         // The SGD step is taken inside the micro-kernel on every full tile, from registers.
         const bool row_epilogue =
             !g.kernel_step && (m_hi - m_lo) * (n_hi - n_lo) * static_cast<std::int64_t>(sizeof(T)) <= kRowEpilogueBytes;
         for (std::int64_t jb = j_lo; jb < j_hi; ++jb) {
             const std::int64_t n0 = jb * NR, nr = std::min<std::int64_t>(NR, N - n0);
-            T* b = packed_b + (jb - j_lo) * g.kc_max * NR;
-            if (!packed) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
+            T* b = packed_b + jb * g.kc_max * NR;
+            if (ib == 0) pack_b<T, Kernel>(b, p.B, n0, N, pc, kc);  // packed just before its first use, still in L1
             for (std::int64_t is = is_begin; is < is_end; ++is) {
                 const std::int64_t m0 = is * MR, mr = std::min<std::int64_t>(MR, M - m0);
                 T* c = p.C + m0 * p.ldc + n0;
@@ -717,7 +656,6 @@ bool macro_kernel(const GemmProblem<T>& p, const GemmPlan& g, const T* packed_a,
         }
         if (last && row_epilogue)
             bad |= apply_epilogue(p.epilogue, p.C + m_lo * p.ldc + n_lo, p.ldc, m_lo, n_lo, m_hi - m_lo, n_hi - n_lo);
-        packed = true;
     }
     return bad;
 }
@@ -741,7 +679,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
             p.epilogue.nonfinite->store(true, std::memory_order_relaxed);
         return;
     }
-    const GemmPlan g = plan_gemm<T, MR, NR>(p, s.b.size(), s.a.size());
+    const GemmPlan g = plan_gemm<T, MR, NR>(p, s.b.size());
     T* packed_a = s.a.data();
     T* packed_b = s.b.data();
     TaskQueue queue;
@@ -752,12 +690,10 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
         auto columns = [&](std::int64_t kb_lo, std::int64_t kb_hi) {
             timed(busy, [&] {
                 error.run([&] {
-                    const ColumnTicket c = column_ticket(g, task);
-                    // a split task's later parts pack their copies into the space for A, unused here
-                    T* b = c.copy == 0 ? packed_b + c.j_lo * g.kc_max * NR
-                                       : packed_a + (c.copy - 1) * g.task_slivers() * g.kc_max * NR;
+                    const std::int64_t j_lo = part_begin(g.n_slivers, task, g.col_tasks);
+                    const std::int64_t j_hi = part_begin(g.n_slivers, task + 1, g.col_tasks);
                     for (std::int64_t kb = kb_lo; kb < kb_hi; ++kb)
-                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, b, kb, c.j_lo, c.j_hi, c.is_lo, c.is_hi);
+                        bad |= macro_kernel<T, Kernel>(p, g, packed_a, packed_b, kb, j_lo, j_hi);
                 });
             });
         };
@@ -819,7 +755,7 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
 #endif
             }
         } else if (g.direct_a) {
-            while (queue.claim(0, g.col_tickets(), task)) columns(0, g.k_blocks);
+            while (queue.claim(0, g.col_tasks, task)) columns(0, g.k_blocks);
         } else {
             std::int64_t phase = 0;  // the first ticket of the current phase
             for (std::int64_t kb = 0; kb < g.k_blocks; ++kb) {
@@ -851,42 +787,28 @@ void gemm_with(const GemmProblem<T>& p, GemmScratch<T>& s) {
 
 }  // namespace detail
 
-// Calls use(Kernel{}) with the micro-kernel of the active instruction set for p.
+// Runs the product with the micro-kernel of the active instruction set. Throws only what a
+// kernel or epilogue throws (none do today), after every thread has stopped; s must have been
+// reserved for at least M x N.
 // On the AVX-512 path, a product of one row or narrower than half a 512-bit sliver runs the AVX2
 // kernel: one row has the one-row kernels (bound by reading B, not by the vector width), and a
 // 10-wide output layer would compute a 32-wide sliver for 10 columns instead of 16. The two
 // kernels compute the same chain per element, so which one runs changes no bit.
-template <class T, class Use>
-decltype(auto) with_kernel(const GemmProblem<T>& p, Use&& use) {
+template <class T>
+void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
 #ifdef FASTMLP_HAVE_AVX512_KERNELS
-    if (active_isa() == Isa::avx512 && p.M > 1 && p.N > Avx512Kernel<T>::NR / 2) return use(Avx512Kernel<T>{});
+    if (active_isa() == Isa::avx512 && p.M > 1 && p.N > Avx512Kernel<T>::NR / 2)
+        return detail::gemm_with<T, Avx512Kernel<T>>(p, s);
 #endif
 #ifdef FASTMLP_HAVE_AVX2_KERNELS
     if (runs_avx2(active_isa())) {
         if constexpr (sizeof(T) == 4)
-            return use(Avx2KernelF32{});
+            return detail::gemm_with<T, Avx2KernelF32>(p, s);
         else
-            return use(Avx2KernelF64{});
+            return detail::gemm_with<T, Avx2KernelF64>(p, s);
     }
 #endif
-    return use(GenericKernel<T>{});
-}
-
-// Runs the product with the micro-kernel of the active instruction set (with_kernel). Throws
-// only what a kernel or epilogue throws (none do today), after every thread has stopped; s must
-// have been reserved for at least M x N.
-template <class T>
-void gemm(const GemmProblem<T>& p, GemmScratch<T>& s) {
-    with_kernel(p, [&](auto kernel) { detail::gemm_with<T, decltype(kernel)>(p, s); });
-}
-
-// The plan gemm(p, s) would follow now (threads, tasks, how they are split): for tests and tuning.
-template <class T>
-detail::GemmPlan gemm_plan(const GemmProblem<T>& p, GemmScratch<T>& s) {
-    return with_kernel(p, [&](auto kernel) {
-        using Kernel = decltype(kernel);
-        return detail::plan_gemm<T, Kernel::MR, Kernel::NR>(p, s.b.size(), s.a.size());
-    });
+    detail::gemm_with<T, GenericKernel<T>>(p, s);
 }
 
 }  // namespace fastmlp

@@ -162,13 +162,6 @@ def _claim_sequence(phases: Sequence[SupportsIndex], ends: str = "f") -> list[li
     """Test hook: the tasks of consecutive phases of the sizes given, in the order claimed, the
     k-th claim from the front or the back of its phase as ends[k % len(ends)] ('f'/'b') says."""
 
-def _gemm_plan(
-    product: str, B: SupportsIndex, IN: SupportsIndex, OUT: SupportsIndex, dtype: Any = "float32"
-) -> dict[str, Any]:
-    """Test hook: how the engine would share one product now ('forward': x W^T; 'step': the weight
-    gradient with plain SGD's step fused): threads, direct_a, row_tasks, col_tasks, split_first,
-    split_tasks, col_tickets."""
-
 # ---------------------------------------------------------------- whole-network calls
 
 _State = list[list[NDArray[np.floating[Any]]]]

@@ -88,11 +88,8 @@ def test_the_hook_rejects_an_unknown_order(claim_order):
 # small their A: an output layer of 10 classes over 1024 rows (one sliver), 20 outputs (two
 # slivers on AVX2, one on AVX-512) over 700 rows. A forward product of 32 or 64 rows and at least
 # twice as many outputs is computed transposed (dense.hpp), its X packed whole by each thread.
-# Column tasks of 512 Ki multiply-adds or more are cut in two by rows where the threads' claims
-# meet (gemm.hpp, kSplitRowParts): 96 x 1031 x 300, and 128 x 784 x 256 (the bench's first layer,
-# whose weight gradient is split too), the second part's copy of B packed in A's space.
 PRODUCT_SHAPES = [(96, 1031, 300), (300, 37, 520), (13, 40, 10), (7, 257, 33), (264, 300, 40), (500, 300, 100),
-                  (20, 40, 1030), (1024, 128, 10), (700, 300, 20), (32, 784, 128), (64, 300, 130), (128, 784, 256)]
+                  (20, 40, 1030), (1024, 128, 10), (700, 300, 20), (32, 784, 128), (64, 300, 130)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -136,49 +133,13 @@ def train(layers, X, y, optimizer, activation, dropout, shuffle, batch_size=40):
     return [w.tobytes() for w in net.weights] + [b.tobytes() for b in net.biases]
 
 
-# Where the threads' claims meet, long column tasks are cut in two by rows (gemm.hpp,
-# kSplitRowParts): on two threads the middle two of eight, on three the three around the point two
-# thirds in; never on one thread, nor when a task is short (under kSplitMinTaskWork). The 'step'
-# product is the weight gradient with SGD's step fused.
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_long_column_tasks_are_split_by_rows_where_the_claims_meet(threads, dtype):
-    threads(2)
-    for product in ["forward", "step"]:
-        plan = _core._gemm_plan(product, 128, 784, 256, dtype)
-        assert plan["threads"] == 2 and not plan["row_tasks"]
-        tasks = plan["col_tasks"]
-        assert (plan["split_first"], plan["split_tasks"]) == (tasks // 2 - 1, 2), product
-        assert plan["col_tickets"] == tasks + 2
-    short = _core._gemm_plan("forward", 128, 64, 256, dtype)  # 2 Mi multiply-adds in 8 tasks
-    assert short["threads"] == 2 and short["split_tasks"] == 0 and short["col_tickets"] == short["col_tasks"]
-    threads(3)
-    plan = _core._gemm_plan("forward", 96, 1031, 300, dtype)
-    meet = plan["col_tasks"] * 2 // 3
-    assert (plan["split_first"], plan["split_tasks"]) == (meet - 1, 3)
-    threads(1)
-    plan = _core._gemm_plan("forward", 128, 784, 256, dtype)
-    assert plan["threads"] == 1 and plan["split_tasks"] == 0 and plan["col_tickets"] == 1
-
-
-def test_the_plan_hook_rejects_unknown_products_and_sizes():
-    with pytest.raises(ValueError, match="product must be"):
-        _core._gemm_plan("backward", 8, 8, 8)
-    with pytest.raises(ValueError, match="must be >= 1"):
-        _core._gemm_plan("forward", 0, 8, 8)
-    with pytest.raises(TypeError, match="float32 or float64"):
-        _core._gemm_plan("forward", 8, 8, 8, "int32")
-
-
 # Whole training runs: the fused SGD step in the weight gradient's micro-kernel, the optimizer
 # updates and dropout masks in parallel loops, and a first layer of 1040 units (65 slivers) fed
 # through the shuffle, whose gathered rows of X are packed (a product with barriers). Where the
 # L2 is known, the SGD-stepped weight gradients are shared by rows of W (kRowStepL2Fraction):
 # 70 inputs give full tiles, stepped inside the micro-kernel, and an edge tile, stepped after it.
-# 784 inputs and 256 units: the first layer's forward product and its SGD-stepped weight gradient
-# have their middle tasks cut in two by rows (kSplitRowParts).
 @pytest.mark.parametrize("optimizer,activation,dropout,n_in,hidden", [
     ("sgd", "relu", 0.0, 30, 1040),
-    ("sgd", "relu", 0.0, 784, 256),
     ("adam", "tanh", 0.2, 30, 70),
     ("sgd", "tanh", 0.0, 70, 200),
     ("adam", "relu", 0.0, 70, 200),

@@ -209,6 +209,16 @@ def test_every_new_part_runs_and_names_the_machine(tmp_path, capsys):
             TrainConfig(row["activation"], row["optimizer"], row["dropout"], row["dtype"], row["sample_weights"]))
         assert all(np.isfinite(loss) for loss in row["final_loss"].values())
     assert configs["rows"][0]["ratio_to_baseline"]["native"] == 1.0
+    # Each backend's share of its dtype's GEMM ceiling, both ceilings measured in the run.
+    assert set(configs["gemm_ceilings"]) == {"float32", "float64"}
+    assert all(gflops > 0 for gflops in configs["gemm_ceilings"].values())
+    assert configs["flop_done_per_sample"] == 4 * (12 * 16 + 16 * 4) + 2 * 16 * 4  # no dh for layer 1
+    for row in configs["rows"]:
+        assert set(row["percent_of_ceiling"]) == set(row["samples_per_second"])
+        for name, share in row["percent_of_ceiling"].items():
+            gflops = row["samples_per_second"][name]["median"] * configs["flop_done_per_sample"] / 1e9
+            assert share == pytest.approx(100 * gflops / configs["gemm_ceilings"][row["dtype"]])
+    assert "% peak" in out and "float64 " in out.split("% peak = ", 1)[1].splitlines()[0]
 
     rows = {row["rows"]: row for row in document["predict"]["rows"]}
     assert set(rows) == set(bench.TINY.predict_rows)
@@ -233,8 +243,30 @@ def test_tiny_matrix_of_chosen_configurations_in_process():
                                 lambda: calls.append("pause"), lambda message: None, configs)
     assert [row["label"] for row in result["rows"]] == ["sgd + relu", "adam + relu", "sgd + tanh"]
     # native and numpy (at the BLAS default: no limiter given) for each: warm-up and one round each
-    # run after a pause.
-    assert len(calls) == 2 * 3 * 2
+    # run after a pause, and so does the float32 ceiling (the only dtype here).
+    assert len(calls) == 2 * 3 * 2 + 1
+    assert list(result["gemm_ceilings"]) == ["float32"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gemm_ceiling_multiplies_matrices_of_its_dtype(monkeypatch, dtype):
+    seen, matmul = [], np.matmul
+
+    def spy(a, b, out):
+        seen.append({a.dtype, b.dtype, out.dtype})
+        return matmul(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    ceiling = bench._training.measure_gemm_ceiling(((32, "native", 2),), 1, None, dtype)
+    assert len(seen) == 3 and all(dtypes == {np.dtype(dtype)} for dtypes in seen)  # one untimed, two timed
+    assert ceiling["gflops"][None] > 0  # no limiter: the BLAS's own thread count
+
+
+def test_flop_done_counts_the_products_a_step_computes():
+    # 784-256-256-10: forward and dW of the three layers, dh of the upper two.
+    sizes = [784 * 256, 256 * 256, 256 * 10]
+    assert bench._training.flop_done_per_sample((784, 256, 256, 10)) == 2 * (2 * sum(sizes) + sizes[1] + sizes[2])
+    assert bench._training.flop_done_per_sample((5, 3)) == 4 * 15  # one layer: no dh at all
 
 
 def test_warm_up_runs_each_backend_once_after_a_pause():

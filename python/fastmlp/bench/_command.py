@@ -34,7 +34,7 @@ from ._report import format_busy, format_cases, format_header, format_matrix, fo
 from ._settings import FULL, QUICK, Settings
 from ._sparse import run_sparse
 from ._timing import settle
-from ._training import CASES, CASES_BY_NAME, DTYPE, FLOP_CONVENTION, PEERS, measure_sgemm_ceiling, run_case
+from ._training import CASES, CASES_BY_NAME, DTYPE, FLOP_CONVENTION, PEERS, measure_gemm_ceiling, run_case
 
 PARTS = ("cases", "configs", "predict", "busy", "sparse")
 PART_HELP = {
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, *, settings: Settings | None = None,
         ceiling = None
         if "cases" in parts or "predict" in parts:
             say("  sgemm ceiling (numpy.matmul)")
-            ceiling = measure_sgemm_ceiling(settings.ceiling_plan, native_threads, blas_limits)
+            ceiling = measure_gemm_ceiling(settings.ceiling_plan, native_threads, blas_limits)
             report = format_header(environment, settings, ceiling, native_threads, peer_threads)
             document["sgemm_ceiling"] = {"machine": machine, "by_size": ceiling["by_size"],
                                          "gflops": {"null" if k is None else str(k): v  # JSON keys are strings

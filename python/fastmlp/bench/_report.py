@@ -195,10 +195,14 @@ def format_matrix(matrix: MatrixResult) -> list[str]:
         f"native at {matrix['native_threads']} threads; vs base = samples/s over {matrix['baseline']}'s in the same "
         "rounds, per backend",
         machine_line(matrix["machine"]),
+        f"% peak = samples/s x {matrix['flop_done_per_sample']:,} FLOP per sample (the products a step computes: "
+        "forward and dW of every layer, dh of all but the first) over the same run's numpy.matmul rate of the row's "
+        f"dtype at {matrix['native_threads']} threads: "
+        + ", ".join(f"{dtype} {gflops:.1f} GFLOP/s" for dtype, gflops in matrix["gemm_ceilings"].items()),
         "",
     ]
     table = [["configuration", "native samples/s", "vs base", "torch (thr)", "vs base", "numpy (thr)", "vs base",
-              "native/torch", "native/numpy"]]
+              "native/torch", "native/numpy", "% peak: native", "torch", "numpy"]]
     for row in matrix["rows"]:
         cells = [row["label"]]
         for name in ("native", "torch", "numpy"):
@@ -213,6 +217,9 @@ def format_matrix(matrix: MatrixResult) -> list[str]:
         for name in ("torch", "numpy"):
             ratio = row["ratios"].get(f"native/{name}")
             cells.append(format_ratio(ratio, times) if ratio is not None else em_dash)
+        for name in ("native", "torch", "numpy"):
+            share = row["percent_of_ceiling"].get(name)
+            cells.append(_format_percent(share) if share is not None else em_dash)
         table.append(cells)
     return lines + aligned(table)
 

@@ -84,6 +84,13 @@ def flop_per_sample(layer_sizes: tuple[int, ...]) -> int:
     return 6 * sum(n_in * n_out for n_in, n_out in zip(layer_sizes, layer_sizes[1:]))
 
 
+def flop_done_per_sample(layer_sizes: tuple[int, ...]) -> int:
+    """The products' FLOP a training step really computes per sample: the forward and dW of every
+    layer, dh of every layer but the first (nobody needs dX), 2 FLOP per multiply-add."""
+    sizes = [n_in * n_out for n_in, n_out in zip(layer_sizes, layer_sizes[1:])]
+    return 4 * sum(sizes) + 2 * sum(sizes[1:])
+
+
 @dataclass(frozen=True)
 class BenchCase:
     name: str
@@ -113,8 +120,10 @@ CASES = (
 CASES_BY_NAME = {case.name: case for case in CASES}
 
 
-def measure_sgemm_ceiling(plan: CeilingPlan, native_threads: int, blas_limits: BlasLimits | None) -> Ceiling:
-    """GFLOP/s (2 n^3 / t) of float32 ``numpy.matmul`` of square matrices, per (n, threads) of `plan`.
+def measure_gemm_ceiling(plan: CeilingPlan, native_threads: int, blas_limits: BlasLimits | None,
+                         dtype: str = DTYPE) -> Ceiling:
+    """GFLOP/s (2 n^3 / t) of ``numpy.matmul`` of square matrices of `dtype` (float32: sgemm, the
+    ceiling of the training cases; float64: dgemm), per (n, threads) of `plan`.
 
     Returns {"by_size": [...], "gflops": {threads: best median over the sizes}}. Without
     threadpoolctl the BLAS runs at its own default and the threads are recorded as None.
@@ -127,9 +136,9 @@ def measure_sgemm_ceiling(plan: CeilingPlan, native_threads: int, blas_limits: B
             threads = None  # the BLAS's own default, whatever the plan asked for
         if any(m["n"] == n and m["threads"] == threads for m in by_size):
             continue  # e.g. with one native thread the 1-thread row would repeat the native one
-        a = rng.standard_normal((n, n), dtype=np.float32)
-        b = rng.standard_normal((n, n), dtype=np.float32)
-        out = np.empty((n, n), dtype=np.float32)
+        a = rng.standard_normal((n, n)).astype(dtype)
+        b = rng.standard_normal((n, n)).astype(dtype)
+        out = np.empty((n, n), dtype=dtype)
         with blas_threads(blas_limits, threads):
             np.matmul(a, b, out=out)  # thread start-up and first-touch page faults stay untimed
             rates = []

@@ -136,8 +136,9 @@ def measure_gemm_ceiling(plan: CeilingPlan, native_threads: int, blas_limits: Bl
             threads = None  # the BLAS's own default, whatever the plan asked for
         if any(m["n"] == n and m["threads"] == threads for m in by_size):
             continue  # e.g. with one native thread the 1-thread row would repeat the native one
-        a = rng.standard_normal((n, n)).astype(dtype)
-        b = rng.standard_normal((n, n)).astype(dtype)
+        # Drawn in float32 as before, so the sgemm operands stay what they were; widened for dgemm.
+        a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype, copy=False)
+        b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype, copy=False)
         out = np.empty((n, n), dtype=dtype)
         with blas_threads(blas_limits, threads):
             np.matmul(a, b, out=out)  # thread start-up and first-touch page faults stay untimed
